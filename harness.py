@@ -1,0 +1,337 @@
+"""dlbench harness: run the framework x task matrix, each pairing in its own worker process.
+
+    python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
+    python harness.py report [--results results]
+    python harness.py list
+
+Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
+diverged, crashed, timeout, unavailable), with the machine's provenance and load beside the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
+from tasks import TASKS
+from tasks.data import DataError, prepare
+
+DEFAULT_TIMEOUT_S = {"quick": 600, "full": 4 * 3600}
+BUSY_CPU_PCT = 10.0  # other processes' CPU share above which a timing is flagged as disturbed
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS")  # fmt: skip
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------- provenance and machine load
+
+
+def _git() -> dict:
+    def git(*args):
+        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "harness_python": platform.python_version(),
+    }
+
+
+def _cpu_busy_s() -> float | None:
+    """Busy CPU seconds of the whole machine so far (all cores), from /proc/stat."""
+    try:
+        f = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    idle = f[3] + f[4]  # idle + iowait
+    return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- one worker
+
+
+def _worker_env(threads: int, fw_vars: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({k: str(threads) for k in THREAD_VARS})
+    env.update(fw_vars)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -> dict:
+    """Run worker.py with `python`; return its result fields, or a failure's status and cause."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
+        cfg_path.write_text(json.dumps(cfg))
+        with open(err_path, "w+") as err:
+            before = os.times()
+            proc = subprocess.Popen(
+                [str(python), str(ROOT / "worker.py"), str(cfg_path)],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                start_new_session=True,  # its own process group: a timeout kills its children too
+            )  # fmt: skip
+            lines: queue.Queue = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
+            deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    timed_out = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                if line is None:
+                    break
+                if line.startswith("@@dlbench "):
+                    ev = json.loads(line[len("@@dlbench ") :])
+                    if ev["event"] == "result":
+                        result = ev
+                    elif ev["event"] == "error":
+                        error = ev["error"]
+                    else:
+                        on_event(ev)
+            rc = proc.wait()
+            after = os.times()
+            err.seek(0)
+            tail = [ln for ln in err.read().splitlines() if ln.strip()]
+    worker_cpu_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    usage = {"worker_cpu_s": round(worker_cpu_s, 2)}
+    if timed_out:
+        return {"status": "timeout", "error": f"no result within {timeout_s:g} s (--timeout)", **usage}
+    if result is not None:
+        result.pop("event")
+        return {"status": "ok", "error": None, **result, **usage}
+    if error is not None:
+        status = "diverged" if error.startswith("FloatingPointError") else "error"
+        return {"status": status, "error": error, **usage}
+    if rc < 0:
+        return {"status": "crashed", "error": f"worker killed by {signal.Signals(-rc).name}", **usage}
+    return {"status": "error", "error": (tail[-1] if tail else f"worker exited with status {rc}")[:500], **usage}
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one whole line: a single write, flushed and fsynced, under an exclusive lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(row, default=str) + "\n").encode()
+    with open(path, "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def _csv(value: str, known: dict, what: str) -> list[str]:
+    names = list(known) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UsageError(f"unknown {what} {', '.join(unknown) or repr(value)}: choose from {', '.join(known)}")
+    return names
+
+
+def _positive_ints(value: str, what: str) -> list[int]:
+    try:
+        nums = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} must be integers separated by commas, got {value!r}") from None
+    if any(n < 0 for n in nums):
+        raise UsageError(f"{what} must not be negative, got {value!r}")
+    return nums
+
+
+def cmd_run(args) -> int:
+    from progress import Progress
+
+    frameworks = _csv(args.frameworks, FRAMEWORKS, "framework")
+    tasks = _csv(args.tasks, TASKS, "task")
+    seeds = _positive_ints(args.seeds, "--seeds")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = args.threads or cpus
+    if not 1 <= threads <= cpus:
+        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use), got {threads}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    timeout_s = args.timeout or DEFAULT_TIMEOUT_S[args.profile]
+    if timeout_s <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    results = Path(args.results) / "runs.jsonl"
+
+    data = {}
+    for t in tasks:  # the ETL runs here, once; workers only read its cached arrays
+        ds = TASKS[t].dataset
+        if ds not in data:
+            data[ds] = prepare(ds, args.data_dir)
+    common = {"machine": machine(), "git": _git(), "argv": sys.argv[1:]}
+    progress = Progress([(t, f, s) for t in tasks for f in frameworks for s in seeds])
+    rows = []
+    with progress:
+        for t in tasks:
+            for f in frameworks:
+                for seed in seeds:
+                    rows.append(_run_one(args, t, f, seed, threads, timeout_s, data, common, results, progress))
+    busy = [r for r in rows if r.get("machine_busy")]
+    if busy:
+        print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
+              f"{BUSY_CPU_PCT:g} % of the CPUs): their timings are marked machine_busy", file=sys.stderr)  # fmt: skip
+    print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {args.results}` summarises them")
+    return 0
+
+
+def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, results, progress) -> dict:
+    fw = FRAMEWORKS[fw_name]
+    npz, data_prov = data[TASKS[task].dataset]
+    cfg = {"task": task, "module": fw.module, "profile": args.profile, "seed": seed, "threads": threads,
+           "device": args.device, "epochs": args.epochs, "npz": str(npz)}  # fmt: skip
+    env = ENVIRONMENTS[fw.env]
+    progress.start(task, fw_name, seed)
+    load_before, busy_before, t0 = os.getloadavg()[0], _cpu_busy_s(), time.monotonic()
+    if not env.python.exists():
+        out = {"status": "unavailable", "error": f"{env.venv} does not exist: run `make setup`"}
+    else:
+        on_event = lambda ev: progress.epoch(task, fw_name, seed, ev)  # noqa: E731
+        out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), timeout_s, on_event)
+    wall_s = time.monotonic() - t0
+    busy_after = _cpu_busy_s()
+    others_pct = None
+    if busy_before is not None and busy_after is not None and wall_s > 0:
+        # CPU used by everything but our worker, as a share of all the machine's cores.
+        others = max(0.0, busy_after - busy_before - out.get("worker_cpu_s", 0.0))
+        others_pct = round(100 * others / (wall_s * (os.cpu_count() or 1)), 1)
+    versions = out.pop("versions", {})
+    row = {
+        "framework": fw_name,
+        "framework_version": next(iter(versions.values()), None),
+        "task": task,
+        "profile": args.profile,
+        "seed": seed,
+        "status": out.pop("status"),
+        "error": out.pop("error"),
+        "threads": threads,
+        "device": out.pop("device", args.device),
+        **out,
+        "wall_s": round(wall_s, 3),
+        "load_avg_1m_before": round(load_before, 2),
+        "others_cpu_pct": others_pct,
+        "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "provenance": {
+            **common,
+            "environment": fw.env,
+            "python_executable": str(env.python),
+            "packages": {**versions, "numpy": out.get("numpy_version")},
+            "data": data_prov,
+        },
+    }
+    append_row(results, row)
+    progress.finish(task, fw_name, seed, row)
+    return row
+
+
+# ---------------------------------------------------------------- report and list
+
+
+def cmd_report(args) -> int:
+    from report import ReportError, write_summary
+
+    try:
+        return write_summary(Path(args.results), args.profile)
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_list(args) -> int:
+    print("frameworks:")
+    for f in FRAMEWORKS.values():
+        env = ENVIRONMENTS[f.env]
+        state = "installed" if env.python.exists() else "missing (run `make setup`)"
+        print(f"  {f.name:<12} {f.description:<28} env {f.env} ({env.venv}, {state}): {env.python}")
+    print("tasks:")
+    for t in TASKS.values():
+        r = t.recipe
+        print(f"  {t.name:<12} {t.dataset:<6} {t.n_params:>9,} params  batch {r.batch_size}, "
+              f"<= {r.max_epochs} epochs, early stopping {'on' if r.early_stopping else 'off'}, "
+              f"target val acc {r.target_val_accuracy}")  # fmt: skip
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, not argparse's usage block
+        raise UsageError(f"{message} (see `python harness.py {self.prog.split()[-1]} --help`)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run the framework x task matrix")
+    r.add_argument("--frameworks", default="all", help="comma-separated, or all (default)")
+    r.add_argument("--tasks", default="all", help="comma-separated, or all (default)")
+    r.add_argument("--profile", default="quick", choices=["quick", "full"])
+    r.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
+    r.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
+    r.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
+    r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
+    r.add_argument("--results", default="results", help="results folder (default results/)")
+    r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
+    s.add_argument("--results", default="results")
+    s.add_argument("--profile", choices=["quick", "full"], help="only this profile's rows")
+    s.set_defaults(fn=cmd_report)
+    ls = sub.add_parser("list", help="show the frameworks and tasks")
+    ls.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return args.fn(args)
+    except (UsageError, DataError) as e:
+        print(f"harness.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness.py: interrupted; every finished row is in the results file", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

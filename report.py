@@ -1,0 +1,101 @@
+"""Turn RESULTS/runs.jsonl into per-task tables: summary.md and summary.csv, also printed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+# Column -> header; every timing is the median over the seeds' ok runs.
+COLUMNS = {
+    "framework": "framework",
+    "framework_version": "version",
+    "runs": "ok runs",
+    "test_accuracy": "test acc",
+    "epochs_run": "epochs",
+    "time_to_target_s": "to target (s)",
+    "first_epoch_s": "first epoch (s)",
+    "steady_epoch_s": "steady epoch (s)",
+    "train_samples_per_s": "train samples/s",
+    "eval_samples_per_s": "infer samples/s",
+    "peak_rss_mib": "peak RSS (MiB)",
+    "n_params": "params",
+    "threads": "threads",
+    "machine_busy": "busy runs",
+}
+
+
+class ReportError(Exception):
+    """The results cannot be read: one line, exit 2."""
+
+
+def load_runs(results: Path) -> pd.DataFrame:
+    """All rows of runs.jsonl; malformed lines are skipped with a warning that counts them."""
+    path = results / "runs.jsonl"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise ReportError(f"cannot read {path} ({e.strerror}): run `python harness.py run` first") from None
+    rows, bad = [], 0
+    for line in lines:
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not {"framework", "task", "status"} <= row.keys():
+                raise ValueError
+            rows.append(row)
+        except ValueError:
+            bad += line.strip() != ""
+    if bad:
+        print(f"warning: skipped {bad} malformed line(s) in {path}", file=sys.stderr)
+    if not rows:
+        raise ReportError(f"{path} holds no readable rows: run `python harness.py run` first")
+    return pd.DataFrame(rows)
+
+
+def summarise(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """(profile, task) -> one row per framework: medians over ok runs."""
+    tables = {}
+    for (profile, task), g in df.groupby(["profile", "task"], sort=True):
+        ok = g[g["status"] == "ok"]
+        if ok.empty:
+            continue
+        num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy")]
+        agg = ok.groupby("framework")[num].median(numeric_only=False)
+        agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
+        agg.insert(1, "runs", ok.groupby("framework").size())
+        agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
+        tables[(profile, task)] = agg.reset_index()
+    return tables
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    t = table.rename(columns=COLUMNS)
+    return t.to_markdown(index=False, floatfmt=".4g", missingval="—")
+
+
+def write_summary(results: Path, profile: str | None = None) -> int:
+    df = load_runs(results)
+    if profile:
+        df = df[df["profile"] == profile]
+    tables = summarise(df)
+    parts, frames = [], []
+    for (prof, task), table in tables.items():
+        parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n")
+        frames.append(table.assign(task=task, profile=prof))
+    failed = df[df["status"] != "ok"]
+    if not failed.empty:
+        cols = ["task", "framework", "profile", "seed", "status", "error"]
+        parts.append("## Failures\n\n" + failed[cols].to_markdown(index=False) + "\n")
+    busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
+    if busy:
+        parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
+    text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured (e.g. steady epoch with one epoch).\n\n"
+    text += "\n".join(parts)
+    (results / "summary.md").write_text(text)
+    if frames:
+        pd.concat(frames).to_csv(results / "summary.csv", index=False)
+    print(text)
+    print(f"written: {results / 'summary.md'}, {results / 'summary.csv'}")
+    return 0

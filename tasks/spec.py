@@ -1,0 +1,139 @@
+"""The task contract: layers, recipe and task, as plain data (numpy and the standard library only).
+
+A task's model is a Sequential-style list of layers, as the Keras seeds write it. Every framework
+builds the same list; `canonical_shapes` fixes the framework-neutral weight layout that adapters
+import and export (Dense kernel (in, out); Conv2D kernel HWIO; LSTM kernel (in, 4h), recurrent
+kernel (h, 4h), one bias (4h), gate order i, f, g, o).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+Activation = Literal["linear", "relu", "softmax", "sigmoid"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: Activation = "linear"
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    filters: int
+    kernel: tuple[int, int]
+    activation: Activation = "linear"  # padding is always VALID, stride 1 (the Keras default)
+
+
+@dataclass(frozen=True)
+class MaxPool2D:
+    pool: tuple[int, int] = (2, 2)  # stride = pool, VALID
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """NHWC flatten order (Keras's): NCHW frameworks permute the next Dense kernel's rows."""
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vocab: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class LSTM:
+    units: int  # returns the last hidden state only (return_sequences=False)
+
+
+Layer = Union[Dense, Conv2D, MaxPool2D, Flatten, Dropout, Embedding, LSTM]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: Adam settings, batches, epochs, early stopping, validation split, target."""
+
+    loss: Literal["categorical_crossentropy", "binary_crossentropy"]
+    batch_size: int
+    max_epochs: int
+    early_stopping: bool
+    target_val_accuracy: float
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-7  # Keras's default; PyTorch/Optax default to 1e-8, MXNet to 1e-8: set explicitly
+    validation_split: float = 0.1  # the LAST fraction of the training set, as Keras's fit does
+    es_min_delta: float = 0.0005  # early stopping on val_loss, Keras semantics
+    es_patience: int = 2
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task: its data set, input shape, model, recipe and the facts to check."""
+
+    name: str
+    dataset: Literal["iris", "mnist", "imdb"]
+    input_shape: tuple[int, ...]  # one example, without the batch axis (NHWC for images)
+    input_dtype: Literal["float32", "int32"]
+    layers: tuple[Layer, ...]
+    recipe: Recipe
+    n_params: int  # with ONE LSTM bias vector (Keras); see lstm_bias_delta
+    notes: str = ""
+    quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
+
+
+def canonical_shapes(task: Task) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight in the canonical layout, in layer order."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    shape = task.input_shape
+    for i, layer in enumerate(task.layers):
+        key = f"{i}.{type(layer).__name__.lower()}"
+        if isinstance(layer, Dense):
+            shapes[f"{key}.kernel"] = (shape[-1], layer.units)
+            shapes[f"{key}.bias"] = (layer.units,)
+            shape = (*shape[:-1], layer.units)
+        elif isinstance(layer, Conv2D):
+            (kh, kw), (h, w, c) = layer.kernel, shape
+            shapes[f"{key}.kernel"] = (kh, kw, c, layer.filters)
+            shapes[f"{key}.bias"] = (layer.filters,)
+            shape = (h - kh + 1, w - kw + 1, layer.filters)
+        elif isinstance(layer, MaxPool2D):
+            shape = (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
+        elif isinstance(layer, Flatten):
+            n = 1
+            for d in shape:
+                n *= d
+            shape = (n,)
+        elif isinstance(layer, Embedding):
+            shapes[f"{key}.embeddings"] = (layer.vocab, layer.dim)
+            shape = (*shape, layer.dim)
+        elif isinstance(layer, LSTM):
+            h = layer.units
+            shapes[f"{key}.kernel"] = (shape[-1], 4 * h)
+            shapes[f"{key}.recurrent_kernel"] = (h, 4 * h)
+            shapes[f"{key}.bias"] = (4 * h,)
+            shape = (h,)
+    return shapes
+
+
+def count_params(task: Task) -> int:
+    """The parameter count of the canonical layout (one LSTM bias)."""
+    total = 0
+    for shape in canonical_shapes(task).values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def lstm_bias_delta(task: Task, bias_vectors: int) -> int:
+    """Extra parameters of a framework that keeps `bias_vectors` LSTM biases (PyTorch, MXNet: 2)."""
+    return sum(4 * la.units * (bias_vectors - 1) for la in task.layers if isinstance(la, LSTM))

@@ -1,0 +1,152 @@
+"""One framework x task x seed, in its own process and interpreter: `python worker.py CONFIG.json`.
+
+The harness starts this with the framework's interpreter. It owns what must be measured the same
+way for every framework: the data order, the epoch loop, early stopping, the clocks (read only
+after the adapter's `sync`) and the memory reading. It talks to the harness in JSON lines on
+stdout prefixed with EVENT; anything else a framework prints is passed through as log.
+Imports numpy, the standard library, tasks/ and (lazily) the one adapter: never pandas or rich.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+EVENT = "@@dlbench "
+
+
+def emit(kind: str, **fields) -> None:
+    print(EVENT + json.dumps({"event": kind, **fields}), flush=True)
+
+
+def rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def epoch_order(seed: int, epoch: int, n: int):
+    """The training order of one epoch: the same permutation for every framework."""
+    import numpy as np
+
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def run(cfg: dict) -> dict:
+    import numpy as np
+
+    from tasks import TASKS
+    from tasks.data import load_splits
+    from tasks.spec import lstm_bias_delta
+
+    task = TASKS[cfg["task"]]
+    threads = cfg["threads"]
+    if hasattr(os, "sched_setaffinity"):
+        # XLA and some OpenMP runtimes size their pools from the CPUs they may run on: pin them.
+        cpus = sorted(os.sched_getaffinity(0))[:threads]
+        os.sched_setaffinity(0, cpus)
+    t0 = time.perf_counter()
+    ad = importlib.import_module(cfg["module"])
+    device = ad.configure(threads, cfg["device"])
+    import_s = time.perf_counter() - t0
+
+    s = load_splits(task, cfg["profile"], cfg["npz"])
+    train, val, test = ad.prepare(s.x_train, s.y_train), ad.prepare(s.x_val, s.y_val), ad.prepare(s.x_test, s.y_test)
+    model = ad.build(task, cfg["seed"])
+    n_params = ad.n_params(model)
+    delta = lstm_bias_delta(task, ad.LSTM_BIAS_VECTORS)
+    if n_params != task.n_params + delta:
+        raise RuntimeError(f"{n_params} parameters, expected {task.n_params} + documented {delta}")
+    ad.sync(model)
+    rss_before_train = rss_mib()
+
+    r = task.recipe
+    max_epochs = task.quick.get("epochs", r.max_epochs) if cfg["profile"] == "quick" else r.max_epochs
+    if cfg.get("epochs"):
+        max_epochs = min(max_epochs, cfg["epochs"])
+    early = r.early_stopping and cfg["profile"] == "full"
+    history, train_s, time_to_target, best, wait, stopped = [], 0.0, None, np.inf, 0, False
+    for epoch in range(max_epochs):
+        order = epoch_order(cfg["seed"], epoch, len(s.x_train))
+        ad.sync(model)
+        t = time.perf_counter()
+        model, loss, acc = ad.train_epoch(model, train, order)
+        ad.sync(model)
+        epoch_s = time.perf_counter() - t
+        train_s += epoch_s
+        t = time.perf_counter()
+        val_loss, val_acc = ad.evaluate(model, val)
+        val_s = time.perf_counter() - t
+        if not (np.isfinite(loss) and np.isfinite(val_loss)):
+            raise FloatingPointError(f"loss is not finite at epoch {epoch + 1}: {loss}, {val_loss}")
+        history.append(
+            dict(epoch_s=epoch_s, val_s=val_s, train_loss=loss, train_accuracy=acc, val_loss=val_loss, val_accuracy=val_acc)
+        )
+        emit("epoch", epoch=epoch + 1, max_epochs=max_epochs, **history[-1])
+        if time_to_target is None and val_acc >= r.target_val_accuracy:
+            time_to_target = train_s  # training time only: validation passes are not counted
+        if early:  # Keras EarlyStopping(monitor="val_loss", min_delta, patience), no weight restore
+            if val_loss < best - r.es_min_delta:
+                best, wait = val_loss, 0
+            else:
+                wait += 1
+                if wait >= r.es_patience:
+                    stopped = epoch + 1 < max_epochs
+                    break
+
+    test_loss, test_acc = ad.evaluate(model, test)  # also warms up the test-set shapes
+    ad.sync(model)
+    t = time.perf_counter()
+    ad.predict(model, test)
+    ad.sync(model)
+    eval_s = time.perf_counter() - t
+
+    epochs = [h["epoch_s"] for h in history]
+    steady = float(np.median(epochs[1:])) if len(epochs) > 1 else None
+    return dict(
+        device=device,
+        versions=ad.versions(),
+        numpy_version=np.__version__,
+        n_params=n_params,
+        n_params_delta=delta,
+        n_train=len(s.x_train),
+        n_val=len(s.x_val),
+        n_test=len(s.x_test),
+        test_accuracy=test_acc,
+        test_loss=test_loss,
+        epochs_run=len(history),
+        max_epochs=max_epochs,
+        stopped_early=stopped,
+        train_s=train_s,
+        first_epoch_s=epochs[0],
+        steady_epoch_s=steady,
+        # Throughput from steady epochs; with one epoch only, from the first (compilation included).
+        train_samples_per_s=len(s.x_train) / (steady if steady else epochs[0]),
+        throughput_basis="steady" if steady else "first_epoch",
+        time_to_target_s=time_to_target,
+        eval_samples_per_s=len(s.x_test) / eval_s,
+        import_s=import_s,
+        rss_before_train_mib=rss_before_train,
+        peak_rss_mib=rss_mib(),
+        history=history,
+    )
+
+
+def main() -> int:
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    try:
+        emit("result", **run(cfg))
+        return 0
+    except Exception as e:  # noqa: BLE001 - every failure becomes a row, with its cause
+        traceback.print_exc()
+        emit("error", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
