@@ -256,6 +256,7 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
             **common,
             "environment": fw.env,
             "python_executable": str(env.python),
+            "python": out.pop("python", None),
             "packages": {**versions, "numpy": out.get("numpy_version")},
             "data": data_prov,
         },

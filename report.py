@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks import TASKS
+
 # Column -> header; every timing is the median over the seeds' ok runs.
 COLUMNS = {
     "framework": "framework",
@@ -57,7 +59,10 @@ def load_runs(results: Path) -> pd.DataFrame:
 def summarise(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """(profile, task) -> one row per framework: medians over ok runs."""
     tables = {}
-    for (profile, task), g in df.groupby(["profile", "task"], sort=True):
+    order = {t: i for i, t in enumerate(TASKS)}
+    keys = sorted(df.groupby(["profile", "task"]).groups, key=lambda k: (k[0], order.get(k[1], 99), k[1]))
+    for profile, task in keys:
+        g = df[(df["profile"] == profile) & (df["task"] == task)]
         ok = g[g["status"] == "ok"]
         if ok.empty:
             continue
@@ -70,9 +75,23 @@ def summarise(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     return tables
 
 
+def _fmt(col: str, v) -> str:
+    """Human formatting: accuracies to 4 decimals, seconds to 3 significant digits, counts with commas."""
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return "—"
+    if col == "test_accuracy":
+        return f"{v:.4f}"
+    if col.endswith("_s") and not col.endswith("_per_s"):
+        return f"{v:.3g}"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:,.0f}"
+    return str(v)
+
+
 def _markdown(table: pd.DataFrame) -> str:
-    t = table.rename(columns=COLUMNS)
-    return t.to_markdown(index=False, floatfmt=".4g", missingval="—")
+    t = pd.DataFrame({COLUMNS[c]: [_fmt(c, v) for v in table[c]] for c in table.columns if c in COLUMNS})
+    align = ["left" if c in ("framework", "version") else "right" for c in t.columns]
+    return t.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def write_summary(results: Path, profile: str | None = None) -> int:

@@ -111,6 +111,7 @@ def run(cfg: dict) -> dict:
         device=device,
         versions=ad.versions(),
         numpy_version=np.__version__,
+        python=sys.version.split()[0],
         n_params=n_params,
         n_params_delta=delta,
         n_train=len(s.x_train),
