@@ -106,7 +106,9 @@ def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -
                 start_new_session=True,  # its own process group: a timeout kills its children too
             )  # fmt: skip
             lines: queue.Queue = queue.Queue()
-            threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
+            threading.Thread(
+                target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
+            ).start()
             deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
             while True:
                 try:
@@ -184,12 +186,12 @@ def cmd_run(args) -> int:
     tasks = _csv(args.tasks, TASKS, "task")
     seeds = _positive_ints(args.seeds, "--seeds")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = args.threads or cpus
+    threads = cpus if args.threads is None else args.threads
     if not 1 <= threads <= cpus:
         raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use), got {threads}")
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    timeout_s = args.timeout or DEFAULT_TIMEOUT_S[args.profile]
+    timeout_s = DEFAULT_TIMEOUT_S[args.profile] if args.timeout is None else args.timeout
     if timeout_s <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     results = Path(args.results) / "runs.jsonl"
@@ -211,7 +213,9 @@ def cmd_run(args) -> int:
     if busy:
         print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
               f"{BUSY_CPU_PCT:g} % of the CPUs): their timings are marked machine_busy", file=sys.stderr)  # fmt: skip
-    print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {args.results}` summarises them")
+    print(
+        f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {args.results}` summarises them"
+    )
     return 0
 
 

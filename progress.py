@@ -16,7 +16,9 @@ class Progress:
     def __init__(self, cells: list[tuple[str, str, int]]):
         self.state = {c: {"status": "pending", "epoch": "", "val": "", "time": ""} for c in cells}
         self.console = Console(stderr=True)
-        self.live = Live(self._table(), console=self.console, refresh_per_second=4) if self.console.is_terminal else None
+        self.live = (
+            Live(self._table(), console=self.console, refresh_per_second=4) if self.console.is_terminal else None
+        )
         self.t0 = self.last_print = time.monotonic()
 
     def __enter__(self):

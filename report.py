@@ -110,7 +110,8 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
     if busy:
         parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
-    text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured (e.g. steady epoch with one epoch).\n\n"
+    text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured"
+    text += " (e.g. no steady epoch when only one epoch ran).\n\n"
     text += "\n".join(parts)
     (results / "summary.md").write_text(text)
     if frames:

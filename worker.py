@@ -84,7 +84,14 @@ def run(cfg: dict) -> dict:
         if not (np.isfinite(loss) and np.isfinite(val_loss)):
             raise FloatingPointError(f"loss is not finite at epoch {epoch + 1}: {loss}, {val_loss}")
         history.append(
-            dict(epoch_s=epoch_s, val_s=val_s, train_loss=loss, train_accuracy=acc, val_loss=val_loss, val_accuracy=val_acc)
+            dict(
+                epoch_s=epoch_s,
+                val_s=val_s,
+                train_loss=loss,
+                train_accuracy=acc,
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+            )
         )
         emit("epoch", epoch=epoch + 1, max_epochs=max_epochs, **history[-1])
         if time_to_target is None and val_acc >= r.target_val_accuracy:

@@ -41,8 +41,5 @@ ENVIRONMENTS: dict[str, Environment] = {
 }
 
 FRAMEWORKS: dict[str, Framework] = {
-    f.name: f
-    for f in (
-        Framework("torch", "frameworks.pytorch", "main", description="PyTorch, eager mode"),
-    )
+    f.name: f for f in (Framework("torch", "frameworks.pytorch", "main", description="PyTorch, eager mode"),)
 }

@@ -116,13 +116,13 @@ def locate(dataset: str, src: Source, data_dir: str | Path | None = None) -> Pat
 def _download(dataset: str, src: Source, dirs: list[Path]) -> Path:
     import pooch  # only the harness's environment downloads; workers never do
 
+    pooch.get_logger().setLevel("WARNING")  # the progress bar shows the download; errors are ours
+
     target = cache_dir() / dataset
     errors = []
     for url in src.urls:
         try:
-            path = pooch.retrieve(
-                url, known_hash=f"md5:{src.md5}", fname=src.name, path=target, progressbar=True
-            )
+            path = pooch.retrieve(url, known_hash=f"md5:{src.md5}", fname=src.name, path=target, progressbar=True)
             return Path(path)
         except Exception as e:  # noqa: BLE001 - offline, HTTP error or checksum mismatch
             errors.append(f"{url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
@@ -195,10 +195,7 @@ def tokenize(text: str) -> list[str]:
 
 def encode_review(text: str, word_index: dict[str, int], vocab: int = 20_000, maxlen: int = 80):
     """Keras imdb encoding: [1] + (rank + 3, or 2 if unknown or >= vocab); keep last maxlen, left-pad 0."""
-    ids = [1] + [
-        r + 3 if (r := word_index.get(w)) is not None and r + 3 < vocab else 2
-        for w in tokenize(text)
-    ]
+    ids = [1] + [r + 3 if (r := word_index.get(w)) is not None and r + 3 < vocab else 2 for w in tokenize(text)]
     ids = ids[-maxlen:]  # pad_sequences' default truncating="pre": keep the end of the review
     return [0] * (maxlen - len(ids)) + ids  # and padding="pre"
 

@@ -53,7 +53,7 @@ class LSTM:
     units: int  # returns the last hidden state only (return_sequences=False)
 
 
-Layer = Union[Dense, Conv2D, MaxPool2D, Flatten, Dropout, Embedding, LSTM]
+Layer = Union[Dense, Conv2D, MaxPool2D, Flatten, Dropout, Embedding, LSTM]  # noqa: UP007 (numpy 1.23 env: py3.9-safe)
 
 
 @dataclass(frozen=True)

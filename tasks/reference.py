@@ -1,0 +1,85 @@
+"""An independent numpy reference: Keras-default initial weights and the forward pass, no framework.
+
+Adapters are checked against this, not against themselves: canonical weights -> predictions.
+Computed in float64, so float32 frameworks should agree to about 1e-6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, canonical_shapes
+
+
+def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
+    """Canonical weights drawn from Keras's default initialisers."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in canonical_shapes(task).items():
+        kind = name.rsplit(".", 1)[1]
+        layer = task.layers[int(name.split(".")[0])]
+        if kind == "kernel":  # Glorot uniform; a conv kernel's fans include its receptive field
+            receptive = int(np.prod(shape[:-2]))
+            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+            lim = np.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-lim, lim, shape)
+        elif kind == "recurrent_kernel":  # orthogonal: rows of the (h, 4h) matrix orthonormal
+            q, r = np.linalg.qr(rng.standard_normal((shape[1], shape[0])))
+            w = (q * np.sign(np.diag(r))).T
+        elif kind == "embeddings":
+            w = rng.uniform(-0.05, 0.05, shape)
+        else:  # biases: zero, and an LSTM's forget gate (the second quarter) at 1
+            w = np.zeros(shape)
+            if isinstance(layer, LSTM):
+                w[layer.units : 2 * layer.units] = 1.0
+        out[name] = w.astype(np.float32)
+    return out
+
+
+def _act(x: np.ndarray, name: str) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(x, 0)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if name == "softmax":
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return x
+
+
+def forward(task: Task, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The model's output probabilities in inference mode (dropout is the identity)."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    h = x.astype(np.float64) if task.input_dtype == "float32" else x
+    for i, layer in enumerate(task.layers):
+        p = f"{i}.{type(layer).__name__.lower()}"
+        if isinstance(layer, Dense):
+            h = _act(h @ w[f"{p}.kernel"] + w[f"{p}.bias"], layer.activation)
+        elif isinstance(layer, Conv2D):  # VALID cross-correlation, NHWC x HWIO
+            win = np.lib.stride_tricks.sliding_window_view(h, layer.kernel, axis=(1, 2))
+            h = _act(np.einsum("nhwcij,ijco->nhwo", win, w[f"{p}.kernel"]) + w[f"{p}.bias"], layer.activation)
+        elif isinstance(layer, MaxPool2D):
+            (ph, pw), (n, hh, ww, c) = layer.pool, h.shape
+            h = h[:, : hh // ph * ph, : ww // pw * pw].reshape(n, hh // ph, ph, ww // pw, pw, c).max(axis=(2, 4))
+        elif isinstance(layer, Flatten):
+            h = h.reshape(len(h), -1)  # NHWC order, as Keras
+        elif isinstance(layer, Embedding):
+            h = w[f"{p}.embeddings"][h]
+        elif isinstance(layer, LSTM):
+            u = layer.units
+            state, cell = np.zeros((len(h), u)), np.zeros((len(h), u))
+            for t in range(h.shape[1]):
+                z = h[:, t] @ w[f"{p}.kernel"] + state @ w[f"{p}.recurrent_kernel"] + w[f"{p}.bias"]
+                i_, f_, g_, o_ = (z[:, k * u : (k + 1) * u] for k in range(4))  # gates i, f, g, o
+                cell = _act(f_, "sigmoid") * cell + _act(i_, "sigmoid") * np.tanh(g_)
+                state = _act(o_, "sigmoid") * np.tanh(cell)
+            h = state
+        elif isinstance(layer, Dropout):
+            pass
+    return h
+
+
+def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Norm-wise relative difference max|a - b| / max|b| (elementwise ratios explode near zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))

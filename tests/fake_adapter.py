@@ -1,0 +1,66 @@
+"""A deliberately misbehaving adapter for the harness's failure tests; FAKE_MODE picks the fault.
+
+raise: build() raises; hang: train_epoch() never returns; segfault: the worker dies by SIGSEGV;
+nan: the loss is NaN; ok: a constant model that predicts class frequencies (numpy only).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+LSTM_BIAS_VECTORS = 1
+MODE = os.environ.get("FAKE_MODE", "ok")
+
+
+def versions():
+    return {"fake": "0.0"}
+
+
+def configure(threads, device):
+    return "cpu"
+
+
+def build(task, seed):
+    if MODE == "raise":
+        raise RuntimeError("deliberate failure in build")
+    return {"task": task}
+
+
+def prepare(x, y=None):
+    return x, y
+
+
+def train_epoch(model, data, order):
+    if MODE == "hang":
+        time.sleep(3600)
+    if MODE == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return model, (float("nan") if MODE == "nan" else 1.0), 0.5
+
+
+def evaluate(model, data):
+    return 1.0, 0.5
+
+
+def predict(model, data):
+    return np.full((len(data[0]), 1), 0.5, np.float32)
+
+
+def n_params(model):
+    return model["task"].n_params
+
+
+def sync(model):
+    pass
+
+
+def get_weights(model):
+    return {}
+
+
+def set_weights(model, weights):
+    return model

@@ -1,0 +1,118 @@
+"""The harness end to end: rows for every outcome, the matrix going on, one-line CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import harness
+from frameworks import FRAMEWORKS, Framework
+from tests.conftest import ROOT
+
+REQUIRED = (
+    "framework framework_version task profile seed status error test_accuracy test_loss epochs_run "
+    "stopped_early train_s first_epoch_s steady_epoch_s train_samples_per_s time_to_target_s "
+    "eval_samples_per_s peak_rss_mib import_s n_params threads device history provenance "
+    "others_cpu_pct machine_busy timestamp"
+).split()
+
+
+def rows(results):
+    return [json.loads(line) for line in (results / "runs.jsonl").read_text().splitlines()]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "harness.py", *args], cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def test_end_to_end_run_gives_an_ok_row_with_every_field(tmp_path):
+    r = cli("run", "--frameworks", "torch", "--tasks", "iris_mlp", "--results", str(tmp_path), "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    (row,) = rows(tmp_path)
+    assert row["status"] == "ok" and row["error"] is None
+    assert not set(REQUIRED) - set(row), set(REQUIRED) - set(row)
+    assert row["epochs_run"] == 3 and len(row["history"]) == 3
+    assert set(row["history"][0]) >= {"epoch_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert 0 < row["steady_epoch_s"] < row["wall_s"] and row["first_epoch_s"] > 0
+    assert 0 <= row["test_accuracy"] <= 1 and row["peak_rss_mib"] > 50 and row["n_params"] == 2371
+    prov = row["provenance"]
+    assert prov["packages"]["torch"].startswith("2.13.0") and prov["python"].startswith("3.")
+    assert prov["data"]["files"]["iris.csv"]["sha256"] and prov["machine"]["cpu_count"] >= 1
+    report = cli("report", "--results", str(tmp_path))
+    assert report.returncode == 0 and "iris_mlp" in report.stdout and "torch" in report.stdout
+    assert (tmp_path / "summary.md").is_file() and (tmp_path / "summary.csv").is_file()
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    for mode in ("raise", "hang", "segfault", "nan", "ok"):
+        fw = Framework(f"fake-{mode}", "tests.fake_adapter", "main", env_vars={"FAKE_MODE": mode})
+        monkeypatch.setitem(FRAMEWORKS, fw.name, fw)
+
+
+def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
+    names = "fake-raise,fake-hang,fake-segfault,fake-nan,fake-ok"
+    rc = harness.main(["run", "--frameworks", names, "--tasks", "iris_mlp", "--seeds", "0,1",
+                       "--timeout", "10", "--results", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    got = {(r["framework"], r["seed"]): r for r in rows(tmp_path)}
+    assert len(got) == 10  # every pairing x seed, whatever happened
+    for seed in (0, 1):
+        assert got["fake-raise", seed]["status"] == "error"
+        assert "deliberate failure in build" in got["fake-raise", seed]["error"]
+        assert got["fake-hang", seed]["status"] == "timeout"
+        assert got["fake-segfault", seed]["status"] == "crashed"
+        assert "SIGSEGV" in got["fake-segfault", seed]["error"]
+        assert got["fake-nan", seed]["status"] == "diverged" and "epoch 1" in got["fake-nan", seed]["error"]
+        assert got["fake-ok", seed]["status"] == "ok"
+    harness.main(["report", "--results", str(tmp_path)])
+    assert "Failures" in (tmp_path / "summary.md").read_text()
+
+
+def test_missing_environment_gives_unavailable_rows(monkeypatch, tmp_path):
+    from frameworks import ENVIRONMENTS, Environment
+
+    monkeypatch.setitem(ENVIRONMENTS, "nowhere", Environment(".venv-nowhere", "requirements/none.txt"))
+    monkeypatch.setitem(FRAMEWORKS, "ghost", Framework("ghost", "tests.fake_adapter", "nowhere"))
+    assert harness.main(["run", "--frameworks", "ghost", "--tasks", "iris_mlp", "--results", str(tmp_path)]) == 0
+    (row,) = rows(tmp_path)
+    assert row["status"] == "unavailable" and "make setup" in row["error"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "--frameworks", "tensorflw"], "unknown framework tensorflw"),
+        (["run", "--tasks", "cifar"], "unknown task cifar"),
+        (["run", "--seeds", "a,b"], "--seeds must be integers"),
+        (["run", "--threads", "0"], "--threads must be between"),
+        (["run", "--epochs", "0"], "--epochs must be at least 1"),
+        (["run", "--timeout", "-1"], "--timeout must be positive"),
+        (["run", "--profile", "huge"], "invalid choice"),
+        (["run", "--epochs", "x"], "invalid int value"),
+        (["report", "--results", "/nonexistent/dir"], "cannot read"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
+    r = cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr
+
+
+def test_report_skips_malformed_lines_and_keeps_the_rest(tmp_path):
+    good = {"framework": "torch", "task": "iris_mlp", "profile": "quick", "seed": 0, "status": "ok",
+            "framework_version": "2", "test_accuracy": 0.9, "steady_epoch_s": 0.1, "machine_busy": False}  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text(json.dumps(good) + "\n{truncated\n" + json.dumps(good)[:20])
+    r = cli("report", "--results", str(tmp_path))
+    assert r.returncode == 0
+    assert "skipped 2 malformed line(s)" in r.stderr and "0.9000" in r.stdout
+
+
+def test_list_shows_frameworks_and_tasks():
+    r = cli("list")
+    assert r.returncode == 0 and "torch" in r.stdout and "imdb_lstm" in r.stdout and ".venv" in r.stdout
