@@ -9,7 +9,7 @@ kernel (h, 4h), one bias (4h), gate order i, f, g, o).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Activation = Literal["linear", "relu", "softmax", "sigmoid"]
 
@@ -53,7 +53,7 @@ class LSTM:
     units: int  # returns the last hidden state only (return_sequences=False)
 
 
-Layer = Union[Dense, Conv2D, MaxPool2D, Flatten, Dropout, Embedding, LSTM]  # noqa: UP007 (numpy 1.23 env: py3.9-safe)
+Layer = Dense | Conv2D | MaxPool2D | Flatten | Dropout | Embedding | LSTM
 
 
 @dataclass(frozen=True)
