@@ -282,12 +282,23 @@ def cmd_report(args) -> int:
         raise UsageError(str(e)) from None
 
 
+def _importable(python: Path, package: str) -> bool:
+    """Whether `package` can be found by `python`, without importing it (that can take seconds)."""
+    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({package!r}) is None)"
+    return subprocess.run([str(python), "-c", code], capture_output=True).returncode == 0
+
+
 def cmd_list(args) -> int:
     print("frameworks:")
     for f in FRAMEWORKS.values():
         env = ENVIRONMENTS[f.env]
-        state = "installed" if env.python.exists() else "missing (run `make setup`)"
-        print(f"  {f.name:<12} {f.description:<28} env {f.env} ({env.venv}, {state}): {env.python}")
+        if not env.python.exists():
+            state = f"missing: {env.venv} does not exist, run `make setup`"
+        elif f.package and not _importable(env.python, f.package):
+            state = f"missing: {f.package} is not installed in {env.venv}, run `make setup`"
+        else:
+            state = "installed"
+        print(f"  {f.name:<12} {f.description:<24} {state}; interpreter {env.python}")
     print("tasks:")
     for t in TASKS.values():
         r = t.recipe

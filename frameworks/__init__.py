@@ -30,6 +30,7 @@ class Framework:
     name: str
     module: str  # the adapter, imported only inside the worker
     env: str  # a key of ENVIRONMENTS
+    package: str = ""  # the import that must succeed in that environment (for `harness.py list`)
     env_vars: dict[str, str] = field(default_factory=dict)  # set in the worker before any import
     description: str = ""
 
@@ -41,5 +42,9 @@ ENVIRONMENTS: dict[str, Environment] = {
 }
 
 FRAMEWORKS: dict[str, Framework] = {
-    f.name: f for f in (Framework("torch", "frameworks.pytorch", "main", description="PyTorch, eager mode"),)
+    f.name: f
+    for f in (
+        Framework("torch", "frameworks.pytorch", "main", package="torch", description="PyTorch, eager mode"),
+        # next: tensorflow, keras-jax, keras-torch (main env), jax (main env), mxnet (its own env)
+    )
 }
