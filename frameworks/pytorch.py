@@ -10,6 +10,7 @@ Traps between PyTorch and the canonical (Keras) layout, handled here:
 - Adam's eps defaults to 1e-8 in PyTorch: the recipe's 1e-7 is passed explicitly.
 The network returns logits; `predict` applies the softmax/sigmoid, so outputs are probabilities.
 torch.compile is not used: on CPU it trained the MNIST CNN about 2x slower than eager (measured).
+channels_last memory format was measured on the MNIST CNN (2 threads): no gain beyond noise, so NCHW.
 """
 
 from __future__ import annotations
