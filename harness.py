@@ -344,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError) as e:
         print(f"harness.py: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `harness.py list | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("harness.py: interrupted; every finished row is in the results file", file=sys.stderr)
         return 130

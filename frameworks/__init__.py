@@ -30,8 +30,8 @@ class Framework:
     name: str
     module: str  # the adapter, imported only inside the worker
     env: str  # a key of ENVIRONMENTS
-    package: str = ""  # the import that must succeed in that environment (for `harness.py list`)
     env_vars: dict[str, str] = field(default_factory=dict)  # set in the worker before any import
+    package: str = ""  # the import that must succeed in that environment (for `harness.py list`)
     description: str = ""
 
 
@@ -41,10 +41,25 @@ ENVIRONMENTS: dict[str, Environment] = {
     "main": Environment(".venv", "requirements/main.txt"),
 }
 
+_KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
+_TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TensorFlow's start-up chatter; errors still show
+
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework("torch", "frameworks.pytorch", "main", package="torch", description="PyTorch, eager mode"),
-        # next: tensorflow, keras-jax, keras-torch (main env), jax (main env), mxnet (its own env)
+        Framework(
+            "tensorflow",
+            _KERAS,
+            "main",
+            {**_TF_QUIET, "KERAS_BACKEND": "tensorflow"},
+            "tensorflow",
+            "Keras 3 on TensorFlow",
+        ),
+        Framework("keras-jax", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "jax"}, "jax", "Keras 3 on JAX"),
+        Framework(
+            "keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch", "Keras 3 on PyTorch"
+        ),
+        # next: jax (main env), mxnet (its own env)
     )
 }

@@ -1,0 +1,154 @@
+"""Keras 3 adapter: the seeds' own Sequential API, on TensorFlow (`tensorflow`), JAX (`keras-jax`) or
+PyTorch (`keras-torch`), picked by KERAS_BACKEND, which the harness sets before this module is imported.
+
+Keras is the reference framework of this suite: the canonical weight layout is Keras's own (Dense
+(in, out), Conv2D HWIO, NHWC flatten, LSTM gates i, f, c, o with one bias), so get/set map directly.
+- Initialisers are Keras's defaults, passed explicitly only to give them seeds: seeding through
+  `keras.utils.set_random_seed` would import TensorFlow even on the JAX and torch backends (+400 MB).
+- Adam's epsilon 1e-7 is Keras's default; it is passed anyway, from the recipe.
+- `fit` runs one epoch on arrays already in the harness's order (`shuffle=False`), silently.
+- jit_compile stays at Keras's "auto": eager tf.function graphs on a CPU-only TensorFlow, XLA on JAX
+  (always compiled), eager on torch. DLBENCH_KERAS_JIT=1 forces XLA on TensorFlow, for measurements:
+  see the README for what it does on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+JIT = os.environ.get("DLBENCH_KERAS_JIT") == "1"
+
+import keras  # noqa: E402 - KERAS_BACKEND must be set before this import
+
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task  # noqa: E402
+
+LSTM_BIAS_VECTORS = 1
+_threads: dict[str, int] = {}
+init = keras.initializers
+
+
+def versions() -> dict[str, str]:
+    backend_pkg = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[BACKEND]
+    mod = __import__(backend_pkg)
+    return {
+        backend_pkg: mod.__version__,
+        "keras": keras.__version__,
+        "keras_backend": BACKEND,
+        "jit_compile": "true" if JIT else "auto",
+        **{k: str(v) for k, v in _threads.items()},
+    }
+
+
+def configure(threads: int, device: str) -> str:
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        # Must happen before TensorFlow's runtime starts; read back so the results show what held.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        _threads["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        _threads["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        gpus = tf.config.list_physical_devices("GPU")
+    elif BACKEND == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        _threads["torch_threads"] = torch.get_num_threads()
+        gpus = list(range(torch.cuda.device_count()))
+    else:  # XLA:CPU ignores its thread flags: the worker's CPU affinity bounds it
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if device == "gpu" and not gpus:
+        raise RuntimeError(f"--device gpu asked for, but Keras's {BACKEND} backend sees no GPU")
+    return "gpu" if gpus and device != "cpu" else "cpu"
+
+
+def _layer(layer, seed: int):
+    if isinstance(layer, Dense):
+        return keras.layers.Dense(layer.units, layer.activation, kernel_initializer=init.GlorotUniform(seed))
+    if isinstance(layer, Conv2D):  # padding="valid" is Keras's default
+        return keras.layers.Conv2D(
+            layer.filters, layer.kernel, activation=layer.activation, kernel_initializer=init.GlorotUniform(seed)
+        )
+    if isinstance(layer, MaxPool2D):
+        return keras.layers.MaxPooling2D(layer.pool)
+    if isinstance(layer, Flatten):
+        return keras.layers.Flatten()
+    if isinstance(layer, Dropout):
+        return keras.layers.Dropout(layer.rate, seed=seed)
+    if isinstance(layer, Embedding):
+        return keras.layers.Embedding(
+            layer.vocab, layer.dim, embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed)
+        )
+    if isinstance(layer, LSTM):  # unit_forget_bias=True and zero biases are the defaults
+        return keras.layers.LSTM(
+            layer.units,
+            kernel_initializer=init.GlorotUniform(seed),
+            recurrent_initializer=init.Orthogonal(seed=seed + 1),
+        )
+    raise TypeError(f"no Keras layer for {layer!r}")
+
+
+def build(task: Task, seed: int):
+    layers = [_layer(la, seed * 1000 + i) for i, la in enumerate(task.layers)]
+    model = keras.Sequential([keras.Input(task.input_shape, dtype=task.input_dtype), *layers])
+    r = task.recipe
+    loss = "binary_crossentropy" if r.loss == "binary_crossentropy" else "sparse_categorical_crossentropy"
+    opt = keras.optimizers.Adam(learning_rate=r.lr, beta_1=r.beta1, beta_2=r.beta2, epsilon=r.eps)
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=True if JIT else "auto")
+    model.task = task
+    return model
+
+
+def prepare(x: np.ndarray, y: np.ndarray | None = None):
+    return x, y  # Keras takes numpy arrays; its data adapter batches them
+
+
+def train_epoch(model, data, order: np.ndarray):
+    x, y = data
+    h = model.fit(x[order], y[order], batch_size=model.task.recipe.batch_size, epochs=1, shuffle=False, verbose=0)
+    return model, float(h.history["loss"][-1]), float(h.history["accuracy"][-1])
+
+
+def evaluate(model, data):
+    x, y = data
+    r = model.evaluate(x, y, batch_size=model.task.recipe.batch_size, verbose=0, return_dict=True)
+    return float(r["loss"]), float(r["accuracy"])
+
+
+def predict(model, data) -> np.ndarray:
+    return np.asarray(model.predict(data[0], batch_size=model.task.recipe.batch_size, verbose=0))
+
+
+def n_params(model) -> int:
+    return int(model.count_params())
+
+
+def sync(model) -> None:
+    # fit/evaluate/predict return host values, so TensorFlow and torch are done; JAX dispatches
+    # asynchronously, and the last trained variable depends on the whole last step.
+    keras.ops.convert_to_numpy(model.trainable_variables[-1])
+
+
+def get_weights(model) -> dict[str, np.ndarray]:
+    out = {}
+    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers)):
+        key = f"{i}.{type(spec).__name__.lower()}"
+        names = {Dense: ["kernel", "bias"], Conv2D: ["kernel", "bias"], Embedding: ["embeddings"]}
+        names[LSTM] = ["kernel", "recurrent_kernel", "bias"]  # Keras gate order i, f, c, o = canonical
+        for name, w in zip(names.get(type(spec), []), layer.get_weights()):
+            out[f"{key}.{name}"] = np.asarray(w, np.float32)
+    return out
+
+
+def set_weights(model, weights: dict[str, np.ndarray]):
+    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers)):
+        key = f"{i}.{type(spec).__name__.lower()}."
+        ws = [w for k, w in weights.items() if k.startswith(key)]
+        if ws:
+            layer.set_weights(ws)  # canonical order within a layer is Keras's own
+    return model
