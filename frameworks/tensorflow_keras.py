@@ -136,17 +136,17 @@ def sync(model) -> None:
 
 def get_weights(model) -> dict[str, np.ndarray]:
     out = {}
-    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers)):
+    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers, strict=True)):
         key = f"{i}.{type(spec).__name__.lower()}"
         names = {Dense: ["kernel", "bias"], Conv2D: ["kernel", "bias"], Embedding: ["embeddings"]}
         names[LSTM] = ["kernel", "recurrent_kernel", "bias"]  # Keras gate order i, f, c, o = canonical
-        for name, w in zip(names.get(type(spec), []), layer.get_weights()):
+        for name, w in zip(names.get(type(spec), []), layer.get_weights(), strict=True):
             out[f"{key}.{name}"] = np.asarray(w, np.float32)
     return out
 
 
 def set_weights(model, weights: dict[str, np.ndarray]):
-    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers)):
+    for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers, strict=True)):
         key = f"{i}.{type(spec).__name__.lower()}."
         ws = [w for k, w in weights.items() if k.startswith(key)]
         if ws:
