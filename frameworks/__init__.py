@@ -60,6 +60,7 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework(
             "keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch", "Keras 3 on PyTorch"
         ),
-        # next: jax (main env), mxnet (its own env)
+        Framework("jax", "frameworks.jax_flax", "main", package="flax", description="JAX, Flax Linen + Optax"),
+        # next: mxnet (its own env)
     )
 }

@@ -1,0 +1,231 @@
+"""JAX adapter: Flax Linen model, Optax Adam, jit-compiled train/eval steps, scanned LSTM.
+
+Why Linen rather than NNX: Linen's `apply(params, x)` is a pure function, so model state stays
+explicit (a flax TrainState passed in and returned) and `jax.jit` needs no split/merge plumbing.
+Traps, handled here:
+- Flax's defaults are not Keras's: nn.Conv pads SAME (50,186 parameters; the task needs VALID,
+  34,826) and kernels start LeCun-normal. Padding and every initialiser are set explicitly.
+- Optax's adam defaults to eps 1e-8: the recipe's 1e-7 is passed.
+- The LSTM is one fused cell, the layout of the canonical weights (kernel (in, 4h), recurrent kernel
+  (h, 4h), one bias, gates i, f, g, o), so get/set need no mapping; its input projection for all time
+  steps is one matmul before a `lax.scan` over time (never a Python loop). Flax's own LSTMCell keeps
+  eight per-gate Dense layers, and per-gate Glorot/orthogonal initialisers would not be Keras's
+  (which sees the fused (in, 4h) and (h, 4h) matrices).
+- Last batch: the epoch's index list is padded to whole batches and the padding is masked out of the
+  loss, so every step has one shape and compiles once; the masked mean equals the unpadded mean.
+- Dispatch is asynchronous: `sync` blocks on the parameters, so compilation lands in the first epoch.
+- Train state buffers are donated to the step, so XLA updates them in place.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import linen as nn
+from flax.training import train_state
+
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task
+
+LSTM_BIAS_VECTORS = 1
+glorot = nn.initializers.glorot_uniform()  # fans of HWIO kernels include the receptive field, as Keras
+
+
+def _uniform(lim: float):
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -lim, lim)
+
+
+def _lstm_bias(key, shape, dtype=jnp.float32):
+    h = shape[0] // 4
+    return jnp.zeros(shape, dtype).at[h : 2 * h].set(1.0)  # Keras's unit_forget_bias
+
+
+class FusedLSTM(nn.Module):
+    """LSTM returning the last hidden state; gates i, f, g, o in one (in, 4h) and one (h, 4h) matrix."""
+
+    units: int
+
+    @nn.compact
+    def __call__(self, x):
+        h = self.units
+        kernel = self.param("kernel", glorot, (x.shape[-1], 4 * h))
+        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (h, 4 * h))
+        bias = self.param("bias", _lstm_bias, (4 * h,))
+        xz = jnp.einsum("btd,dk->tbk", x, kernel) + bias  # all time steps at once, time-major
+
+        def step(carry, z):
+            hid, cell = carry
+            i, f, g, o = jnp.split(z + hid @ recurrent, 4, axis=-1)
+            cell = nn.sigmoid(f) * cell + nn.sigmoid(i) * jnp.tanh(g)
+            hid = nn.sigmoid(o) * jnp.tanh(cell)
+            return (hid, cell), None
+
+        zeros = jnp.zeros((x.shape[0], h), x.dtype)
+        (hid, _), _ = jax.lax.scan(step, (zeros, zeros), xz)
+        return hid
+
+
+class Net(nn.Module):
+    """The task's layer list; returns logits (softmax/sigmoid are applied in the loss and predict)."""
+
+    task: Task
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for i, layer in enumerate(self.task.layers):
+            name = f"{i}.{type(layer).__name__.lower()}"  # canonical keys, so get/set are direct
+            if isinstance(layer, Dense):
+                x = nn.Dense(layer.units, kernel_init=glorot, name=name)(x)
+            elif isinstance(layer, Conv2D):
+                x = nn.Conv(layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, name=name)(x)
+            elif isinstance(layer, MaxPool2D):
+                x = nn.max_pool(x, layer.pool, strides=layer.pool, padding="VALID")
+            elif isinstance(layer, Flatten):
+                x = x.reshape(x.shape[0], -1)  # NHWC order, as Keras: no permutation needed
+            elif isinstance(layer, Dropout):
+                x = nn.Dropout(layer.rate, deterministic=not train)(x)
+            elif isinstance(layer, Embedding):
+                x = nn.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), name=name)(x)
+            elif isinstance(layer, LSTM):
+                x = FusedLSTM(layer.units, name=name)(x)
+            if getattr(layer, "activation", "linear") == "relu":
+                x = nn.relu(x)
+        return x
+
+
+class State(train_state.TrainState):
+    key: jax.Array  # the dropout key; each step folds in its step number
+
+
+def versions() -> dict[str, str]:
+    import flax
+
+    return {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__, "optax": optax.__version__}
+
+
+def configure(threads: int, device: str) -> str:
+    # XLA:CPU sizes its thread pool from the CPUs it may run on: the worker's affinity bounds it.
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if device == "gpu" and not gpus:
+        raise RuntimeError("--device gpu asked for, but JAX sees no GPU")
+    return jax.devices()[0].platform
+
+
+def build(task: Task, seed: int):
+    net = Net(task)
+    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
+    dummy = jnp.zeros((1, *task.input_shape), task.input_dtype)
+    params = net.init(init_key, dummy)["params"]
+    r = task.recipe
+    tx = optax.adam(r.lr, b1=r.beta1, b2=r.beta2, eps=r.eps)
+    state = State.create(apply_fn=net.apply, params=params, tx=tx, key=dropout_key)
+    return {"state": state, "task": task}
+
+
+def prepare(x: np.ndarray, y: np.ndarray | None = None):
+    return jnp.asarray(x), (None if y is None else jnp.asarray(y))
+
+
+def _loss_hits(logits, y, mask, binary: bool):
+    """Masked mean loss and the number of correct predictions."""
+    if binary:
+        logits = logits[:, 0]
+        losses = optax.sigmoid_binary_cross_entropy(logits, y)
+        hits = ((logits > 0) == (y > 0.5)) * mask
+    else:
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        hits = (logits.argmax(-1) == y) * mask
+    return (losses * mask).sum() / mask.sum(), hits.sum()
+
+
+@partial(jax.jit, static_argnums=(5,), donate_argnums=(0,))
+def _train_step(state: State, x, y, idx, mask, binary: bool):
+    key = jax.random.fold_in(state.key, state.step)
+
+    def loss_fn(params):
+        logits = state.apply_fn({"params": params}, x[idx], train=True, rngs={"dropout": key})
+        return _loss_hits(logits, y[idx], mask, binary)
+
+    (loss, hits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), loss * mask.sum(), hits
+
+
+@partial(jax.jit, static_argnums=(5,))
+def _eval_step(state: State, x, y, idx, mask, binary: bool):
+    logits = state.apply_fn({"params": state.params}, x[idx])
+    loss, hits = _loss_hits(logits, y[idx], mask, binary)
+    return loss * mask.sum(), hits
+
+
+@jax.jit
+def _predict_step(state: State, x, idx):
+    return state.apply_fn({"params": state.params}, x[idx])
+
+
+def _batches(order: np.ndarray, bs: int):
+    """Index and mask arrays padded to whole batches: one shape for every step."""
+    n = len(order)
+    pad = (-n) % bs
+    idx = np.concatenate([order, np.zeros(pad, order.dtype)]).reshape(-1, bs)
+    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]).reshape(-1, bs)
+    return idx, mask
+
+
+def train_epoch(model, data, order: np.ndarray):
+    x, y = data
+    task, state = model["task"], model["state"]
+    binary = task.recipe.loss == "binary_crossentropy"
+    loss_sum, hits = 0.0, 0
+    for idx, mask in zip(*_batches(order, task.recipe.batch_size), strict=True):
+        state, loss, hit = _train_step(state, x, y, idx, mask, binary)
+        loss_sum, hits = loss_sum + loss, hits + hit  # device arrays: no sync per step
+    return {"state": state, "task": task}, float(loss_sum) / len(order), int(hits) / len(order)
+
+
+def evaluate(model, data):
+    x, y = data
+    task = model["task"]
+    binary = task.recipe.loss == "binary_crossentropy"
+    loss_sum, hits = 0.0, 0
+    for idx, mask in zip(*_batches(np.arange(len(x)), task.recipe.batch_size), strict=True):
+        loss, hit = _eval_step(model["state"], x, y, idx, mask, binary)
+        loss_sum, hits = loss_sum + loss, hits + hit
+    return float(loss_sum) / len(x), int(hits) / len(x)
+
+
+def predict(model, data) -> np.ndarray:
+    x = data[0]
+    idx, _ = _batches(np.arange(len(x)), model["task"].recipe.batch_size)
+    logits = jnp.concatenate([_predict_step(model["state"], x, i) for i in idx])[: len(x)]
+    probs = nn.sigmoid(logits) if model["task"].recipe.loss == "binary_crossentropy" else nn.softmax(logits)
+    return np.asarray(probs)
+
+
+def n_params(model) -> int:
+    return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model["state"].params))
+
+
+def sync(model) -> None:
+    jax.block_until_ready(model["state"].params)
+
+
+def get_weights(model) -> dict[str, np.ndarray]:
+    # Parameter names are the canonical keys already ("2.lstm" -> kernel, recurrent_kernel, bias).
+    flat = {}
+    for layer, ps in model["state"].params.items():
+        for name, value in ps.items():
+            flat[f"{layer}.{'embeddings' if name == 'embedding' else name}"] = np.asarray(value, np.float32)
+    return flat
+
+
+def set_weights(model, weights: dict[str, np.ndarray]):
+    params = jax.tree_util.tree_map(lambda p: p, model["state"].params)  # a fresh (mutable) copy
+    params = {layer: dict(ps) for layer, ps in params.items()}
+    for key, value in weights.items():
+        layer, name = key.rsplit(".", 1)
+        params[layer]["embedding" if name == "embeddings" else name] = jnp.asarray(value)
+    model["state"] = model["state"].replace(params=params)
+    return model
