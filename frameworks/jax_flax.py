@@ -15,6 +15,11 @@ Traps, handled here:
   loss, so every step has one shape and compiles once; the masked mean equals the unpadded mean.
 - Dispatch is asynchronous: `sync` blocks on the parameters, so compilation lands in the first epoch.
 - Train state buffers are donated to the step, so XLA updates them in place.
+Speed, measured on the MNIST CNN (2 threads, 30 steps of 128): XLA_FLAGS --xla_cpu_use_thunk_runtime=false,
+--xla_cpu_use_onednn=true and --xla_cpu_enable_fast_math=true all stayed within noise of the default
+(2.0-2.2 s), and a step takes ~70 ms against well under 1 ms of dispatch, so scanning whole epochs
+would not help either: XLA:CPU's convolution gradients are the cost (about 4x PyTorch's; its
+inference is the fastest). Defaults are kept: this is the JAX a user would write.
 """
 
 from __future__ import annotations
