@@ -39,6 +39,7 @@ ENVIRONMENTS: dict[str, Environment] = {
     # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 will get its own
     # (numpy<1.24): a framework names its environment, and the harness runs its worker there.
     "main": Environment(".venv", "requirements/main.txt"),
+    "mxnet": Environment(".venv-mxnet", "requirements/mxnet.txt"),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
@@ -61,6 +62,6 @@ FRAMEWORKS: dict[str, Framework] = {
             "keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch", "Keras 3 on PyTorch"
         ),
         Framework("jax", "frameworks.jax_flax", "main", package="flax", description="JAX, Flax Linen + Optax"),
-        # next: mxnet (its own env)
+        Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", package="mxnet", description="MXNet Gluon, hybridized"),
     )
 }
