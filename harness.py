@@ -228,7 +228,7 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
     progress.start(task, fw_name, seed)
     load_before, busy_before, t0 = os.getloadavg()[0], _cpu_busy_s(), time.monotonic()
     if not env.python.exists():
-        out = {"status": "unavailable", "error": f"{env.venv} does not exist: run `make setup`"}
+        out = {"status": "unavailable", "error": f"{env.venv} does not exist: {env.missing_hint}"}
     else:
         on_event = lambda ev: progress.epoch(task, fw_name, seed, ev)  # noqa: E731
         out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), timeout_s, on_event)
@@ -293,7 +293,7 @@ def cmd_list(args) -> int:
     for f in FRAMEWORKS.values():
         env = ENVIRONMENTS[f.env]
         if not env.python.exists():
-            state = f"missing: {env.venv} does not exist, run `make setup`"
+            state = f"missing: {env.venv} does not exist, {env.missing_hint}"
         elif f.package and not _importable(env.python, f.package):
             state = f"missing: {f.package} is not installed in {env.venv}, run `make setup`"
         else:

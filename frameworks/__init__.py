@@ -19,6 +19,7 @@ class Environment:
     venv: str  # relative to the repository root
     requirements: str
     base_python: str = "python3.11"
+    missing_hint: str = "run `make setup`"
 
     @property
     def python(self) -> Path:
@@ -39,7 +40,9 @@ ENVIRONMENTS: dict[str, Environment] = {
     # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 will get its own
     # (numpy<1.24): a framework names its environment, and the harness runs its worker there.
     "main": Environment(".venv", "requirements/main.txt"),
-    "mxnet": Environment(".venv-mxnet", "requirements/mxnet.txt"),
+    "mxnet": Environment(
+        ".venv-mxnet", "requirements/mxnet.txt", missing_hint="run `make setup` (MXNet 1.9.1 needs Python <= 3.11)"
+    ),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
