@@ -12,6 +12,9 @@ Traps between Gluon and the canonical (Keras) layout, handled here:
   with h2h zero. Its gate order i, f, c, o is the canonical one.
 - Adam's epsilon defaults to 1e-8: the recipe's 1e-7 is passed.
 - Execution is asynchronous: `sync` calls mx.nd.waitall(), or every clock would stop early.
+hybridize(static_alloc=True, static_shape=True), measured against plain hybridize() (2 threads, two
+runs each): MNIST CNN 30 batches 0.49/0.49 s vs 0.52/0.63 s; IMDB LSTM 60 batches 3.03/2.73 s vs
+3.24/3.05 s. Kept: 5-20 % faster.
 """
 
 from __future__ import annotations
