@@ -22,7 +22,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, canonical_shapes
+from tasks.spec import (
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    MaxPool2D,
+    Task,
+    canonical_shapes,
+    input_shapes,
+    nchw_flatten_rows,
+)  # fmt: skip
 
 LSTM_BIAS_VECTORS = 2
 _device = torch.device("cpu")
@@ -44,7 +56,6 @@ class Model:
     net: nn.Sequential
     opt: torch.optim.Optimizer
     task: Task
-    flat_chw: tuple[int, int, int] | None  # (C, H, W) before Flatten, to permute the next kernel
 
 
 def versions() -> dict[str, str]:
@@ -64,35 +75,29 @@ def configure(threads: int, device: str) -> str:
 
 def build(task: Task, seed: int) -> Model:
     torch.manual_seed(seed)  # seeds the initialisers and dropout
-    mods, shape, flat_chw = [], task.input_shape, None
-    for layer in task.layers:
+    mods = []
+    for layer, shape in zip(task.layers, input_shapes(task), strict=False):
         if isinstance(layer, Dense):
             mods.append(nn.Linear(shape[-1], layer.units))
-            shape = (layer.units,)
         elif isinstance(layer, Conv2D):
             mods.append(nn.Conv2d(shape[-1], layer.filters, layer.kernel))  # VALID, stride 1
-            shape = (shape[0] - layer.kernel[0] + 1, shape[1] - layer.kernel[1] + 1, layer.filters)
         elif isinstance(layer, MaxPool2D):
             mods.append(nn.MaxPool2d(layer.pool))
-            shape = (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
         elif isinstance(layer, Flatten):
-            mods.append(nn.Flatten())
-            flat_chw, shape = (shape[2], shape[0], shape[1]), (int(np.prod(shape)),)
+            mods.append(nn.Flatten())  # (C, H, W) order: see nchw_flatten_rows on get/set
         elif isinstance(layer, Dropout):
             mods.append(nn.Dropout(layer.rate))
         elif isinstance(layer, Embedding):
             mods.append(nn.Embedding(layer.vocab, layer.dim))
-            shape = (*shape, layer.dim)
         elif isinstance(layer, LSTM):
             mods.append(_LastHidden(shape[-1], layer.units))
-            shape = (layer.units,)
         if getattr(layer, "activation", "linear") == "relu":
             mods.append(nn.ReLU())  # softmax/sigmoid live in the loss and in predict
     net = nn.Sequential(*mods).to(_device)
     _init_like_keras(net)
     r = task.recipe
     opt = torch.optim.Adam(net.parameters(), lr=r.lr, betas=(r.beta1, r.beta2), eps=r.eps)
-    return Model(net, opt, task, flat_chw)
+    return Model(net, opt, task)
 
 
 @torch.no_grad()
@@ -184,22 +189,12 @@ def _weighted(model: Model):
             yield key, m
 
 
-def _dense_rows(model: Model, key: str, to_canonical: bool) -> np.ndarray | None:
-    """Row permutation of the Dense kernel after Flatten: (C, H, W) order <-> Keras's (H, W, C)."""
-    prev = model.task.layers[int(key.split(".")[0]) - 1]
-    if model.flat_chw is None or not isinstance(prev, Flatten):
-        return None
-    c, h, w = model.flat_chw
-    chw_of_hwc = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-    return chw_of_hwc if to_canonical else np.argsort(chw_of_hwc)
-
-
 def get_weights(model: Model) -> dict[str, np.ndarray]:
     out = {}
     for key, m in _weighted(model):
         if isinstance(m, nn.Linear):
             k = m.weight.detach().cpu().numpy().T
-            rows = _dense_rows(model, key, to_canonical=True)
+            rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
             out[f"{key}.kernel"] = k if rows is None else k[rows]
             out[f"{key}.bias"] = m.bias.detach().cpu().numpy()
         elif isinstance(m, nn.Conv2d):
@@ -222,9 +217,9 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
 
     for key, m in _weighted(model):
         if isinstance(m, nn.Linear):
-            rows = _dense_rows(model, key, to_canonical=False)
+            rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
             k = weights[f"{key}.kernel"]
-            m.weight.copy_(t((k if rows is None else k[rows]).T))
+            m.weight.copy_(t((k if rows is None else k[np.argsort(rows)]).T))
             m.bias.copy_(t(weights[f"{key}.bias"]))
         elif isinstance(m, nn.Conv2d):
             m.weight.copy_(t(weights[f"{key}.kernel"].transpose(3, 2, 0, 1)))  # HWIO->OIHW

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 Activation = Literal["linear", "relu", "softmax", "sigmoid"]
 
 
@@ -89,49 +91,62 @@ class Task:
     quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
 
 
+def input_shapes(task: Task) -> list[tuple[int, ...]]:
+    """The shape each layer receives (one example, NHWC), in layer order, then the output's shape."""
+    shapes = [task.input_shape]
+    for layer in task.layers:
+        shape = shapes[-1]
+        if isinstance(layer, (Dense, LSTM)):
+            shape = (*shape[:-1], layer.units) if isinstance(layer, Dense) else (layer.units,)
+        elif isinstance(layer, Conv2D):  # VALID, stride 1
+            shape = (shape[0] - layer.kernel[0] + 1, shape[1] - layer.kernel[1] + 1, layer.filters)
+        elif isinstance(layer, MaxPool2D):
+            shape = (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
+        elif isinstance(layer, Flatten):
+            shape = (int(np.prod(shape)),)
+        elif isinstance(layer, Embedding):
+            shape = (*shape, layer.dim)
+        shapes.append(shape)
+    return shapes
+
+
 def canonical_shapes(task: Task) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight in the canonical layout, in layer order."""
     shapes: dict[str, tuple[int, ...]] = {}
-    shape = task.input_shape
-    for i, layer in enumerate(task.layers):
+    for i, (layer, shape) in enumerate(zip(task.layers, input_shapes(task), strict=False)):
         key = f"{i}.{type(layer).__name__.lower()}"
         if isinstance(layer, Dense):
             shapes[f"{key}.kernel"] = (shape[-1], layer.units)
             shapes[f"{key}.bias"] = (layer.units,)
-            shape = (*shape[:-1], layer.units)
         elif isinstance(layer, Conv2D):
-            (kh, kw), (h, w, c) = layer.kernel, shape
-            shapes[f"{key}.kernel"] = (kh, kw, c, layer.filters)
+            shapes[f"{key}.kernel"] = (*layer.kernel, shape[-1], layer.filters)
             shapes[f"{key}.bias"] = (layer.filters,)
-            shape = (h - kh + 1, w - kw + 1, layer.filters)
-        elif isinstance(layer, MaxPool2D):
-            shape = (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
-        elif isinstance(layer, Flatten):
-            n = 1
-            for d in shape:
-                n *= d
-            shape = (n,)
         elif isinstance(layer, Embedding):
             shapes[f"{key}.embeddings"] = (layer.vocab, layer.dim)
-            shape = (*shape, layer.dim)
         elif isinstance(layer, LSTM):
             h = layer.units
             shapes[f"{key}.kernel"] = (shape[-1], 4 * h)
             shapes[f"{key}.recurrent_kernel"] = (h, 4 * h)
             shapes[f"{key}.bias"] = (4 * h,)
-            shape = (h,)
     return shapes
 
 
 def count_params(task: Task) -> int:
     """The parameter count of the canonical layout (one LSTM bias)."""
-    total = 0
-    for shape in canonical_shapes(task).values():
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
+    return sum(int(np.prod(shape)) for shape in canonical_shapes(task).values())
+
+
+def nchw_flatten_rows(task: Task, index: int) -> np.ndarray | None:
+    """For NCHW frameworks, the Dense layer at `index` after a Flatten of an (H, W, C) image: row i of
+    the canonical kernel (Keras's H, W, C flatten order) is row rows[i] of the framework's (C, H, W)
+    flatten order; np.argsort(rows) maps back. None where no permutation is needed."""
+    if index == 0 or not isinstance(task.layers[index - 1], Flatten):
+        return None
+    shape = input_shapes(task)[index - 1]
+    if len(shape) != 3:
+        return None
+    h, w, c = shape
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
 
 
 def lstm_bias_delta(task: Task, bias_vectors: int) -> int:
