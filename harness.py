@@ -2,6 +2,7 @@
 
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
     python harness.py report [--results results]
+    python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py list
 
 Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
@@ -179,16 +180,21 @@ def _positive_ints(value: str, what: str) -> list[int]:
     return nums
 
 
+def _threads(value: int | None) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = cpus if value is None else value
+    if not 1 <= threads <= cpus:
+        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use), got {threads}")
+    return threads
+
+
 def cmd_run(args) -> int:
     from progress import Progress
 
     frameworks = _csv(args.frameworks, FRAMEWORKS, "framework")
     tasks = _csv(args.tasks, TASKS, "task")
     seeds = _positive_ints(args.seeds, "--seeds")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = cpus if args.threads is None else args.threads
-    if not 1 <= threads <= cpus:
-        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use), got {threads}")
+    threads = _threads(args.threads)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     timeout_s = DEFAULT_TIMEOUT_S[args.profile] if args.timeout is None else args.timeout
@@ -270,6 +276,56 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
     return row
 
 
+# ---------------------------------------------------------------- parity
+
+
+def cmd_parity(args) -> int:
+    """Same weights and batches in every framework: predictions vs numpy, trajectories vs each other."""
+    import numpy as np
+
+    import parity
+    from report import write_parity
+
+    frameworks = _csv(args.frameworks, FRAMEWORKS, "framework")
+    tasks = _csv(args.tasks, TASKS, "task")
+    threads = _threads(args.threads)
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = {t: parity.inputs(TASKS[t]) for t in tasks}
+        Path(tmp, "inputs").mkdir()
+        for t, inp in inputs.items():
+            np.savez(Path(tmp, "inputs", f"{t}.npz"), **inp)
+        measured: dict[str, dict] = {t: {} for t in tasks}
+        for f in frameworks:
+            fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
+            out_dir = Path(tmp, f)
+            out_dir.mkdir()
+            cfg = {"mode": "parity", "module": fw.module, "tasks": tasks, "threads": threads, "device": "cpu",
+                   "inputs": str(Path(tmp, "inputs")), "out": str(out_dir)}  # fmt: skip
+            t0 = time.monotonic()
+            if not env.python.exists():
+                out = {"status": "unavailable", "error": f"{env.venv} does not exist: {env.missing_hint}"}
+            else:
+                out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), args.timeout, lambda ev: None)
+            print(f"parity: {f} {out['status']} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+            for t in tasks:
+                summary = out.get("tasks", {}).get(t, {"error": out.get("error")})
+                if out["status"] == "ok" and "error" not in summary:
+                    with np.load(out_dir / f"{t}.npz", allow_pickle=False) as z:
+                        measured[t][f] = (summary, {k: z[k] for k in z.files})
+                else:
+                    verdict = "unavailable" if out["status"] == "unavailable" else "FAIL"
+                    rows.append({"task": t, "framework": f, "verdict": verdict,
+                                 "problems": [f"{t}: {out['status']}: {summary['error']}"]})  # fmt: skip
+        for t in tasks:
+            rows.extend(parity.compare(TASKS[t], inputs[t], measured[t]))
+    write_parity(Path(args.results), rows, tasks, frameworks)
+    failed = [r for r in rows if r["verdict"] == "FAIL"]
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------- report and list
 
 
@@ -332,6 +388,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results")
     s.add_argument("--profile", choices=["quick", "full"], help="only this profile's rows")
     s.set_defaults(fn=cmd_report)
+    q = sub.add_parser("parity", help="check that every framework trains the same model (exit 1 if not)")
+    q.add_argument("--frameworks", default="all", help="comma-separated, or all (default)")
+    q.add_argument("--tasks", default="all", help="comma-separated, or all (default)")
+    q.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
+    q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
+    q.add_argument("--results", default="results", help="where parity.md and parity.csv go (default results/)")
+    q.set_defaults(fn=cmd_parity)
     ls = sub.add_parser("list", help="show the frameworks and tasks")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -119,3 +119,58 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     print(text)
     print(f"written: {results / 'summary.md'}, {results / 'summary.csv'}")
     return 0
+
+
+def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:
+    """parity.md (task x framework table, then every problem) and parity.csv; the table is printed."""
+    from parity import FORWARD_TOL, STEPS, TRAJECTORY_TOL
+
+    df = pd.DataFrame(rows)
+    for col in ("forward_rel_diff", "trajectory_rel_diff", "loss_rel_diff", "weights_rel_diff", "params_ok",
+                "init_ok"):  # fmt: skip
+        if col not in df:
+            df[col] = None
+    df["problems"] = df["problems"].apply(lambda p: p if isinstance(p, list) else [])
+    rank = {(t, f): i for i, (t, f) in enumerate((t, f) for t in tasks for f in frameworks)}
+    df = df.iloc[sorted(range(len(df)), key=lambda i: rank.get((df["task"].iat[i], df["framework"].iat[i]), 0))]
+
+    def num(v):
+        return "—" if v is None or pd.isna(v) else f"{v:.1e}"
+
+    def ok(v):
+        return "—" if v is None or pd.isna(v) else ("ok" if v else "FAIL")
+
+    table = pd.DataFrame({
+        "task": df["task"], "framework": df["framework"],
+        "forward (vs numpy)": df["forward_rel_diff"].map(num),
+        f"trajectory ({STEPS} Adam steps)": df["trajectory_rel_diff"].map(num),
+        "params": df["params_ok"].map(ok), "init": df["init_ok"].map(ok), "verdict": df["verdict"],
+    })  # fmt: skip
+    text = (
+        "# dlbench parity\n\nSame canonical weights and batches in every framework, dropout off. Forward: max "
+        f"relative difference of the predictions from the numpy reference (tolerance {FORWARD_TOL:g}). Trajectory: "
+        f"max relative difference of the {STEPS} losses and relative L2 difference of each final weight tensor from "
+        f"the frameworks' consensus, their elementwise median (tolerance {TRAJECTORY_TOL:g}; pairs below). "
+        "Params: per-layer counts as the task's, with the documented LSTM "
+        "bias delta. Init: Keras's initialiser statistics on a freshly built model.\n\n"
+        + table.to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
+    for task in tasks:  # every pair: which frameworks agree with which
+        pairs = {
+            r["framework"]: r["pairs"] for _, r in df[df["task"] == task].iterrows() if isinstance(r["pairs"], dict)
+        }
+        if len(pairs) > 1:
+            m = pd.DataFrame([[num(pairs[f][g]) if g != f else "" for g in pairs] for f in pairs], pairs, pairs)
+            text += f"\n### {task}: trajectory difference between each pair\n\n" + m.to_markdown() + "\n"
+    problems = [p for ps in df["problems"] for p in ps]
+    if problems:
+        text += "\n## Problems\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "parity.md").write_text(text)
+    flat = df.drop(columns=["pairs"], errors="ignore").assign(problems=df["problems"].map("; ".join))
+    for f in frameworks:
+        flat[f"vs_{f}"] = [p.get(f) if isinstance(p, dict) else None for p in df.get("pairs", [None] * len(df))]
+    flat.to_csv(results / "parity.csv", index=False)
+    print(text)
+    print(f"written: {results / 'parity.md'}, {results / 'parity.csv'}")

@@ -145,11 +145,34 @@ def run(cfg: dict) -> dict:
     )
 
 
+def run_parity(cfg: dict) -> dict:
+    """Parity measurements (parity.py) for each task: arrays to cfg["out"]/TASK.npz, summaries back."""
+    import numpy as np
+
+    import parity
+    from tasks import TASKS
+
+    ad = importlib.import_module(cfg["module"])
+    device = ad.configure(cfg["threads"], cfg["device"])
+    out = {}
+    for name in cfg["tasks"]:
+        try:
+            with np.load(os.path.join(cfg["inputs"], f"{name}.npz"), allow_pickle=False) as f:
+                inp = {k: f[k] for k in f.files}
+            summary, arrays = parity.measure(ad, TASKS[name], inp)
+            np.savez(os.path.join(cfg["out"], f"{name}.npz"), **arrays)
+            out[name] = summary
+        except Exception as e:  # noqa: BLE001 - one task's failure is that task's row, not the framework's
+            traceback.print_exc()
+            out[name] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+    return {"device": device, "versions": ad.versions(), "tasks": out}
+
+
 def main() -> int:
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
     try:
-        emit("result", **run(cfg))
+        emit("result", **(run_parity(cfg) if cfg.get("mode") == "parity" else run(cfg)))
         return 0
     except Exception as e:  # noqa: BLE001 - every failure becomes a row, with its cause
         traceback.print_exc()

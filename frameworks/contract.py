@@ -45,6 +45,9 @@ class Adapter(Protocol):
     def n_params(self, model: Model) -> int:
         """The number of trainable parameters as the framework counts them."""
 
+    def layer_params(self, model: Model) -> dict[str, int]:
+        """Parameters per canonical layer key ("2.lstm"), as the framework stores them."""
+
     def sync(self, model: Model) -> None:
         """Block until all queued work is done, so that a clock read afterwards is honest."""
 

@@ -5,7 +5,9 @@ explicit (a flax TrainState passed in and returned) and `jax.jit` needs no split
 Traps, handled here:
 - Flax's defaults are not Keras's: nn.Conv pads SAME (50,186 parameters; the task needs VALID,
   34,826) and kernels start LeCun-normal. Padding and every initialiser are set explicitly.
-- Optax's adam defaults to eps 1e-8: the recipe's 1e-7 is passed.
+- Optax's adam defaults to eps 1e-8 and adds it after bias correction, Keras before: the recipe's
+  1e-7 is passed as the schedule that makes Optax's step Keras's (see build).
+- get_weights copies: np.asarray of a CPU jax array can alias a buffer that donation later reuses.
 - The LSTM is one fused cell, the layout of the canonical weights (kernel (in, 4h), recurrent kernel
   (h, 4h), one bias, gates i, f, g, o), so get/set need no mapping; its input projection for all time
   steps is one matmul before a `lax.scan` over time (never a Python loop). Flax's own LSTMCell keeps
@@ -126,7 +128,10 @@ def build(task: Task, seed: int):
     dummy = jnp.zeros((1, *task.input_shape), task.input_dtype)
     params = net.init(init_key, dummy)["params"]
     r = task.recipe
-    tx = optax.adam(r.lr, b1=r.beta1, b2=r.beta2, eps=r.eps)
+    # Keras's epsilon placement (before bias correction) is Optax's with eps / sqrt(1 - b2^t): a schedule
+    # of the step count, which inject_hyperparams starts at 0 for the first update.
+    keras_eps = lambda count: r.eps / jnp.sqrt(1 - r.beta2 ** (count + 1))  # noqa: E731
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=r.lr, b1=r.beta1, b2=r.beta2, eps=keras_eps)
     state = State.create(apply_fn=net.apply, params=params, tx=tx, key=dropout_key)
     return {"state": state, "task": task}
 
@@ -214,6 +219,11 @@ def n_params(model) -> int:
     return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(model["state"].params))
 
 
+def layer_params(model) -> dict[str, int]:
+    tree = model["state"].params  # top-level names are the canonical layer keys
+    return {k: sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(v)) for k, v in tree.items()}
+
+
 def sync(model) -> None:
     jax.block_until_ready(model["state"].params)
 
@@ -223,7 +233,7 @@ def get_weights(model) -> dict[str, np.ndarray]:
     flat = {}
     for layer, ps in model["state"].params.items():
         for name, value in ps.items():
-            flat[f"{layer}.{'embeddings' if name == 'embedding' else name}"] = np.asarray(value, np.float32)
+            flat[f"{layer}.{'embeddings' if name == 'embedding' else name}"] = np.array(value, np.float32)
     return flat
 
 

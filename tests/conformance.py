@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from parity import expected_layer_params, init_problems  # noqa: E402
 from tasks import TASKS  # noqa: E402
 from tasks.reference import forward, init_weights, max_rel_diff  # noqa: E402
 from tasks.spec import canonical_shapes, lstm_bias_delta  # noqa: E402
@@ -44,34 +45,14 @@ def learnable(task, n: int = 256):
     return x, np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])).astype(np.int32)
 
 
-def init_stats(w: dict[str, np.ndarray]) -> dict:
-    """How far a fresh model's weights are from Keras's initialiser statistics."""
-    out = {"glorot_over_bound": 0.0, "glorot_var_ratio": [], "orthogonality_err": 0.0, "bias_err": 0.0}
-    for key, v in w.items():
-        if key.endswith(".kernel"):
-            rf = int(np.prod(v.shape[:-2]))
-            lim = np.sqrt(6 / (v.shape[-2] * rf + v.shape[-1] * rf))
-            out["glorot_over_bound"] = max(out["glorot_over_bound"], float(np.abs(v).max() - lim))
-            out["glorot_var_ratio"].append(float(np.var(v) / (lim**2 / 3)))  # uniform(-l, l): l^2 / 3
-        elif key.endswith("recurrent_kernel"):
-            err = np.abs(v.astype(np.float64) @ v.T - np.eye(v.shape[0])).max()
-            out["orthogonality_err"] = max(out["orthogonality_err"], float(err))
-        elif key.endswith("embeddings"):
-            out["embedding_max_abs"] = float(np.abs(v).max())
-        elif key.endswith("bias"):
-            expected = np.zeros_like(v)
-            if "lstm" in key:
-                expected[len(v) // 4 : len(v) // 2] = 1.0  # forget gate of i, f, g, o
-            out["bias_err"] = max(out["bias_err"], float(np.abs(v - expected).max()))
-    return out
-
-
 def check(ad, task, exchange: Path, export: bool) -> dict:
     r: dict = {}
     model = ad.build(task, seed=0)
     r["n_params"] = ad.n_params(model)
     r["expected_params"] = task.n_params + lstm_bias_delta(task, ad.LSTM_BIAS_VECTORS)
-    r["init"] = init_stats(ad.get_weights(model))
+    r["layer_params"] = ad.layer_params(model)
+    r["expected_layer_params"] = expected_layer_params(task, ad.LSTM_BIAS_VECTORS)
+    r["init_problems"] = init_problems(task, ad.get_weights(model))
 
     # Independent reference: canonical weights with non-zero biases -> numpy forward pass.
     w = {k: v + np.float32(0.05) if k.endswith("bias") else v for k, v in init_weights(task, seed=3).items()}
@@ -92,7 +73,7 @@ def check(ad, task, exchange: Path, export: bool) -> dict:
     rng = np.random.default_rng(0)
     for _ in range(3):
         model, loss, acc = ad.train_epoch(model, train, rng.permutation(len(xs)))
-    ad.sync(model)
+    r["sync_returns"] = ad.sync(model) is None
     r["loss_after"] = ad.evaluate(model, train)[0]
 
     # Cross-framework: predictions from weights another framework trained and exported.

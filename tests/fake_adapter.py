@@ -1,19 +1,23 @@
 """A deliberately misbehaving adapter for the harness's failure tests; FAKE_MODE picks the fault.
 
 raise: build() raises; hang: train_epoch() never returns; segfault: the worker dies by SIGSEGV;
-nan: the loss is NaN; ok: a constant model that predicts class frequencies (numpy only).
+nan: the loss is NaN; ok: a constant model that predicts class frequencies (numpy only);
+async: each epoch's work (0.5 s) runs on after train_epoch returns, until sync waits for it, as on
+an accelerator; async-nosync: the same with a sync that does not wait (the harness cannot tell).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import numpy as np
 
 LSTM_BIAS_VECTORS = 1
 MODE = os.environ.get("FAKE_MODE", "ok")
+ASYNC_S = 0.5
 
 
 def versions():
@@ -39,6 +43,9 @@ def train_epoch(model, data, order):
         time.sleep(3600)
     if MODE == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if MODE.startswith("async"):
+        model["pending"] = threading.Thread(target=time.sleep, args=(ASYNC_S,))
+        model["pending"].start()
     return model, (float("nan") if MODE == "nan" else 1.0), 0.5
 
 
@@ -50,12 +57,17 @@ def predict(model, data):
     return np.full((len(data[0]), 1), 0.5, np.float32)
 
 
+def layer_params(model):
+    return {}
+
+
 def n_params(model):
     return model["task"].n_params
 
 
 def sync(model):
-    pass
+    if MODE == "async" and model.get("pending"):
+        model["pending"].join()
 
 
 def get_weights(model):

@@ -85,10 +85,10 @@ def test_three_epochs_on_a_small_set_reduce_the_loss(m):
     assert m["loss_after"] < m["loss_before"]
 
 
+def test_per_layer_parameter_counts_are_the_tasks(m):
+    assert m["layer_params"] == m["expected_layer_params"]
+    assert sum(m["layer_params"].values()) == m["n_params"]  # no parameter outside the task's layers
+
+
 def test_fresh_model_has_keras_initialiser_statistics(m):
-    init = m["init"]
-    assert init["glorot_over_bound"] <= 1e-6
-    assert all(0.75 < r < 1.25 for r in init["glorot_var_ratio"]), init["glorot_var_ratio"]
-    assert init["orthogonality_err"] <= 1e-4 and init["bias_err"] == 0.0
-    if "embedding_max_abs" in init:
-        assert 0.049 < init["embedding_max_abs"] <= 0.05 + 1e-7  # float32(0.05) is 0.0500000007
+    assert m["init_problems"] == []

@@ -72,6 +72,18 @@ def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
     assert "Failures" in (tmp_path / "summary.md").read_text()
 
 
+def test_the_clock_waits_for_sync(monkeypatch, tmp_path):
+    """Epoch times include work still running when train_epoch returns: the clock is read after sync."""
+    for mode in ("async", "async-nosync"):
+        monkeypatch.setitem(FRAMEWORKS, mode, Framework(mode, "tests.fake_adapter", "main", {"FAKE_MODE": mode}))
+    rc = harness.main(["run", "--frameworks", "async,async-nosync", "--tasks", "iris_mlp", "--epochs", "2",
+                       "--results", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    got = {r["framework"]: [h["epoch_s"] for h in r["history"]] for r in rows(tmp_path)}
+    assert all(t >= 0.5 for t in got["async"]), got
+    assert all(t < 0.5 for t in got["async-nosync"]), got  # the control: without a waiting sync, it is missed
+
+
 def test_missing_environment_gives_unavailable_rows(monkeypatch, tmp_path):
     from frameworks import ENVIRONMENTS, Environment
 

@@ -1,0 +1,62 @@
+"""`harness.py parity`: every framework trains the same model, and a broken adapter is named."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import harness
+from frameworks import ENVIRONMENTS, FRAMEWORKS, Framework
+from parity import FORWARD_TOL, TRAJECTORY_TOL
+from tasks import TASKS
+from tests.test_harness import cli
+
+
+def test_every_framework_passes_on_every_task(tmp_path):
+    r = cli("parity", "--results", str(tmp_path), timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    df = pd.read_csv(tmp_path / "parity.csv")
+    assert (tmp_path / "parity.md").read_text().count("| pass") == len(df)
+    for name, fw in FRAMEWORKS.items():
+        rows = df[df["framework"] == name]
+        assert sorted(rows["task"]) == sorted(TASKS), name
+        if not ENVIRONMENTS[fw.env].python.exists():
+            assert (rows["verdict"] == "unavailable").all()
+            continue
+        assert (rows["verdict"] == "pass").all(), rows[["task", "problems"]].to_string()
+        assert (rows["forward_rel_diff"] <= FORWARD_TOL).all() and (rows["trajectory_rel_diff"] <= TRAJECTORY_TOL).all()
+        assert rows["params_ok"].all() and rows["init_ok"].all()
+
+
+@pytest.mark.parametrize(
+    "mode, task, words",
+    [
+        ("relu", "iris_mlp", ["iris_mlp: predictions differ from the numpy reference"]),
+        (
+            "init",
+            "iris_mlp",
+            ["iris_mlp: 0.dense.kernel: max |w|", "exceeds the Glorot bound", "0.dense.bias: not zero"],
+        ),
+        (
+            "eps",
+            "iris_mlp",
+            ["iris_mlp: trajectory differs from the frameworks' consensus", "final weights differ most in"],
+        ),
+        (
+            "lstm-bias",
+            "imdb_lstm",
+            ["layer 2.lstm has 132096 parameters, expected 131584", "differ most in 2.lstm.bias"],
+        ),
+    ],
+)
+def test_a_broken_adapter_is_caught_and_located(mode, task, words, monkeypatch, tmp_path, capsys):
+    fw = Framework("broken", "tests.broken_adapter", "main", env_vars={"BROKEN": mode})
+    monkeypatch.setitem(FRAMEWORKS, "broken", fw)
+    rc = harness.main(["parity", "--frameworks", "torch,jax,broken", "--tasks", task, "--results", str(tmp_path)])
+    assert rc == 1
+    df = pd.read_csv(tmp_path / "parity.csv").set_index("framework")
+    assert df.loc["torch", "verdict"] == "pass" and df.loc["jax", "verdict"] == "pass"
+    assert df.loc["broken", "verdict"] == "FAIL"
+    for w in words:
+        assert w in df.loc["broken", "problems"], df.loc["broken", "problems"]
+    assert words[0] in capsys.readouterr().out  # printed too
