@@ -16,6 +16,7 @@ COLUMNS = {
     "framework_version": "version",
     "runs": "ok runs",
     "test_accuracy": "test acc",
+    "gate": "gate",
     "epochs_run": "epochs",
     "time_to_target_s": "to target (s)",
     "first_epoch_s": "first epoch (s)",
@@ -56,8 +57,40 @@ def load_runs(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """(profile, task) -> one row per framework: medians over ok runs."""
+TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s")
+
+
+def load_parity(results: Path) -> dict[tuple[str, str], str]:
+    """(task, framework) -> parity verdict, from RESULTS/parity.csv if `harness.py parity` wrote one."""
+    try:
+        p = pd.read_csv(results / "parity.csv")
+        return {(r.task, r.framework): r.verdict for r in p.itertuples()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Series:
+    """Per framework: "ok", or why its timings are not comparable (accuracy floor, distance from the
+    frameworks' median accuracy, a failed parity check)."""
+    g = TASKS[task].gate if task in TASKS else None
+    median = table["test_accuracy"].median()
+    verdicts = []
+    for fw, acc in zip(table["framework"], table["test_accuracy"], strict=True):
+        why = []
+        if g is not None:
+            floor = g.min_full if profile == "full" else g.min_quick
+            if not acc >= floor:
+                why.append(f"accuracy below {floor:g}")
+            elif abs(acc - median) > g.tolerance:
+                why.append(f"accuracy {acc - median:+.3f} from the median (> {g.tolerance:g})")
+        if parity.get((task, fw), "pass").startswith(("FAIL", "unavailable")):
+            why.append(f"parity {parity[(task, fw)]}")
+        verdicts.append("ok" if not why else "✗ " + "; ".join(why))
+    return pd.Series(verdicts, index=table.index)
+
+
+def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+    """(profile, task) -> one row per framework: medians over ok runs, and the accuracy gate."""
     tables = {}
     order = {t: i for i, t in enumerate(TASKS)}
     keys = sorted(df.groupby(["profile", "task"]).groups, key=lambda k: (k[0], order.get(k[1], 99), k[1]))
@@ -71,7 +104,9 @@ def summarise(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
         agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
         agg.insert(1, "runs", ok.groupby("framework").size())
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
-        tables[(profile, task)] = agg.reset_index()
+        agg = agg.reset_index()
+        agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
+        tables[(profile, task)] = agg
     return tables
 
 
@@ -89,8 +124,18 @@ def _fmt(col: str, v) -> str:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    t = pd.DataFrame({COLUMNS[c]: [_fmt(c, v) for v in table[c]] for c in table.columns if c in COLUMNS})
-    align = ["left" if c in ("framework", "version") else "right" for c in t.columns]
+    """The table as markdown; the timings of a row that fails the gate are shown in parentheses."""
+    passed = table["gate"] == "ok" if "gate" in table else pd.Series(True, index=table.index)
+
+    def cell(c, v, ok):
+        s = _fmt(c, v)
+        return s if ok or c not in TIMINGS or s == "—" else f"({s})"
+
+    t = pd.DataFrame({
+        COLUMNS[c]: [cell(c, v, ok) for v, ok in zip(table[c], passed, strict=True)]
+        for c in table.columns if c in COLUMNS
+    })  # fmt: skip
+    align = ["left" if c in ("framework", "version", "gate") else "right" for c in t.columns]
     return t.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
@@ -98,7 +143,8 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     df = load_runs(results)
     if profile:
         df = df[df["profile"] == profile]
-    tables = summarise(df)
+    parity = load_parity(results)
+    tables = summarise(df, parity)
     parts, frames = [], []
     for (prof, task), table in tables.items():
         parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n")
@@ -111,7 +157,13 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     if busy:
         parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
     text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured"
-    text += " (e.g. no steady epoch when only one epoch ran).\n\n"
+    text += " (e.g. no steady epoch when only one epoch ran).\n"
+    text += (
+        "Gate: a framework's timings are comparable only if its test accuracy reached the task's floor and lies "
+        "within the task's tolerance of the median over frameworks (tasks/*.py), and it did not fail "
+        "`harness.py parity`; otherwise they are shown in parentheses with the reason. "
+        + ("Parity results: parity.csv.\n\n" if parity else "Parity not run for these results.\n\n")
+    )
     text += "\n".join(parts)
     (results / "summary.md").write_text(text)
     if frames:

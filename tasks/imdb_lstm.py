@@ -9,7 +9,7 @@ other framework could train the same model at a comparable speed. The input Drop
 Keras keeps one LSTM bias vector (2,691,713 parameters); PyTorch and MXNet keep two (+512).
 """
 
-from tasks.spec import LSTM, Dense, Dropout, Embedding, Recipe, Task
+from tasks.spec import LSTM, AccuracyGate, Dense, Dropout, Embedding, Recipe, Task
 
 VOCAB = 20_000
 MAXLEN = 80
@@ -33,5 +33,6 @@ TASK = Task(
         target_val_accuracy=0.80,
     ),
     n_params=2_691_713,
+    gate=AccuracyGate(min_full=0.80, min_quick=0.55, tolerance=0.02),
     quick={"n_train": 2500, "n_test": 1000, "epochs": 1},
 )

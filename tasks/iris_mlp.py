@@ -4,7 +4,7 @@ Data: the 150-row Iris table; a stratified 80/20 train/test split with a fixed s
 standardised with the training rows' mean and standard deviation. 100 epochs, no early stopping.
 """
 
-from tasks.spec import Dense, Recipe, Task
+from tasks.spec import AccuracyGate, Dense, Recipe, Task
 
 TASK = Task(
     name="iris_mlp",
@@ -25,5 +25,6 @@ TASK = Task(
         target_val_accuracy=0.90,
     ),
     n_params=2_371,
+    gate=AccuracyGate(min_full=0.80, min_quick=0.80, tolerance=0.07),  # 30 test rows: 0.033 each
     quick={},  # the quick profile runs Iris exactly as the full one: it takes seconds
 )

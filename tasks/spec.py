@@ -77,6 +77,16 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class AccuracyGate:
+    """When a framework's timings on a task are comparable: its median test accuracy reached the
+    profile's floor and lies within `tolerance` of the median over frameworks (report.py applies it)."""
+
+    min_full: float
+    min_quick: float  # the quick profile trains on a subset for 1-2 epochs: a smoke-test floor
+    tolerance: float  # absolute; at least two test examples' worth where the test set is small
+
+
+@dataclass(frozen=True)
 class Task:
     """A benchmark task: its data set, input shape, model, recipe and the facts to check."""
 
@@ -87,6 +97,7 @@ class Task:
     layers: tuple[Layer, ...]
     recipe: Recipe
     n_params: int  # with ONE LSTM bias vector (Keras); see lstm_bias_delta
+    gate: AccuracyGate
     notes: str = ""
     quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
 
