@@ -81,7 +81,7 @@ def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Serie
             floor = g.min_full if profile == "full" else g.min_quick
             if not acc >= floor:
                 why.append(f"accuracy below {floor:g}")
-            elif abs(acc - median) > g.tolerance:
+            elif profile == "full" and abs(acc - median) > g.tolerance:
                 why.append(f"accuracy {acc - median:+.3f} from the median (> {g.tolerance:g})")
         if parity.get((task, fw), "pass").startswith(("FAIL", "unavailable")):
             why.append(f"parity {parity[(task, fw)]}")
@@ -159,8 +159,8 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured"
     text += " (e.g. no steady epoch when only one epoch ran).\n"
     text += (
-        "Gate: a framework's timings are comparable only if its test accuracy reached the task's floor and lies "
-        "within the task's tolerance of the median over frameworks (tasks/*.py), and it did not fail "
+        "Gate: a framework's timings are comparable only if its test accuracy reached the task's floor and (full "
+        "profile) lies within the task's tolerance of the median over frameworks (tasks/*.py), and it did not fail "
         "`harness.py parity`; otherwise they are shown in parentheses with the reason. "
         + ("Parity results: parity.csv.\n\n" if parity else "Parity not run for these results.\n\n")
     )

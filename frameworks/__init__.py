@@ -53,6 +53,9 @@ FRAMEWORKS: dict[str, Framework] = {
     for f in (
         Framework("torch", "frameworks.pytorch", "main", package="torch", description="PyTorch, eager mode"),
         Framework(
+            "torch-compile", "frameworks.pytorch_compile", "main", package="torch", description="PyTorch, torch.compile"
+        ),  # fmt: skip
+        Framework(
             "tensorflow",
             _KERAS,
             "main",

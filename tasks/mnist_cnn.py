@@ -28,6 +28,6 @@ TASK = Task(
         target_val_accuracy=0.99,
     ),
     n_params=34_826,
-    gate=AccuracyGate(min_full=0.985, min_quick=0.90, tolerance=0.005),
+    gate=AccuracyGate(min_full=0.985, min_quick=0.85, tolerance=0.005),
     quick={"n_train": 6000, "n_test": 1000, "epochs": 2},
 )

@@ -79,10 +79,12 @@ class Recipe:
 @dataclass(frozen=True)
 class AccuracyGate:
     """When a framework's timings on a task are comparable: its median test accuracy reached the
-    profile's floor and lies within `tolerance` of the median over frameworks (report.py applies it)."""
+    profile's floor and, in the full profile, lies within `tolerance` of the median over frameworks."""
 
     min_full: float
-    min_quick: float  # the quick profile trains on a subset for 1-2 epochs: a smoke-test floor
+    # The quick profile trains a subset for 1-2 epochs, on the cliff where accuracy takes off: quick
+    # IMDB varied 0.57-0.77 across seeds within one framework. So a floor only, no tolerance.
+    min_quick: float
     tolerance: float  # absolute; at least two test examples' worth where the test set is small
 
 
