@@ -193,7 +193,12 @@ def cmd_run(args) -> int:
 
     frameworks = _csv(args.frameworks, FRAMEWORKS, "framework")
     tasks = _csv(args.tasks, TASKS, "task")
-    seeds = _positive_ints(args.seeds, "--seeds")
+    if args.repeats is not None:
+        if args.seeds is not None:
+            raise UsageError("give either --seeds or --repeats, not both")
+        if args.repeats < 1:
+            raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    seeds = list(range(args.repeats)) if args.repeats else _positive_ints(args.seeds or "0", "--seeds")
     threads = _threads(args.threads)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
@@ -376,7 +381,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--frameworks", default="all", help="comma-separated, or all (default)")
     r.add_argument("--tasks", default="all", help="comma-separated, or all (default)")
     r.add_argument("--profile", default="quick", choices=["quick", "full"])
-    r.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    r.add_argument("--seeds", help="comma-separated seeds (default 0)")
+    r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
     r.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
     r.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])

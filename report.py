@@ -1,4 +1,4 @@
-"""Turn RESULTS/runs.jsonl into per-task tables: summary.md and summary.csv, also printed."""
+"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv and plots/ (PNG)."""
 
 from __future__ import annotations
 
@@ -124,31 +124,126 @@ def _fmt(col: str, v) -> str:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    """The table as markdown; the timings of a row that fails the gate are shown in parentheses."""
+    """The table as markdown; timings carry their 95 % interval where there are several runs, and a
+    row that fails the gate has its timings in parentheses."""
     passed = table["gate"] == "ok" if "gate" in table else pd.Series(True, index=table.index)
 
-    def cell(c, v, ok):
-        s = _fmt(c, v)
-        return s if ok or c not in TIMINGS or s == "—" else f"({s})"
+    def cell(c, i):
+        s = _fmt(c, table[c].iat[i])
+        lo, hi = (table[f"{c}_ci_low"].iat[i], table[f"{c}_ci_high"].iat[i]) if f"{c}_ci_low" in table else (0, 0)
+        if c in TIMINGS and s != "—" and pd.notna(lo) and lo != hi:
+            s += f" [{_fmt(c, lo)}, {_fmt(c, hi)}]"
+        return s if passed.iat[i] or c not in TIMINGS or s == "—" else f"({s})"
 
-    t = pd.DataFrame({
-        COLUMNS[c]: [cell(c, v, ok) for v, ok in zip(table[c], passed, strict=True)]
-        for c in table.columns if c in COLUMNS
-    })  # fmt: skip
+    t = pd.DataFrame({COLUMNS[c]: [cell(c, i) for i in range(len(table))] for c in table.columns if c in COLUMNS})
     align = ["left" if c in ("framework", "version", "gate") else "right" for c in t.columns]
     return t.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
-def write_summary(results: Path, profile: str | None = None) -> int:
+def _with_intervals(table: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
+    """Add <metric>_ci_low/_ci_high: 95 % bootstrap intervals of each timing's median over runs."""
+    from stats import bootstrap_ci
+
+    for c in TIMINGS + ("test_accuracy", "peak_rss_mib"):
+        if c in ok:
+            cis = [bootstrap_ci(ok.loc[ok["framework"] == f, c].dropna()) for f in table["framework"]]
+            table[f"{c}_ci_low"], table[f"{c}_ci_high"] = [c_[0] for c_ in cis], [c_[1] for c_ in cis]
+    return table
+
+
+def epoch_samples(ok: pd.DataFrame) -> tuple[dict[str, list[float]], str]:
+    """Per framework, every steady epoch's seconds from every run; where runs have one epoch only,
+    each run's first epoch (compilation included), and the basis says so."""
+    steady = {f: [h["epoch_s"] for hist in g["history"] for h in hist[1:]] for f, g in ok.groupby("framework")}
+    if all(steady.values()):
+        return steady, "steady epochs (every epoch after the first, of every run)"
+    first = {f: [hist[0]["epoch_s"] for hist in g["history"] if hist] for f, g in ok.groupby("framework")}
+    return first, "first epochs (only one epoch per run: compilation included)"
+
+
+def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
+    """Frameworks ranked by median epoch time: ratio to the fastest with its interval, and whether each
+    differs significantly from the next faster one."""
+    from stats import ALPHA, compare
+
+    samples, basis = epoch_samples(ok)
+    gate_of = dict(zip(table["framework"], table["gate"], strict=True))
+    ranked = sorted((f for f in samples if samples[f]), key=lambda f: float(pd.Series(samples[f]).median()))
+    if len(ranked) < 2:
+        return ""
+    rows = []
+    for i, f in enumerate(ranked):
+        to_fastest = compare(f, samples[f], ranked[0], samples[ranked[0]]) if i else None
+        lo, hi = to_fastest.ci if to_fastest else (None, None)
+        to_next = compare(f, samples[f], ranked[i - 1], samples[ranked[i - 1]]) if i else None
+        rows.append({
+            "framework": f,
+            "epochs measured": len(samples[f]),
+            "median epoch (s)": _fmt("epoch_s", pd.Series(samples[f]).median()),
+            "× fastest [95 % CI]": "1" if not i else f"{to_fastest.ratio:.2f} [{lo:.2f}, {hi:.2f}]",
+            "vs the next faster": "—" if not i else f"{to_next.verdict} (p = {to_next.p_value:.2g})",
+            "gate": gate_of.get(f, "—"),
+        })  # fmt: skip
+    return (
+        f"Speed, from {basis}; intervals are percentile bootstraps, p from a two-sided Mann–Whitney U test "
+        f"(significant below {ALPHA:g}, and only if the interval excludes 1).\n\n"
+        + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
+
+
+def environment_section(df: pd.DataFrame) -> str:
+    """Where and with what the runs were made: machine, threads, commits, versions per framework."""
+    prov = [r for r in df.get("provenance", pd.Series(dtype=object)) if isinstance(r, dict)]
+    lines = []
+    machines = {json.dumps(p.get("machine", {}), sort_keys=True) for p in prov}
+    for m in map(json.loads, sorted(machines)):
+        lines.append(f"- machine: {m.get('cpu')}, {m.get('cpus_allowed')} of {m.get('cpu_count')} CPUs usable, "
+                     f"{m.get('memory_gib')} GiB, {m.get('platform')}")  # fmt: skip
+    if "threads" in df:
+        lines.append(f"- threads per worker: {', '.join(str(t) for t in sorted(df['threads'].dropna().unique()))}")
+    commits = sorted({(p.get("git") or {}).get("commit") or "unknown" for p in prov})
+    lines.append(f"- commit(s): {', '.join(c[:10] for c in commits)}")
+    if "timestamp" in df:
+        lines.append(f"- runs from {df['timestamp'].min()} to {df['timestamp'].max()}")
+    versions = {}
+    for fw, p in zip(df["framework"], df.get("provenance", [None] * len(df)), strict=True):
+        if isinstance(p, dict) and p.get("packages"):
+            pk = ", ".join(f"{k} {v}" for k, v in p["packages"].items() if v is not None)
+            versions[fw] = f"Python {p.get('python')}, {pk}"
+    lines += [f"- {fw}: {v}" for fw, v in sorted(versions.items())]
+    return "## Environment\n\n" + "\n".join(lines) + "\n"
+
+
+def write_summary(results: Path, profile: str | None = None, figures: bool = True) -> int:
+    """report.md, report.html, summary.csv and plots/ under `results`; the tables are printed too."""
     df = load_runs(results)
     if profile:
         df = df[df["profile"] == profile]
     parity = load_parity(results)
     tables = summarise(df, parity)
-    parts, frames = [], []
+    parts, frames = [environment_section(df)], []
+    parts.append(
+        "Medians over seeds of `ok` runs, with 95 % bootstrap intervals in brackets where there are several; "
+        "`—` = not measured (e.g. no steady epoch when only one epoch ran). Gate: a framework's timings are "
+        "comparable only if its test accuracy reached the task's floor and (full profile) lies within the "
+        "task's tolerance of the median over frameworks (tasks/*.py), and it did not fail `harness.py parity`; "
+        "otherwise they are shown in parentheses with the reason. "
+        + ("Parity results: parity.csv.\n" if parity else "Parity was not run for these results.\n")
+    )
     for (prof, task), table in tables.items():
-        parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n")
+        ok = df[(df["profile"] == prof) & (df["task"] == task) & (df["status"] == "ok")]
+        table = _with_intervals(table, ok)
+        parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n\n{speed_section(table, ok)}")
         frames.append(table.assign(task=task, profile=prof))
+    if figures and tables:
+        from plots import all_figures
+
+        for prof in sorted({p for p, _ in tables}):
+            ok = df[(df["profile"] == prof) & (df["status"] == "ok")]
+            paths = all_figures(ok, results / "plots" / prof)
+            parts.append(f"## Figures ({prof} profile)\n\n"
+                         + "\n\n".join(f"![{p.stem}]({p.relative_to(results)})" for p in paths) + "\n")  # fmt: skip
     failed = df[df["status"] != "ok"]
     if not failed.empty:
         cols = ["task", "framework", "profile", "seed", "status", "error"]
@@ -156,21 +251,29 @@ def write_summary(results: Path, profile: str | None = None) -> int:
     busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
     if busy:
         parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
-    text = "# dlbench summary\n\nMedians over seeds of `ok` runs; `—` = not measured"
-    text += " (e.g. no steady epoch when only one epoch ran).\n"
-    text += (
-        "Gate: a framework's timings are comparable only if its test accuracy reached the task's floor and (full "
-        "profile) lies within the task's tolerance of the median over frameworks (tasks/*.py), and it did not fail "
-        "`harness.py parity`; otherwise they are shown in parentheses with the reason. "
-        + ("Parity results: parity.csv.\n\n" if parity else "Parity not run for these results.\n\n")
-    )
-    text += "\n".join(parts)
-    (results / "summary.md").write_text(text)
+    extra = Path(results / "assessment.md")
+    if extra.is_file():
+        parts.append(extra.read_text())
+    text = "# dlbench report\n\n" + "\n".join(parts)
+    (results / "report.md").write_text(text)
+    _html(text, results / "report.html")
     if frames:
         pd.concat(frames).to_csv(results / "summary.csv", index=False)
     print(text)
-    print(f"written: {results / 'summary.md'}, {results / 'summary.csv'}")
+    print(f"written: {results / 'report.md'}, {results / 'report.html'}, {results / 'summary.csv'}")
     return 0
+
+
+def _html(markdown_text: str, path: Path) -> None:
+    """The same report as a standalone HTML page (figures linked relative to it)."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}"
+             "td{text-align:right}img{max-width:100%}")  # fmt: skip
+    path.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
+                    f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
 
 
 def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:

@@ -43,7 +43,7 @@ def test_end_to_end_run_gives_an_ok_row_with_every_field(tmp_path):
     assert prov["data"]["files"]["iris.csv"]["sha256"] and prov["machine"]["cpu_count"] >= 1
     report = cli("report", "--results", str(tmp_path))
     assert report.returncode == 0 and "iris_mlp" in report.stdout and "torch" in report.stdout
-    assert (tmp_path / "summary.md").is_file() and (tmp_path / "summary.csv").is_file()
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "summary.csv").is_file()
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
         assert got["fake-nan", seed]["status"] == "diverged" and "epoch 1" in got["fake-nan", seed]["error"]
         assert got["fake-ok", seed]["status"] == "ok"
     harness.main(["report", "--results", str(tmp_path)])
-    assert "Failures" in (tmp_path / "summary.md").read_text()
+    assert "Failures" in (tmp_path / "report.md").read_text()
 
 
 def test_the_clock_waits_for_sync(monkeypatch, tmp_path):
@@ -100,6 +100,8 @@ def test_missing_environment_gives_unavailable_rows(monkeypatch, tmp_path):
         (["run", "--frameworks", "tensorflw"], "unknown framework tensorflw"),
         (["run", "--tasks", "cifar"], "unknown task cifar"),
         (["run", "--seeds", "a,b"], "--seeds must be integers"),
+        (["run", "--repeats", "0"], "--repeats must be at least 1"),
+        (["run", "--repeats", "2", "--seeds", "0,1"], "either --seeds or --repeats"),
         (["run", "--threads", "0"], "--threads must be between"),
         (["run", "--epochs", "0"], "--epochs must be at least 1"),
         (["run", "--timeout", "-1"], "--timeout must be positive"),

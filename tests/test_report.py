@@ -40,3 +40,68 @@ def test_the_gate_flags_low_or_outlying_accuracy_and_failed_parity(tmp_path):
     md = report._markdown(tables["full", "mnist_cnn"])
     line_c = next(ln for ln in md.splitlines() if ln.startswith("| c "))
     assert "(1)" in line_c and "(2)" in line_c  # its timings in parentheses: not comparable
+
+
+# ---------------------------------------------------------------- statistics, by hand
+
+from math import comb, pi, sqrt  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from stats import bootstrap_ci, compare  # noqa: E402
+
+
+def test_bootstrap_interval_of_two_points_is_their_range():
+    # Resampled medians of [0, 10]: 0 (p 1/4), 5 (1/2), 10 (1/4): the 2.5 and 97.5 percentiles are 0 and 10.
+    assert bootstrap_ci([0.0, 10.0]) == (0.0, 10.0)
+    assert bootstrap_ci([3.0, 3.0, 3.0]) == (3.0, 3.0) and bootstrap_ci([7.0]) == (7.0, 7.0)
+
+
+def test_bootstrap_interval_of_a_large_sample_matches_the_asymptotic_width():
+    x = np.random.default_rng(1).standard_normal(400)
+    lo, hi = bootstrap_ci(x, seed=0)
+    # The sample median's standard error is sqrt(pi / 2) / sqrt(n) for a standard normal: 0.0627 at n = 400.
+    expected = 2 * 1.96 * sqrt(pi / 2) / sqrt(400)
+    assert lo < np.median(x) < hi and abs((hi - lo) / expected - 1) < 0.25, (lo, hi, expected)
+    assert bootstrap_ci(x, seed=0) == (lo, hi)  # a fixed seed: the same interval every time
+
+
+def test_a_clearly_different_pair_is_ranked_and_an_equal_pair_is_not():
+    fast = [1.00, 1.01, 1.02, 0.99, 1.03, 0.98, 1.015, 1.005]  # no ties: the exact test applies
+    slow = [2 * t for t in fast]
+    c = compare("slow", slow, "fast", fast)
+    assert c.ratio == 2.0 and 1.9 < c.ci[0] <= c.ci[1] < 2.1
+    assert abs(c.p_value - 2 / comb(16, 8)) < 1e-12  # complete separation, exact two-sided p
+    assert c.verdict == "fast faster, 2.00x"
+    same = compare("a", fast, "b", list(reversed(fast)))
+    assert same.p_value == 1.0 and same.verdict.startswith("no significant difference")
+    # Three runs each can never be ranked: complete separation gives p = 2 / C(6, 3) = 0.1.
+    three = compare("slow", slow[:3], "fast", fast[:3])
+    assert abs(three.p_value - 0.1) < 1e-12 and three.verdict.startswith("no significant difference")
+
+
+# ---------------------------------------------------------------- the whole report on real runs
+
+
+def test_report_on_a_three_seed_run_writes_markdown_html_and_valid_pngs(tmp_path):
+    import matplotlib.image
+
+    from tests.test_harness import cli
+
+    r = cli("run", "--frameworks", "torch", "--tasks", "iris_mlp", "--seeds", "0,1,2", "--epochs", "5",
+            "--results", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = cli("report", "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "report.md").read_text()
+    assert "## Environment" in md and "## iris_mlp (quick profile)" in md
+    html = (tmp_path / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "<table>" in html and "<img" in html
+    pngs = sorted((tmp_path / "plots" / "quick").glob("*.png"))
+    names = {p.stem for p in pngs}
+    assert {"learning_curves_iris_mlp", "accuracy_vs_time", "steady_epoch", "first_vs_steady", "peak_memory"} <= names
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+        h, w, _ = matplotlib.image.imread(p).shape  # decodes: a real image, not just a header
+        assert h > 200 and w > 200
+        assert f"]({p.relative_to(tmp_path)})" in md

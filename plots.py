@@ -1,0 +1,127 @@
+"""The report's figures (matplotlib, PNG): learning curves, accuracy vs time, epoch times, memory.
+
+Every function takes the `ok` rows of one profile (a pandas DataFrame of runs.jsonl rows) and writes
+one PNG, returning its path. Colours follow the framework, the same in every figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on CI machines or servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from stats import bootstrap_ci  # noqa: E402
+
+DPI = 110
+
+
+def _colours(frameworks) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {f: cmap(i % 10) for i, f in enumerate(sorted(frameworks))}
+
+
+def _tasks(ok: pd.DataFrame) -> list[str]:
+    from tasks import TASKS
+
+    return [t for t in TASKS if t in set(ok["task"])] + sorted(set(ok["task"]) - set(TASKS))
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(ok: pd.DataFrame, task: str, out: Path) -> Path:
+    """Validation accuracy and loss by epoch and by training time: one line per run (seed)."""
+    runs = ok[ok["task"] == task]
+    colours = _colours(ok["framework"].unique())
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
+    seen = set()
+    for _, r in runs.iterrows():
+        h = pd.DataFrame(r["history"])
+        epoch = np.arange(1, len(h) + 1)
+        wall = h["epoch_s"].cumsum()
+        label = r["framework"] if r["framework"] not in seen else None
+        seen.add(r["framework"])
+        kw = {"color": colours[r["framework"]], "alpha": 0.8, "marker": "." if len(h) < 30 else None}
+        for row, metric in enumerate(("val_accuracy", "val_loss")):
+            axes[row, 0].plot(epoch, h[metric], label=label, **kw)
+            axes[row, 1].plot(wall, h[metric], **kw)
+    for row, name in enumerate(("validation accuracy", "validation loss")):
+        axes[row, 0].set_ylabel(name)
+        axes[row, 0].set_xlabel("epoch")
+        axes[row, 1].set_xlabel("training time (s, validation not counted)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{task}: learning curves (one line per seed)")
+    return _save(fig, out / f"learning_curves_{task}.png")
+
+
+def accuracy_vs_time(ok: pd.DataFrame, out: Path) -> Path:
+    """Test accuracy against total training time, one point per run."""
+    tasks, colours = _tasks(ok), _colours(ok["framework"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for fw, g in ok[ok["task"] == task].groupby("framework"):
+            ax.scatter(g["train_s"], g["test_accuracy"], color=colours[fw], label=fw, s=25)
+        ax.set(title=task, xlabel="training time (s)", ylabel="test accuracy", xscale="log")
+    axes[0, 0].legend(fontsize=8)
+    return _save(fig, out / "accuracy_vs_time.png")
+
+
+def _bars(ok: pd.DataFrame, out: Path, name: str, column: str, label: str, with_ci: bool) -> Path:
+    tasks, colours = _tasks(ok), _colours(ok["framework"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        g = ok[ok["task"] == task].groupby("framework")[column]
+        fws = sorted(g.groups)
+        med = [g.get_group(f).median() for f in fws]
+        err = None
+        if with_ci:
+            cis = [bootstrap_ci(g.get_group(f).dropna()) for f in fws]
+            err = np.array([[m - lo, hi - m] for m, (lo, hi) in zip(med, cis, strict=True)]).T
+            err = np.nan_to_num(np.clip(err, 0, None))
+        ax.barh(fws, med, xerr=err, color=[colours[f] for f in fws], capsize=3)
+        ax.set(title=task, xlabel=label)
+        ax.invert_yaxis()
+    return _save(fig, out / name)
+
+
+def steady_epoch(ok: pd.DataFrame, out: Path) -> Path:
+    """Median steady-epoch time per framework with its 95 % bootstrap interval over runs."""
+    col = ok["steady_epoch_s"].fillna(ok["first_epoch_s"])  # one-epoch runs have no steady epoch
+    return _bars(ok.assign(epoch_s=col), out, "steady_epoch.png", "epoch_s", "steady epoch (s), median, 95 % CI", True)
+
+
+def first_vs_steady(ok: pd.DataFrame, out: Path) -> Path:
+    """First epoch (compilation, warm-up) beside the steady epoch, medians."""
+    tasks = _tasks(ok)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        g = ok[ok["task"] == task].groupby("framework")[["first_epoch_s", "steady_epoch_s"]].median()
+        y = np.arange(len(g))
+        ax.barh(y - 0.2, g["first_epoch_s"], 0.4, label="first epoch")
+        ax.barh(y + 0.2, g["steady_epoch_s"].fillna(0), 0.4, label="steady epoch")
+        ax.set(yticks=y, yticklabels=g.index, title=task, xlabel="seconds (median)")
+        ax.invert_yaxis()
+    axes[0, 0].legend(fontsize=8)
+    return _save(fig, out / "first_vs_steady.png")
+
+
+def peak_memory(ok: pd.DataFrame, out: Path) -> Path:
+    """The worker's peak resident memory (framework, data and model), median over runs."""
+    return _bars(ok, out, "peak_memory.png", "peak_rss_mib", "peak RSS (MiB), median", False)
+
+
+def all_figures(ok: pd.DataFrame, out: Path) -> list[Path]:
+    """Every figure for one profile's ok rows, into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [learning_curves(ok, t, out) for t in _tasks(ok)]
+    return paths + [accuracy_vs_time(ok, out), steady_epoch(ok, out), first_vs_steady(ok, out), peak_memory(ok, out)]
