@@ -3,6 +3,7 @@
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
+    python harness.py assess [--results results]
     python harness.py list
 
 Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
@@ -331,6 +332,21 @@ def cmd_parity(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_assess(args) -> int:
+    """Input pipelines, install sizes and adapter sizes into RESULTS/assessment.json (see assess.py)."""
+    import assess
+
+    threads = _threads(args.threads)
+    npz, _ = prepare("mnist", args.data_dir)
+    out = assess.measure(npz, threads, log=lambda line: print(line, file=sys.stderr))
+    out["machine"] = machine()
+    path = Path(args.results) / "assessment.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"written: {path}; `python harness.py report` shows it")
+    return 0
+
+
 # ---------------------------------------------------------------- report and list
 
 
@@ -401,6 +417,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
     q.add_argument("--results", default="results", help="where parity.md and parity.csv go (default results/)")
     q.set_defaults(fn=cmd_parity)
+    a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
+    a.add_argument("--threads", type=int, help="threads (default: all CPUs)")
+    a.add_argument("--results", default="results")
+    a.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
+    a.set_defaults(fn=cmd_assess)
     ls = sub.add_parser("list", help="show the frameworks and tasks")
     ls.set_defaults(fn=cmd_list)
     return p

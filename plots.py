@@ -46,7 +46,9 @@ def learning_curves(ok: pd.DataFrame, task: str, out: Path) -> Path:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
     seen = set()
     for _, r in runs.iterrows():
-        h = pd.DataFrame(r["history"])
+        h = pd.DataFrame(r["history"] if isinstance(r["history"], list) else [])
+        if not {"epoch_s", "val_accuracy", "val_loss"} <= set(h.columns):
+            continue  # a row from an older or partial file: nothing to draw
         epoch = np.arange(1, len(h) + 1)
         wall = h["epoch_s"].cumsum()
         label = r["framework"] if r["framework"] not in seen else None
@@ -121,7 +123,19 @@ def peak_memory(ok: pd.DataFrame, out: Path) -> Path:
 
 
 def all_figures(ok: pd.DataFrame, out: Path) -> list[Path]:
-    """Every figure for one profile's ok rows, into `out`."""
+    """Every figure for one profile's ok rows, into `out`; one that cannot be drawn is skipped, said so."""
+    import sys
+
     out.mkdir(parents=True, exist_ok=True)
-    paths = [learning_curves(ok, t, out) for t in _tasks(ok)]
-    return paths + [accuracy_vs_time(ok, out), steady_epoch(ok, out), first_vs_steady(ok, out), peak_memory(ok, out)]
+    jobs = [(f"learning curves {t}", lambda t=t: learning_curves(ok, t, out)) for t in _tasks(ok)]
+    jobs += [
+        (f.__name__, lambda f=f: f(ok, out)) for f in (accuracy_vs_time, steady_epoch, first_vs_steady, peak_memory)
+    ]
+    paths = []
+    for name, job in jobs:
+        try:
+            paths.append(job())
+        except (KeyError, ValueError, TypeError) as e:  # rows missing fields: the report still goes out
+            plt.close("all")
+            print(f"warning: figure {name} skipped ({type(e).__name__}: {e})", file=sys.stderr)
+    return paths

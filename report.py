@@ -54,7 +54,20 @@ def load_runs(results: Path) -> pd.DataFrame:
         print(f"warning: skipped {bad} malformed line(s) in {path}", file=sys.stderr)
     if not rows:
         raise ReportError(f"{path} holds no readable rows: run `python harness.py run` first")
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for col in (
+        *(c for c in COLUMNS if c not in ("runs", "gate")),
+        *TIMINGS,
+        "profile",
+        "seed",
+        "train_s",
+        "timestamp",
+    ):
+        if col not in df:
+            df[col] = None
+    df["history"] = [h if isinstance(h, list) else [] for h in df.get("history", [None] * len(df))]
+    df["machine_busy"] = df["machine_busy"].fillna(False).astype(bool)
+    return df
 
 
 TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s")
@@ -251,9 +264,9 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
     if busy:
         parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
-    extra = Path(results / "assessment.md")
-    if extra.is_file():
-        parts.append(extra.read_text())
+    from assess import render
+
+    parts.append(render(results, df))
     text = "# dlbench report\n\n" + "\n".join(parts)
     (results / "report.md").write_text(text)
     _html(text, results / "report.html")

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 import report
+from tests.conftest import needs_data, real_data_dir
 
 
 def _row(fw, task, acc, profile="full", seed=0, epoch_s=1.0, **kw):
@@ -105,3 +106,36 @@ def test_report_on_a_three_seed_run_writes_markdown_html_and_valid_pngs(tmp_path
         h, w, _ = matplotlib.image.imread(p).shape  # decodes: a real image, not just a header
         assert h > 200 and w > 200
         assert f"]({p.relative_to(tmp_path)})" in md
+
+
+# ---------------------------------------------------------------- the assessment
+
+
+def test_code_lines_count_code_only(tmp_path):
+    from assess import code_lines
+
+    f = tmp_path / "m.py"
+    src = '"""Module\ndocstring."""\n\n# a comment\nimport os\n\n\ndef f(x):\n    """Doc."""\n'
+    f.write_text(src + "    return (x +\n            1)  # why\n")
+    assert code_lines(f) == 4  # import, def, and the two lines of the return
+
+
+@needs_data
+def test_assess_measures_every_pipeline_and_the_report_shows_it(tmp_path):
+    from frameworks import ENVIRONMENTS
+    from tests.test_harness import cli
+
+    r = cli("assess", "--results", str(tmp_path), "--data-dir", str(real_data_dir()), timeout=900)
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "assessment.json").read_text())
+    for pipeline, m in out["etl"].items():
+        if pipeline == "Gluon DataLoader" and not ENVIRONMENTS["mxnet"].python.exists():
+            assert "make setup" in m["error"]
+            continue
+        assert m["samples"] == 54000 and m["samples_per_s"] > 1000, (pipeline, m)
+    assert out["install_mib"]["torch"] > 100 and all(n > 20 for n in out["code_lines"].values())
+    rows = [_row("torch", "iris_mlp", 0.9, history=[{"epoch_s": 1.0}])]
+    (tmp_path / "runs.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert cli("report", "--results", str(tmp_path)).returncode == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Assessment" in md and "tf.data" in md and "Apache MXNet" in md and "attic.apache.org" in md
