@@ -4,6 +4,7 @@
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
+    python harness.py microbench [--frameworks torch,jax]
     python harness.py list
 
 Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
@@ -347,6 +348,32 @@ def cmd_assess(args) -> int:
     return 0
 
 
+def cmd_microbench(args) -> int:
+    """benchmarks/test_micro.py (pytest-benchmark) once per framework in its interpreter; merged table."""
+    from report import microbench_table
+
+    frameworks = _csv(args.frameworks, FRAMEWORKS, "framework")
+    threads = _threads(args.threads)
+    out = Path(args.results) / "microbench"
+    out.mkdir(parents=True, exist_ok=True)
+    for f in frameworks:
+        fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
+        if not env.python.exists():
+            print(f"microbench: {f} skipped: {env.venv} does not exist, {env.missing_hint}", file=sys.stderr)
+            continue
+        cmd = [str(env.python), "-m", "pytest", "benchmarks/test_micro.py", "-q", "-p", "no:cacheprovider",
+               f"--benchmark-json={out / (f + '.json')}"]  # fmt: skip
+        vars_ = {**_worker_env(threads, fw.env_vars), "DLBENCH_FRAMEWORK": f, "DLBENCH_THREADS": str(threads)}
+        r = subprocess.run(cmd, cwd=ROOT, env=vars_, capture_output=True, text=True, timeout=args.timeout)
+        tail = (r.stdout.strip().splitlines() or ["no output"])[-1]
+        print(f"microbench: {f}: {tail}", file=sys.stderr)
+    table = microbench_table(out)
+    print(table)
+    (Path(args.results) / "microbench.md").write_text(table + "\n")
+    print(f"written: {out}/*.json (pytest-benchmark JSON), {Path(args.results) / 'microbench.md'}")
+    return 0
+
+
 # ---------------------------------------------------------------- report and list
 
 
@@ -422,6 +449,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--results", default="results")
     a.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     a.set_defaults(fn=cmd_assess)
+    m = sub.add_parser("microbench", help="pytest-benchmark micro-benchmarks, frameworks side by side")
+    m.add_argument("--frameworks", default="all", help="comma-separated, or all (default)")
+    m.add_argument("--threads", type=int, help="threads (default: all CPUs)")
+    m.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
+    m.add_argument("--results", default="results")
+    m.set_defaults(fn=cmd_microbench)
     ls = sub.add_parser("list", help="show the frameworks and tasks")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -267,6 +267,8 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     from assess import render
 
     parts.append(render(results, df))
+    if (results / "microbench").is_dir():
+        parts.append("## Micro-benchmarks\n\n" + microbench_table(results / "microbench") + "\n")
     text = "# dlbench report\n\n" + "\n".join(parts)
     (results / "report.md").write_text(text)
     _html(text, results / "report.html")
@@ -287,6 +289,26 @@ def _html(markdown_text: str, path: Path) -> None:
              "td{text-align:right}img{max-width:100%}")  # fmt: skip
     path.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
                     f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+
+
+def microbench_table(folder: Path) -> str:
+    """pytest-benchmark JSON files (one per framework) -> one markdown table: median ms, frameworks side by side."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            print(f"warning: {path} is not readable JSON, skipped", file=sys.stderr)
+            continue
+        for b in data.get("benchmarks", []):
+            fw = b.get("extra_info", {}).get("framework", path.stem)
+            rows.append({"benchmark": b["group"], "framework": fw, "median_ms": 1000 * b["stats"]["median"]})
+    if not rows:
+        return "No micro-benchmarks yet: `python harness.py microbench`."
+    t = pd.DataFrame(rows).pivot_table(index="benchmark", columns="framework", values="median_ms", aggfunc="first")
+    t = t.map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
+    return ("Micro-benchmarks (pytest-benchmark), median milliseconds per call; each call ends with the adapter's "
+            "sync.\n\n" + t.reset_index().to_markdown(index=False, disable_numparse=True))  # fmt: skip
 
 
 def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:

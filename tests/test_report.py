@@ -139,3 +139,16 @@ def test_assess_measures_every_pipeline_and_the_report_shows_it(tmp_path):
     assert cli("report", "--results", str(tmp_path)).returncode == 0
     md = (tmp_path / "report.md").read_text()
     assert "## Assessment" in md and "tf.data" in md and "Apache MXNet" in md and "attic.apache.org" in md
+
+
+def test_microbench_writes_pytest_benchmark_json_and_a_side_by_side_table(tmp_path):
+    from tests.test_harness import cli
+
+    r = cli("microbench", "--frameworks", "torch", "--results", str(tmp_path), timeout=900)
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "microbench" / "torch.json").read_text())
+    groups = {b["group"] for b in data["benchmarks"]}
+    assert len(groups) == 6 and "mnist_cnn: 10 training steps of 128" in groups
+    assert all(b["stats"]["median"] > 0 and b["extra_info"]["framework"] == "torch" for b in data["benchmarks"])
+    table = (tmp_path / "microbench.md").read_text()
+    assert "| benchmark" in table and "torch" in table and "imdb_lstm: one inference batch of 32" in table
