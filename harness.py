@@ -96,8 +96,32 @@ def _worker_env(threads: int, fw_vars: dict) -> dict:
     return env
 
 
-def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -> dict:
-    """Run worker.py with `python`; return its result fields, or a failure's status and cause."""
+def _group_rss_mib(pgid: int) -> float:
+    """Resident memory of every process in a process group (the worker and any children), in MiB."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+                total += int((stat.parent / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the current worker was stopped and recorded; the matrix stops."""
+
+
+def run_worker(
+    cfg: dict, python: Path, env: dict, timeout_s: float, on_event, max_rss_mib: float | None = None
+) -> dict:
+    """Run worker.py with `python`; return its result fields, or a failure's status and cause.
+
+    The worker runs in its own session, so Ctrl-C reaches only the harness, which then kills it.
+    With `max_rss_mib`, its process group's resident memory is polled twice a second and the group is
+    killed past the cap (status oom): RLIMIT_AS cannot do this, JAX and TensorFlow reserve far more
+    address space than they use."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
         cfg_path.write_text(json.dumps(cfg))
@@ -113,15 +137,32 @@ def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -
                 target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
             ).start()
             deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
+            interrupted, peak_mib, over_cap = False, 0.0, False
             while True:
+                remaining = deadline - time.monotonic()
                 try:
-                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    timed_out = True
+                    if remaining <= 0:
+                        timed_out = True
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        break
+                    try:
+                        line = lines.get(timeout=min(remaining, 0.5))
+                    except queue.Empty:
+                        line = ""
+                    if max_rss_mib:
+                        peak_mib = max(peak_mib, _group_rss_mib(proc.pid))
+                        if peak_mib > max_rss_mib:
+                            over_cap = True
+                            os.killpg(proc.pid, signal.SIGKILL)
+                            break
+                except KeyboardInterrupt:
+                    interrupted = True
                     os.killpg(proc.pid, signal.SIGKILL)
                     break
                 if line is None:
                     break
+                if not line:
+                    continue
                 if line.startswith("@@dlbench "):
                     ev = json.loads(line[len("@@dlbench ") :])
                     if ev["event"] == "result":
@@ -136,6 +177,14 @@ def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -
             tail = [ln for ln in err.read().splitlines() if ln.strip()]
     worker_cpu_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     usage = {"worker_cpu_s": round(worker_cpu_s, 2)}
+    if interrupted:
+        return {"status": "interrupted", "error": "stopped by Ctrl-C (SIGINT)", **usage}
+    if over_cap:
+        return {
+            "status": "oom",
+            "error": f"worker used {peak_mib:,.0f} MiB, over --max-rss-mib {max_rss_mib:g}",
+            **usage,
+        }
     if timed_out:
         return {"status": "timeout", "error": f"no result within {timeout_s:g} s (--timeout)", **usage}
     if result is not None:
@@ -145,7 +194,9 @@ def run_worker(cfg: dict, python: Path, env: dict, timeout_s: float, on_event) -
         status = "diverged" if error.startswith("FloatingPointError") else "error"
         return {"status": status, "error": error, **usage}
     if rc < 0:
-        return {"status": "crashed", "error": f"worker killed by {signal.Signals(-rc).name}", **usage}
+        name = signal.Signals(-rc).name
+        hint = " (from outside: perhaps the kernel's OOM killer)" if name == "SIGKILL" else ""
+        return {"status": "crashed", "error": f"worker killed by {name}{hint}", **usage}
     return {"status": "error", "error": (tail[-1] if tail else f"worker exited with status {rc}")[:500], **usage}
 
 
@@ -207,6 +258,8 @@ def cmd_run(args) -> int:
     timeout_s = DEFAULT_TIMEOUT_S[args.profile] if args.timeout is None else args.timeout
     if timeout_s <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    if args.max_rss_mib is not None and args.max_rss_mib <= 0:
+        raise UsageError(f"--max-rss-mib must be positive, got {args.max_rss_mib}")
     results = Path(args.results) / "runs.jsonl"
 
     data = {}
@@ -215,13 +268,24 @@ def cmd_run(args) -> int:
         if ds not in data:
             data[ds] = prepare(ds, args.data_dir)
     common = {"machine": machine(), "git": _git(), "argv": sys.argv[1:]}
-    progress = Progress([(t, f, s) for t in tasks for f in frameworks for s in seeds])
+    todo = [(t, f, s) for t in tasks for f in frameworks for s in seeds]
+    if args.resume:
+        done = recorded_ok(results, args.profile, threads, args.device, args.epochs)
+        skipped = [k for k in todo if k in done]
+        todo = [k for k in todo if k not in done]
+        print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, "
+              f"{len(todo)} to run", file=sys.stderr)  # fmt: skip
+    progress = Progress(todo)
     rows = []
-    with progress:
-        for t in tasks:
-            for f in frameworks:
-                for seed in seeds:
-                    rows.append(_run_one(args, t, f, seed, threads, timeout_s, data, common, results, progress))
+    try:
+        with progress:
+            for t, f, seed in todo:
+                rows.append(_run_one(args, t, f, seed, threads, timeout_s, data, common, results, progress))
+    except Interrupted:
+        again = " ".join(a for a in sys.argv[1:] if a != "--resume")
+        print(f"harness.py: interrupted: {len(rows)} row(s) recorded in {results} (the stopped one as "
+              f"'interrupted'); continue with: python harness.py {again} --resume", file=sys.stderr)  # fmt: skip
+        return 130
     busy = [r for r in rows if r.get("machine_busy")]
     if busy:
         print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
@@ -244,7 +308,7 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
         out = {"status": "unavailable", "error": f"{env.venv} does not exist: {env.missing_hint}"}
     else:
         on_event = lambda ev: progress.epoch(task, fw_name, seed, ev)  # noqa: E731
-        out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), timeout_s, on_event)
+        out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), timeout_s, on_event, args.max_rss_mib)
     wall_s = time.monotonic() - t0
     busy_after = _cpu_busy_s()
     others_pct = None
@@ -263,6 +327,8 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
         "error": out.pop("error"),
         "threads": threads,
         "device": out.pop("device", args.device),
+        "device_requested": args.device,
+        "epochs_cap": args.epochs,
         **out,
         "wall_s": round(wall_s, 3),
         "load_avg_1m_before": round(load_before, 2),
@@ -280,7 +346,27 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
     }
     append_row(results, row)
     progress.finish(task, fw_name, seed, row)
+    if row["status"] == "interrupted":
+        raise Interrupted
     return row
+
+
+def recorded_ok(results: Path, profile: str, threads: int, device: str, epochs: int | None) -> set:
+    """(task, framework, seed) already recorded ok with the same settings; unreadable lines are ignored."""
+    done = set()
+    try:
+        lines = results.read_text().splitlines()
+    except OSError:
+        return done
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        same = (r.get("profile"), r.get("threads"), r.get("device_requested", r.get("device")), r.get("epochs_cap"))
+        if r.get("status") == "ok" and same == (profile, threads, device, epochs):
+            done.add((r.get("task"), r.get("framework"), r.get("seed")))
+    return done
 
 
 # ---------------------------------------------------------------- parity
@@ -432,6 +518,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--results", default="results", help="results folder (default results/)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
+    r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
+    r.add_argument("--max-rss-mib", type=float, help="kill a worker whose memory exceeds this (status oom)")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")

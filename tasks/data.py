@@ -242,25 +242,45 @@ def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dic
     """Verify the sources and run the ETL once: return the cached .npz path and its provenance."""
     paths, hashes = {}, {}
     for src in SOURCES[dataset]:
-        paths[src.name] = locate(dataset, src, data_dir)
-        hashes[src.name] = {"path": str(paths[src.name]), **verify(paths[src.name], src)}
+        path = locate(dataset, src, data_dir)
+        try:
+            h = verify(path, src)
+        except DataError:
+            if not (src.urls and path.resolve().is_relative_to(cache_dir().resolve())):
+                raise  # the user's own copy: never deleted; the message says what to do
+            path.unlink()  # a truncated or corrupt download of ours: discard it and fetch it again
+            path = _download(dataset, src, search_dirs(data_dir))
+            h = verify(path, src)
+        paths[src.name], hashes[src.name] = path, {"path": str(path), **h}
     key = hashlib.sha256(
         json.dumps([ETL_VERSION, sorted((n, h["sha256"]) for n, h in hashes.items())]).encode()
     ).hexdigest()[:16]
     npz = cache_dir() / "arrays" / f"{dataset}-{key}.npz"
     meta_path = npz.with_suffix(".json")
     if npz.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        return npz, {**meta, "files": hashes, "cached": True}
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("sha256") == file_hashes(npz)["sha256"]:
+                return npz, {**meta, "files": hashes, "cached": True}
+        except ValueError:
+            pass
+        # A cache entry that does not match its recorded hash (truncated, corrupted, hand-edited): rebuilt below.
     t0 = time.perf_counter()
     arrays = _ETL[dataset](paths)
     etl_s = time.perf_counter() - t0
     npz.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npz.with_suffix(".tmp.npz")
+    tmp = npz.with_suffix(f".{os.getpid()}.tmp.npz")  # two harnesses at once each write their own
     np.savez(tmp, **arrays)
     os.replace(tmp, npz)  # never leave a half-written cache entry under the real name
-    meta = {"dataset": dataset, "etl_s": round(etl_s, 3), "etl_version": ETL_VERSION}
-    meta_path.write_text(json.dumps(meta))
+    meta = {
+        "dataset": dataset,
+        "etl_s": round(etl_s, 3),
+        "etl_version": ETL_VERSION,
+        "sha256": file_hashes(npz)["sha256"],
+    }
+    tmp_meta = meta_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta))
+    os.replace(tmp_meta, meta_path)
     return npz, {**meta, "files": hashes, "cached": False}
 
 

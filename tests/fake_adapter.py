@@ -3,7 +3,8 @@
 raise: build() raises; hang: train_epoch() never returns; segfault: the worker dies by SIGSEGV;
 nan: the loss is NaN; ok: a constant model that predicts class frequencies (numpy only);
 async: each epoch's work (0.5 s) runs on after train_epoch returns, until sync waits for it, as on
-an accelerator; async-nosync: the same with a sync that does not wait (the harness cannot tell).
+an accelerator; async-nosync: the same with a sync that does not wait (the harness cannot tell);
+slow: each epoch takes 0.2 s (for interrupting a matrix); oom: holds 600 MB resident for 10 s.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def train_epoch(model, data, order):
         time.sleep(3600)
     if MODE == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if MODE == "slow":
+        time.sleep(0.2)
+    if MODE == "oom":
+        model["ballast"] = np.ones(600 * 2**20, np.uint8)  # touched: resident, not just reserved
+        time.sleep(10)
     if MODE.startswith("async"):
         model["pending"] = threading.Thread(target=time.sleep, args=(ASYNC_S,))
         model["pending"].start()
