@@ -72,7 +72,19 @@ def machine() -> dict:
         "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "harness_python": platform.python_version(),
+        "gpus": _gpus(),
     }
+
+
+def _gpus() -> list[dict]:
+    """Name, driver and memory of each NVIDIA GPU (nvidia-smi), for the provenance; [] without one."""
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    keys = ("name", "driver", "memory")
+    return [dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in r.stdout.splitlines()]
 
 
 def _cpu_busy_s() -> float | None:
@@ -395,7 +407,7 @@ def cmd_parity(args) -> int:
             fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
             out_dir = Path(tmp, f)
             out_dir.mkdir()
-            cfg = {"mode": "parity", "module": fw.module, "tasks": tasks, "threads": threads, "device": "cpu",
+            cfg = {"mode": "parity", "module": fw.module, "tasks": tasks, "threads": threads, "device": args.device,
                    "inputs": str(Path(tmp, "inputs")), "out": str(out_dir)}  # fmt: skip
             t0 = time.monotonic()
             if not env.python.exists():
@@ -530,6 +542,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--tasks", default="all", help="comma-separated, or all (default)")
     q.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
+    q.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     q.add_argument("--results", default="results", help="where parity.md and parity.csv go (default results/)")
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")

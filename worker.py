@@ -141,6 +141,7 @@ def run(cfg: dict) -> dict:
         import_s=import_s,
         rss_before_train_mib=rss_before_train,
         peak_rss_mib=rss_mib(),
+        peak_device_mib=getattr(ad, "peak_device_mib", lambda m: None)(model),
         history=history,
     )
 

@@ -48,6 +48,9 @@ class Adapter(Protocol):
     def layer_params(self, model: Model) -> dict[str, int]:
         """Parameters per canonical layer key ("2.lstm"), as the framework stores them."""
 
+    def peak_device_mib(self, model: Model) -> float | None:
+        """Peak accelerator memory so far, in MiB, by the framework's own counter; None on CPU."""
+
     def sync(self, model: Model) -> None:
         """Block until all queued work is done, so that a clock read afterwards is honest."""
 

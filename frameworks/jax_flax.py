@@ -116,6 +116,8 @@ def versions() -> dict[str, str]:
 
 def configure(threads: int, device: str) -> str:
     # XLA:CPU sizes its thread pool from the CPUs it may run on: the worker's affinity bounds it.
+    if device == "cpu":
+        jax.config.update("jax_platforms", "cpu")  # before the first jax.devices(): a GPU stays unused
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
     if device == "gpu" and not gpus:
         raise RuntimeError("--device gpu asked for, but JAX sees no GPU")
@@ -222,6 +224,12 @@ def n_params(model) -> int:
 def layer_params(model) -> dict[str, int]:
     tree = model["state"].params  # top-level names are the canonical layer keys
     return {k: sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(v)) for k, v in tree.items()}
+
+
+def peak_device_mib(model) -> float | None:
+    # XLA_PYTHON_CLIENT_PREALLOCATE=false (set by the registry) makes this the model's use, not 75 % of the GPU.
+    dev = jax.devices()[0]
+    return dev.memory_stats()["peak_bytes_in_use"] / 2**20 if dev.platform == "gpu" else None
 
 
 def sync(model) -> None:

@@ -173,6 +173,14 @@ def layer_params(m) -> dict[str, int]:
     }
 
 
+def peak_device_mib(m) -> float | None:
+    # MXNet keeps no peak counter: the GPU's used memory (NVML's view via MXNet) at the time of the call.
+    if _ctx.device_type != "gpu":
+        return None
+    free, total = mx.context.gpu_memory_info(_ctx.device_id)
+    return (total - free) / 2**20
+
+
 def sync(m) -> None:
     mx.nd.waitall()
 

@@ -198,6 +198,10 @@ def layer_params(model: Model) -> dict[str, int]:
     return {key: sum(p.numel() for p in m.parameters() if p.requires_grad) for key, m in _weighted(model)}
 
 
+def peak_device_mib(model: Model) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if _device.type == "cuda" else None
+
+
 def sync(model: Model) -> None:
     if _device.type == "cuda":
         torch.cuda.synchronize()  # CUDA kernels run asynchronously; CPU eager ops are synchronous

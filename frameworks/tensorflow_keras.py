@@ -27,6 +27,7 @@ from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool
 
 LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
+_device = "cpu"
 init = keras.initializers
 
 
@@ -61,10 +62,14 @@ def configure(threads: int, device: str) -> str:
     else:  # XLA:CPU ignores its thread flags: the worker's CPU affinity bounds it
         import jax
 
+        if device == "cpu":
+            jax.config.update("jax_platforms", "cpu")
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
     if device == "gpu" and not gpus:
         raise RuntimeError(f"--device gpu asked for, but Keras's {BACKEND} backend sees no GPU")
-    return "gpu" if gpus and device != "cpu" else "cpu"
+    global _device
+    _device = "gpu" if gpus and device != "cpu" else "cpu"
+    return _device
 
 
 class _SummedSlicesAdam(keras.optimizers.Adam):
@@ -152,6 +157,22 @@ def n_params(model) -> int:
 def layer_params(model) -> dict[str, int]:
     pairs = zip(model.task.layers, model.layers, strict=True)
     return {f"{i}.{type(s).__name__.lower()}": la.count_params() for i, (s, la) in enumerate(pairs) if la.weights}
+
+
+def peak_device_mib(model) -> float | None:
+    if _device != "gpu":
+        return None
+    if BACKEND == "tensorflow":  # TF_FORCE_GPU_ALLOW_GROWTH=true (registry): no up-front reservation
+        import tensorflow as tf
+
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    if BACKEND == "torch":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    import jax
+
+    return jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20
 
 
 def sync(model) -> None:

@@ -1,0 +1,37 @@
+"""GPU paths: the quick matrix and the parity check on a GPU. Skipped where there is none (CI has none)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from frameworks import ENVIRONMENTS, FRAMEWORKS
+from tests.test_harness import cli
+
+
+def _has_gpu() -> bool:
+    if not shutil.which("nvidia-smi"):
+        return False
+    return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _has_gpu(), reason="no NVIDIA GPU here (nvidia-smi): GPU paths need one")
+
+
+@pytest.mark.parametrize("framework", [f for f in FRAMEWORKS if ENVIRONMENTS[FRAMEWORKS[f].env].python.exists()])
+def test_quick_matrix_on_the_gpu_records_device_memory(framework, tmp_path):
+    r = cli("run", "--frameworks", framework, "--device", "gpu", "--epochs", "1", "--results", str(tmp_path),
+            timeout=3600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for row in map(json.loads, (tmp_path / "runs.jsonl").read_text().splitlines()):
+        assert row["status"] == "ok", row["error"]
+        assert "gpu" in row["device"].lower() or "cuda" in row["device"].lower(), row["device"]
+        assert row["peak_device_mib"] > 0 and row["provenance"]["machine"]["gpus"]
+
+
+def test_parity_on_the_gpu(tmp_path):
+    r = cli("parity", "--device", "gpu", "--results", str(tmp_path), timeout=3600)
+    assert r.returncode == 0, r.stdout[-3000:]
