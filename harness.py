@@ -291,8 +291,19 @@ def cmd_run(args) -> int:
     rows = []
     try:
         with progress:
-            for t, f, seed in todo:
-                rows.append(_run_one(args, t, f, seed, threads, timeout_s, data, common, results, progress))
+            if args.executor == "ray":
+                from ray_executor import run_on_ray
+
+                def job(key):
+                    return _job(args, key[0], key[1], key[2], threads, timeout_s, data)
+
+                def finish(key, out):
+                    rows.append(finish_row(args, *key, threads, out, data, common, results, progress))
+
+                run_on_ray(todo, job, finish, args.ray_address, threads, args.device == "gpu", progress)
+            else:
+                for t, f, seed in todo:
+                    rows.append(_run_one(args, t, f, seed, threads, timeout_s, data, common, results, progress))
     except Interrupted:
         again = " ".join(a for a in sys.argv[1:] if a != "--resume")
         print(f"harness.py: interrupted: {len(rows)} row(s) recorded in {results} (the stopped one as "
@@ -308,27 +319,53 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, results, progress) -> dict:
-    fw = FRAMEWORKS[fw_name]
-    npz, data_prov = data[TASKS[task].dataset]
-    cfg = {"task": task, "module": fw.module, "profile": args.profile, "seed": seed, "threads": threads,
-           "device": args.device, "epochs": args.epochs, "npz": str(npz)}  # fmt: skip
-    env = ENVIRONMENTS[fw.env]
-    progress.start(task, fw_name, seed)
+def measure_pairing(
+    cfg: dict,
+    python: str,
+    env_vars: dict,
+    timeout_s: float,
+    max_rss_mib: float | None,
+    missing: str | None = None,
+    on_event=None,
+) -> dict:
+    """One worker, run where this function runs (here, or on a Ray node), with the machine's load around it."""
     load_before, busy_before, t0 = os.getloadavg()[0], _cpu_busy_s(), time.monotonic()
-    if not env.python.exists():
-        out = {"status": "unavailable", "error": f"{env.venv} does not exist: {env.missing_hint}"}
+    if not Path(python).exists():
+        out = {"status": "unavailable", "error": missing or f"{python} does not exist"}
     else:
-        on_event = lambda ev: progress.epoch(task, fw_name, seed, ev)  # noqa: E731
-        out = run_worker(cfg, env.python, _worker_env(threads, fw.env_vars), timeout_s, on_event, args.max_rss_mib)
-    wall_s = time.monotonic() - t0
-    busy_after = _cpu_busy_s()
+        out = run_worker(cfg, Path(python), env_vars, timeout_s, on_event or (lambda ev: None), max_rss_mib)
+    wall_s, busy_after = time.monotonic() - t0, _cpu_busy_s()
     others_pct = None
     if busy_before is not None and busy_after is not None and wall_s > 0:
         # CPU used by everything but our worker, as a share of all the machine's cores.
         others = max(0.0, busy_after - busy_before - out.get("worker_cpu_s", 0.0))
         others_pct = round(100 * others / (wall_s * (os.cpu_count() or 1)), 1)
+    out.update(wall_s=round(wall_s, 3), load_avg_1m_before=round(load_before, 2), others_cpu_pct=others_pct,
+               machine_busy=others_pct is not None and others_pct > BUSY_CPU_PCT, machine=machine())  # fmt: skip
+    return out
+
+
+def _job(args, task, fw_name, seed, threads, timeout_s, data) -> tuple:
+    """The arguments of measure_pairing for one pairing x seed."""
+    fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
+    cfg = {"task": task, "module": fw.module, "profile": args.profile, "seed": seed, "threads": threads,
+           "device": args.device, "epochs": args.epochs, "npz": str(data[TASKS[task].dataset][0])}  # fmt: skip
+    missing = f"{env.venv} does not exist: {env.missing_hint}"
+    return cfg, str(env.python), _worker_env(threads, fw.env_vars), timeout_s, args.max_rss_mib, missing
+
+
+def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, results, progress) -> dict:
+    progress.start(task, fw_name, seed)
+    on_event = lambda ev: progress.epoch(task, fw_name, seed, ev)  # noqa: E731
+    out = measure_pairing(*_job(args, task, fw_name, seed, threads, timeout_s, data), on_event=on_event)
+    return finish_row(args, task, fw_name, seed, threads, out, data, common, results, progress)
+
+
+def finish_row(args, task, fw_name, seed, threads, out, data, common, results, progress) -> dict:
+    """The row for one measured pairing x seed: appended whole, then shown."""
+    fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
     versions = out.pop("versions", {})
+    node = out.pop("machine", None) or common["machine"]
     row = {
         "framework": fw_name,
         "framework_version": next(iter(versions.values()), None),
@@ -342,18 +379,16 @@ def _run_one(args, task, fw_name, seed, threads, timeout_s, data, common, result
         "device_requested": args.device,
         "epochs_cap": args.epochs,
         **out,
-        "wall_s": round(wall_s, 3),
-        "load_avg_1m_before": round(load_before, 2),
-        "others_cpu_pct": others_pct,
-        "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "provenance": {
             **common,
+            "machine": node,
+            "executor": getattr(args, "executor", "local"),
             "environment": fw.env,
             "python_executable": str(env.python),
             "python": out.pop("python", None),
             "packages": {**versions, "numpy": out.get("numpy_version")},
-            "data": data_prov,
+            "data": data[TASKS[task].dataset][1],
         },
     }
     append_row(results, row)
@@ -532,6 +567,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
     r.add_argument("--max-rss-mib", type=float, help="kill a worker whose memory exceeds this (status oom)")
+    r.add_argument("--executor", default="local", choices=["local", "ray"], help="where workers run (default local)")
+    r.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")

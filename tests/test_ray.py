@@ -1,0 +1,74 @@
+"""The Ray executor against a real local cluster (`ray start --head` on loopback, 2 CPUs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_durability import LAUNCH
+
+ray = pytest.importorskip("ray", reason="ray is not installed: run `make setup`")
+RAY = shutil.which("ray", path=os.path.dirname(sys.executable))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(tmp)}
+    start = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", "--port=0", "--num-cpus=2", "--num-gpus=0",
+             "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"]  # fmt: skip
+    r = subprocess.run(start, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    address = next(line.split("'")[1] for line in r.stdout.splitlines() if "ray start --address=" in line)
+    yield address
+    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _rows(results):
+    return [json.loads(line) for line in (results / "runs.jsonl").read_text().splitlines()]
+
+
+def _key(r):
+    return (r["framework"], r["task"], r["seed"], r["status"], r["test_accuracy"])
+
+
+def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
+    args = ["run", "--frameworks", "torch,mxnet,fake-ok", "--tasks", "iris_mlp", "--seeds", "0,1", "--threads", "1"]
+    local = subprocess.run([sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "local")], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    on_ray = subprocess.run([sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "ray"),
+                             "--executor", "ray", "--ray-address", cluster], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert on_ray.returncode == 0, on_ray.stderr
+    a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert all(r["status"] == "ok" for r in a) and len(a) == 6
+    assert sorted(map(_key, a)) == sorted(map(_key, b))  # same runs, same accuracies (same seeds and order)
+    assert {r["provenance"]["executor"] for r in b} == {"ray"}
+
+
+def test_a_task_killed_on_the_cluster_becomes_a_row_with_a_cause(cluster, tmp_path):
+    p = subprocess.Popen([sys.executable, "-c", LAUNCH, "run", "--frameworks", "fake-slow", "--tasks", "iris_mlp",
+                          "--epochs", "100", "--seeds", "0", "--threads", "1", "--results", str(tmp_path),
+                          "--executor", "ray", "--ray-address", cluster], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the Ray worker running our task, once its worker process exists
+        found = subprocess.run(["pgrep", "-f", "ray::measure_pairing"], capture_output=True, text=True).stdout.split()
+        if found and subprocess.run(["pgrep", "-f", "worker.py"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    assert found, "the Ray task never started"
+    for pid in found:
+        os.kill(int(pid), 9)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    (row,) = _rows(tmp_path)
+    assert row["status"] == "lost" and "Ray task lost" in row["error"], row["error"]
