@@ -58,5 +58,5 @@ class Progress:
     def finish(self, task: str, fw: str, seed: int, row: dict) -> None:
         why = f" ({row['error']})" if row.get("error") else ""
         acc = f", test acc {row['test_accuracy']:.4f}" if row.get("test_accuracy") is not None else ""
-        line = f"[{task} {fw} seed {seed}] {row['status']}{acc} in {row['wall_s']:.1f} s{why}"
+        line = f"[{task} {fw} seed {seed}] {row['status']}{acc} in {row.get('wall_s') or 0:.1f} s{why}"
         self._update((task, fw, seed), line, status=row["status"], time=f"{row['wall_s']:.0f} s")

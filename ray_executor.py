@@ -9,6 +9,7 @@ A task whose node or Ray worker dies becomes a row with status `lost` and Ray's 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 
@@ -22,7 +23,7 @@ def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None,
     ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, log_to_driver=False,
              include_dashboard=False)  # fmt: skip
     task = ray.remote(num_cpus=threads, num_gpus=1 if gpu else 0, max_retries=0)(measure_pairing)
-    pending = {}
+    pending, submitted = {}, time.monotonic()
     for key in todo:
         pending[task.remote(*job(key))] = key
         progress.start(*key)
@@ -34,7 +35,11 @@ def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None,
                 out = ray.get(ref)
             except ray.exceptions.RayError as e:  # node died, worker killed, task cancelled
                 cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                out = {"status": "lost", "error": f"Ray task lost ({type(e).__name__}): {cause}"}
+                out = {
+                    "status": "lost",
+                    "error": f"Ray task lost ({type(e).__name__}): {cause}",
+                    "wall_s": round(time.monotonic() - submitted, 3),
+                }  # since submission: queueing included
             finish(key, out)
     finally:
         for ref in pending:
