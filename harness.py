@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -63,6 +64,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+@functools.cache  # asked for once per pairing (on a Ray node, per node): the machine does not change
 def machine() -> dict:
     return {
         "hostname": platform.node(),
@@ -149,7 +151,7 @@ def run_worker(
                 target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
             ).start()
             deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
-            interrupted, peak_mib, over_cap = False, 0.0, False
+            interrupted, peak_mib, over_cap, next_poll = False, 0.0, False, 0.0
             while True:
                 remaining = deadline - time.monotonic()
                 try:
@@ -161,7 +163,8 @@ def run_worker(
                         line = lines.get(timeout=min(remaining, 0.5))
                     except queue.Empty:
                         line = ""
-                    if max_rss_mib:
+                    if max_rss_mib and time.monotonic() >= next_poll:  # twice a second, however chatty the worker
+                        next_poll = time.monotonic() + 0.5
                         peak_mib = max(peak_mib, _group_rss_mib(proc.pid))
                         if peak_mib > max_rss_mib:
                             over_cap = True

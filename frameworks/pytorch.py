@@ -12,7 +12,8 @@ Traps between PyTorch and the canonical (Keras) layout, handled here:
 - Adam's eps defaults to 1e-8 in PyTorch and is added after bias correction, Keras's before: the
   recipe's 1e-7 is rescaled each step so that the step is Keras's (_keras_eps).
 The network returns logits; `predict` applies the softmax/sigmoid, so outputs are probabilities.
-torch.compile is not used: on CPU it trained the MNIST CNN about 2x slower than eager (measured).
+torch.compile lives in its own adapter (frameworks/pytorch_compile.py, registered as torch-compile):
+on this CPU it trained the MNIST CNN slower than eager (see the README's reference results).
 channels_last memory format was measured on the MNIST CNN (2 threads): no gain beyond noise, so NCHW.
 """
 
