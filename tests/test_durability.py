@@ -19,7 +19,10 @@ from tasks import data
 from tests.conftest import ROOT, needs_data, real_data_dir
 
 LAUNCH = """
+import signal
 import sys
+# As at a terminal: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import harness
 from frameworks import FRAMEWORKS, Framework
 for mode in ("ok", "slow"):
