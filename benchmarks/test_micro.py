@@ -3,7 +3,7 @@
 One framework per pytest process (Keras backends cannot share one; MXNet lives in another
 environment): `python harness.py microbench` runs this file once per framework, in its interpreter,
 with DLBENCH_FRAMEWORK set, and merges the JSON files so that each group compares frameworks.
-Inputs are synthetic batches of the task's shape (parity.synthetic_x): the cost of a step does not
+Inputs are synthetic batches of the task's shape (dlbench/worker/parity.py's synthetic_x): the cost of a step does not
 depend on the pixel values. Every timed call ends with the adapter's sync, so asynchronous work counts.
 """
 
@@ -15,8 +15,9 @@ import os
 import numpy as np
 import pytest
 
+from dlbench.worker.cpus import pin
+from dlbench.worker.parity import synthetic_x
 from frameworks import FRAMEWORKS
-from parity import synthetic_x
 from tasks import TASKS
 
 FRAMEWORK = os.environ.get("DLBENCH_FRAMEWORK", "torch")
@@ -26,8 +27,7 @@ STEPS = 10  # training steps per timed call: train_epoch's fixed per-call cost (
 @pytest.fixture(scope="module")
 def ad():
     threads = int(os.environ.get("DLBENCH_THREADS", "2"))
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    pin(threads)
     adapter = importlib.import_module(FRAMEWORKS[FRAMEWORK].module)
     adapter.configure(threads, "cpu")
     return adapter
@@ -36,7 +36,7 @@ def ad():
 def _data(task, n: int, ad):
     rng = np.random.default_rng(0)
     x = synthetic_x(task, n, rng)
-    if task.recipe.loss == "binary_crossentropy":
+    if task.binary:
         y = rng.integers(0, 2, n).astype(np.float32)
     else:
         y = rng.integers(0, task.layers[-1].units, n).astype(np.int32)

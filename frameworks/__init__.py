@@ -1,7 +1,9 @@
-"""The framework registry: which adapter module and which Python environment runs each framework.
+"""The framework registry: one `Framework` entry per framework, everything the driver knows about it.
 
 Adapters are imported lazily, by module name, inside the worker process only, so a framework that
-is missing or broken never stops the others.
+is missing or broken never stops the others. Adding a framework: its adapter module, one entry in
+FRAMEWORKS, its documented facts in facts.json, and (only if it cannot share the main environment) an
+Environment with its requirements file. docs/adding-a-framework.md walks through it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ class Environment:
 
     venv: str  # relative to the repository root
     requirements: str
-    base_python: str = "python3.11"
-    missing_hint: str = "run `make setup`"
+    missing_hint: str = "run `make setup`"  # said in the rows of a framework whose environment is missing
 
     @property
     def python(self) -> Path:
@@ -28,17 +29,22 @@ class Environment:
 
 @dataclass(frozen=True)
 class Framework:
+    """One framework (or one configuration of it) that the harness can run."""
+
     name: str
     module: str  # the adapter, imported only inside the worker
     env: str  # a key of ENVIRONMENTS
     env_vars: dict[str, str] = field(default_factory=dict)  # set in the worker before any import
     package: str = ""  # the import that must succeed in that environment (for `harness.py list`)
     description: str = ""
+    pipeline: str = ""  # its own input pipeline, a key of dlbench.worker.pipelines.PIPELINES ("" = none)
+    distributions: tuple[str, ...] = ()  # the PyPI distributions whose installed size `assess` measures
+    facts: tuple[str, ...] = ()  # its entries in frameworks/facts.json (Keras backends: keras + the backend)
 
 
 ENVIRONMENTS: dict[str, Environment] = {
-    # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 will get its own
-    # (numpy<1.24): a framework names its environment, and the harness runs its worker there.
+    # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 needs numpy<1.24
+    # (so Python <= 3.11): a framework names its environment, and the harness runs its worker there.
     "main": Environment(".venv", "requirements/main.txt"),
     "mxnet": Environment(
         ".venv-mxnet", "requirements/mxnet.txt", missing_hint="run `make setup` (MXNet 1.9.1 needs Python <= 3.11)"
@@ -50,29 +56,25 @@ _TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TensorFlow's start-up chatter; erro
 # On a GPU, JAX preallocates 75 % of its memory and TensorFlow all of it: turned off, so that the peak
 # device memory each framework reports means the same thing (what the model used). No effect on CPU.
 _NO_PREALLOC = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+_TORCH, _JAX = ("torch",), ("jax", "jaxlib")
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
-        Framework("torch", "frameworks.pytorch", "main", package="torch", description="PyTorch, eager mode"),
-        Framework(
-            "torch-compile", "frameworks.pytorch_compile", "main", package="torch", description="PyTorch, torch.compile"
-        ),  # fmt: skip
-        Framework(
-            "tensorflow",
-            _KERAS,
-            "main",
-            {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
-            "tensorflow",
-            "Keras 3 on TensorFlow",
-        ),
-        Framework(
-            "keras-jax", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax", "Keras 3 on JAX"
-        ),
-        Framework(
-            "keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch", "Keras 3 on PyTorch"
-        ),
-        Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax"),
-        Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", package="mxnet", description="MXNet Gluon, hybridized"),
+        Framework("torch", "frameworks.pytorch", "main", {}, "torch", "PyTorch, eager mode",
+                  "torch DataLoader", _TORCH, ("torch",)),
+        Framework("torch-compile", "frameworks.pytorch_compile", "main", {}, "torch", "PyTorch, torch.compile",
+                  "torch DataLoader", _TORCH, ("torch",)),
+        Framework("tensorflow", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
+                  "tensorflow", "Keras 3 on TensorFlow", "tf.data", ("keras", "tensorflow-cpu"),
+                  ("keras", "tensorflow")),
+        Framework("keras-jax", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
+                  "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax")),
+        Framework("keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch",
+                  "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch")),
+        Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
+                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",)),
+        Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
+                  "Gluon DataLoader", ("mxnet",), ("mxnet",)),
     )
-}
+}  # fmt: skip

@@ -19,7 +19,7 @@ Data = Any  # arrays converted once to the framework's tensors, layout and devic
 
 
 class Adapter(Protocol):
-    LSTM_BIAS_VECTORS: int  # 1 as Keras; 2 for PyTorch and MXNet (a documented parameter delta)
+    LSTM_BIAS_VECTORS: int  # trainable LSTM bias vectors: 1 as Keras (PyTorch and MXNet freeze their second)
 
     def versions(self) -> dict[str, str]:
         """The framework's package versions (framework first) and its backend/settings to record."""

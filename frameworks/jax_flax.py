@@ -36,7 +36,7 @@ import optax
 from flax import linen as nn
 from flax.training import train_state
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, layer_key
 
 LSTM_BIAS_VECTORS = 1
 glorot = nn.initializers.glorot_uniform()  # fans of HWIO kernels include the receptive field, as Keras
@@ -84,7 +84,7 @@ class Net(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         for i, layer in enumerate(self.task.layers):
-            name = f"{i}.{type(layer).__name__.lower()}"  # canonical keys, so get/set are direct
+            name = layer_key(i, layer)  # canonical keys, so get/set are direct
             if isinstance(layer, Dense):
                 x = nn.Dense(layer.units, kernel_init=glorot, name=name)(x)
             elif isinstance(layer, Conv2D):
@@ -190,7 +190,7 @@ def _batches(order: np.ndarray, bs: int):
 def train_epoch(model, data, order: np.ndarray):
     x, y = data
     task, state = model["task"], model["state"]
-    binary = task.recipe.loss == "binary_crossentropy"
+    binary = task.binary
     loss_sum, hits = 0.0, 0
     for idx, mask in zip(*_batches(order, task.recipe.batch_size), strict=True):
         state, loss, hit = _train_step(state, x, y, idx, mask, binary)
@@ -201,7 +201,7 @@ def train_epoch(model, data, order: np.ndarray):
 def evaluate(model, data):
     x, y = data
     task = model["task"]
-    binary = task.recipe.loss == "binary_crossentropy"
+    binary = task.binary
     loss_sum, hits = 0.0, 0
     for idx, mask in zip(*_batches(np.arange(len(x)), task.recipe.batch_size), strict=True):
         loss, hit = _eval_step(model["state"], x, y, idx, mask, binary)
@@ -213,7 +213,7 @@ def predict(model, data) -> np.ndarray:
     x = data[0]
     idx, _ = _batches(np.arange(len(x)), model["task"].recipe.batch_size)
     logits = jnp.concatenate([_predict_step(model["state"], x, i) for i in idx])[: len(x)]
-    probs = nn.sigmoid(logits) if model["task"].recipe.loss == "binary_crossentropy" else nn.softmax(logits)
+    probs = nn.sigmoid(logits) if model["task"].binary else nn.softmax(logits)
     return np.asarray(probs)
 
 

@@ -41,6 +41,7 @@ from tasks.spec import (  # noqa: E402
     MaxPool2D,
     Task,
     input_shapes,
+    layer_key,
     nchw_flatten_rows,
 )  # fmt: skip
 
@@ -114,7 +115,7 @@ def build(task: Task, seed: int):
     trainer = gluon.Trainer(
         trainable, "adam", {"learning_rate": r.lr, "beta1": r.beta1, "beta2": r.beta2, "epsilon": r.eps}
     )
-    binary = r.loss == "binary_crossentropy"
+    binary = task.binary
     loss = gluon.loss.SigmoidBinaryCrossEntropyLoss() if binary else gluon.loss.SoftmaxCrossEntropyLoss()
     return {"net": net, "trainer": trainer, "loss": loss, "task": task, "binary": binary}
 
@@ -189,7 +190,7 @@ def _weighted(m):
     """(canonical layer key, block) for each layer with weights, in order."""
     for i, (spec, block) in enumerate(zip(m["task"].layers, m["net"], strict=True)):
         if isinstance(spec, (Dense, Conv2D, Embedding, LSTM)):
-            yield f"{i}.{type(spec).__name__.lower()}", spec, block
+            yield layer_key(i, spec), spec, block
 
 
 def _lstm_params(block):

@@ -37,6 +37,7 @@ from tasks.spec import (
     Task,
     canonical_shapes,
     input_shapes,
+    layer_key,
     nchw_flatten_rows,
 )  # fmt: skip
 
@@ -133,7 +134,7 @@ def prepare(x: np.ndarray, y: np.ndarray | None = None):
 
 
 def _loss(model: Model, logits, y):
-    if model.task.recipe.loss == "binary_crossentropy":
+    if model.task.binary:
         logits = logits.squeeze(1)
         return F.binary_cross_entropy_with_logits(logits, y), ((logits > 0).float() == y).sum()
     return F.cross_entropy(logits, y.long()), (logits.argmax(1) == y).sum()
@@ -187,7 +188,7 @@ def predict(model: Model, data) -> np.ndarray:
     model.net.eval()
     bs = model.task.recipe.batch_size
     logits = torch.cat([model.net(x[i : i + bs]) for i in range(0, len(x), bs)])
-    probs = torch.sigmoid(logits) if model.task.recipe.loss == "binary_crossentropy" else logits.softmax(1)
+    probs = torch.sigmoid(logits) if model.task.binary else logits.softmax(1)
     return probs.cpu().numpy()
 
 
@@ -213,7 +214,7 @@ def _weighted(model: Model):
     mods = [m for m in model.net if not isinstance(m, nn.ReLU)]
     names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
     for i, m in enumerate(mods):
-        key = f"{i}.{type(model.task.layers[i]).__name__.lower()}"
+        key = layer_key(i, model.task.layers[i])
         if key in names:
             yield key, m
 

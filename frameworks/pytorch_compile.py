@@ -24,6 +24,7 @@ from frameworks.pytorch import (  # noqa: F401 - the contract's functions, uncha
     get_weights,
     layer_params,
     n_params,
+    peak_device_mib,
     predict,
     prepare,
     set_weights,

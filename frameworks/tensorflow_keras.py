@@ -23,7 +23,7 @@ JIT = os.environ.get("DLBENCH_KERAS_JIT") == "1"
 
 import keras  # noqa: E402 - KERAS_BACKEND must be set before this import
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task  # noqa: E402
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, layer_key  # noqa: E402
 
 LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
@@ -122,7 +122,7 @@ def build(task: Task, seed: int):
     layers = [_layer(la, seed * 1000 + i) for i, la in enumerate(task.layers)]
     model = keras.Sequential([keras.Input(task.input_shape, dtype=task.input_dtype), *layers])
     r = task.recipe
-    loss = "binary_crossentropy" if r.loss == "binary_crossentropy" else "sparse_categorical_crossentropy"
+    loss = "binary_crossentropy" if task.binary else "sparse_categorical_crossentropy"
     adam = _SummedSlicesAdam if BACKEND == "tensorflow" else keras.optimizers.Adam
     opt = adam(learning_rate=r.lr, beta_1=r.beta1, beta_2=r.beta2, epsilon=r.eps, name="adam")
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=True if JIT else "auto")
@@ -156,7 +156,7 @@ def n_params(model) -> int:
 
 def layer_params(model) -> dict[str, int]:
     pairs = zip(model.task.layers, model.layers, strict=True)
-    return {f"{i}.{type(s).__name__.lower()}": la.count_params() for i, (s, la) in enumerate(pairs) if la.weights}
+    return {layer_key(i, s): la.count_params() for i, (s, la) in enumerate(pairs) if la.weights}
 
 
 def peak_device_mib(model) -> float | None:
@@ -184,7 +184,7 @@ def sync(model) -> None:
 def get_weights(model) -> dict[str, np.ndarray]:
     out = {}
     for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers, strict=True)):
-        key = f"{i}.{type(spec).__name__.lower()}"
+        key = layer_key(i, spec)
         names = {Dense: ["kernel", "bias"], Conv2D: ["kernel", "bias"], Embedding: ["embeddings"]}
         names[LSTM] = ["kernel", "recurrent_kernel", "bias"]  # Keras gate order i, f, c, o = canonical
         for name, w in zip(names.get(type(spec), []), layer.get_weights(), strict=True):
@@ -194,7 +194,7 @@ def get_weights(model) -> dict[str, np.ndarray]:
 
 def set_weights(model, weights: dict[str, np.ndarray]):
     for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers, strict=True)):
-        key = f"{i}.{type(spec).__name__.lower()}."
+        key = layer_key(i, spec) + "."
         ws = [w for k, w in weights.items() if k.startswith(key)]
         if ws:
             layer.set_weights(ws)  # canonical order within a layer is Keras's own

@@ -325,7 +325,7 @@ def load_splits(task: Task, profile: str, npz: str | Path) -> Splits:
     if task.dataset == "mnist":
         x_tr, x_te = (x.reshape(-1, 28, 28, 1).astype(np.float32) / 255.0 for x in (x_tr, x_te))
     x_tr, x_te = x_tr.astype(task.input_dtype), x_te.astype(task.input_dtype)
-    label_dtype = np.float32 if task.recipe.loss == "binary_crossentropy" else np.int32
+    label_dtype = np.float32 if task.binary else np.int32
     y_tr, y_te = y_tr.astype(label_dtype), y_te.astype(label_dtype)
     n_fit = int(len(x_tr) * (1 - task.recipe.validation_split))  # Keras: the LAST 10 % validates
     return Splits(x_tr[:n_fit], y_tr[:n_fit], x_tr[n_fit:], y_tr[n_fit:], x_te, y_te)

@@ -4,7 +4,7 @@ Data: the 150-row Iris table; a stratified 80/20 train/test split with a fixed s
 standardised with the training rows' mean and standard deviation. 100 epochs, no early stopping.
 """
 
-from tasks.spec import AccuracyGate, Dense, Recipe, Task
+from tasks.spec import AccuracyGate, Dense, Loss, Recipe, Task
 
 TASK = Task(
     name="iris_mlp",
@@ -18,7 +18,7 @@ TASK = Task(
         Dense(3, "softmax"),
     ),
     recipe=Recipe(
-        loss="categorical_crossentropy",
+        loss=Loss.CATEGORICAL,
         batch_size=16,
         max_epochs=100,
         early_stopping=False,

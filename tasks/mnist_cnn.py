@@ -5,7 +5,7 @@ early stopping on val_loss. The Keras example also has Dropout(0.5) before the l
 the suite's recipe (issue 2) leaves it out, so its 34,826 parameters are the example's.
 """
 
-from tasks.spec import AccuracyGate, Conv2D, Dense, Flatten, MaxPool2D, Recipe, Task
+from tasks.spec import AccuracyGate, Conv2D, Dense, Flatten, Loss, MaxPool2D, Recipe, Task
 
 TASK = Task(
     name="mnist_cnn",
@@ -21,7 +21,7 @@ TASK = Task(
         Dense(10, "softmax"),
     ),
     recipe=Recipe(
-        loss="categorical_crossentropy",
+        loss=Loss.CATEGORICAL,
         batch_size=128,
         max_epochs=30,
         early_stopping=True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, canonical_shapes
+from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, canonical_shapes, layer_key
 
 
 def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
@@ -52,7 +52,7 @@ def forward(task: Task, weights: dict[str, np.ndarray], x: np.ndarray) -> np.nda
     w = {k: v.astype(np.float64) for k, v in weights.items()}
     h = x.astype(np.float64) if task.input_dtype == "float32" else x
     for i, layer in enumerate(task.layers):
-        p = f"{i}.{type(layer).__name__.lower()}"
+        p = layer_key(i, layer)
         if isinstance(layer, Dense):
             h = _act(h @ w[f"{p}.kernel"] + w[f"{p}.bias"], layer.activation)
         elif isinstance(layer, Conv2D):  # VALID cross-correlation, NHWC x HWIO

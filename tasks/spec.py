@@ -9,11 +9,19 @@ kernel (h, 4h), one bias (4h), gate order i, f, g, o).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Literal
 
 import numpy as np
 
 Activation = Literal["linear", "relu", "softmax", "sigmoid"]
+
+
+class Loss(str, Enum):
+    """The recipe's loss; a str, so it compares equal to Keras's loss names."""
+
+    CATEGORICAL = "categorical_crossentropy"  # integer labels (int32), softmax outputs
+    BINARY = "binary_crossentropy"  # 0/1 labels (float32), one sigmoid output
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ Layer = Dense | Conv2D | MaxPool2D | Flatten | Dropout | Embedding | LSTM
 class Recipe:
     """How to train: Adam settings, batches, epochs, early stopping, validation split, target."""
 
-    loss: Literal["categorical_crossentropy", "binary_crossentropy"]
+    loss: Loss
     batch_size: int
     max_epochs: int
     early_stopping: bool
@@ -103,6 +111,16 @@ class Task:
     notes: str = ""
     quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
 
+    @property
+    def binary(self) -> bool:
+        """One sigmoid output and 0/1 labels (else softmax over classes, integer labels)."""
+        return self.recipe.loss == Loss.BINARY
+
+
+def layer_key(index: int, layer: Layer) -> str:
+    """The canonical key of a layer ("2.lstm"): weights are "{key}.{name}" ("2.lstm.bias")."""
+    return f"{index}.{type(layer).__name__.lower()}"
+
 
 def input_shapes(task: Task) -> list[tuple[int, ...]]:
     """The shape each layer receives (one example, NHWC), in layer order, then the output's shape."""
@@ -127,7 +145,7 @@ def canonical_shapes(task: Task) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight in the canonical layout, in layer order."""
     shapes: dict[str, tuple[int, ...]] = {}
     for i, (layer, shape) in enumerate(zip(task.layers, input_shapes(task), strict=False)):
-        key = f"{i}.{type(layer).__name__.lower()}"
+        key = layer_key(i, layer)
         if isinstance(layer, Dense):
             shapes[f"{key}.kernel"] = (shape[-1], layer.units)
             shapes[f"{key}.bias"] = (layer.units,)
@@ -163,5 +181,6 @@ def nchw_flatten_rows(task: Task, index: int) -> np.ndarray | None:
 
 
 def lstm_bias_delta(task: Task, bias_vectors: int) -> int:
-    """Extra parameters of a framework that keeps `bias_vectors` LSTM biases (PyTorch, MXNet: 2)."""
+    """Extra trainable parameters of an adapter that trains `bias_vectors` LSTM biases. Every adapter
+    here trains one (PyTorch and MXNet store a second, frozen at zero), so the delta is 0."""
     return sum(4 * la.units * (bias_vectors - 1) for la in task.layers if isinstance(la, LSTM))

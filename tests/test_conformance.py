@@ -1,6 +1,6 @@
 """The conformance suite: every registered adapter, on every task, in its own interpreter.
 
-Each framework's measurements come from tests/conformance.py run in a subprocess with that
+Each framework's measurements come from tests/support/conformance.py run in a subprocess with that
 framework's interpreter and environment variables (Keras backends cannot share a process, and MXNet
 lives in another Python environment). A new adapter gets these tests by being registered.
 PyTorch runs first and exports trained weights; every other framework must reproduce its predictions.
@@ -16,7 +16,7 @@ import pytest
 
 from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 EXPORTER = "torch"
 _cache: dict[str, dict] = {}
@@ -37,7 +37,7 @@ def measurements(name: str, exchange) -> dict:
         if not python.exists():
             pytest.skip(f"{fw.env} environment missing: run `make setup`")
         env = {**os.environ, **fw.env_vars, "OMP_NUM_THREADS": "2"}
-        args = [str(python), "tests/conformance.py", fw.module, ",".join(TASKS), str(exchange)]
+        args = [str(python), "tests/support/conformance.py", fw.module, ",".join(TASKS), str(exchange)]
         r = subprocess.run(args + (["--export"] if name == EXPORTER else []), cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=900)  # fmt: skip
         assert r.returncode == 0, f"{name}: conformance run failed:\n{r.stderr[-3000:]}"
@@ -92,3 +92,7 @@ def test_per_layer_parameter_counts_are_the_tasks(m):
 
 def test_fresh_model_has_keras_initialiser_statistics(m):
     assert m["init_problems"] == []
+
+
+def test_the_module_provides_every_function_of_the_contract(m):
+    assert m["missing_from_contract"] == []

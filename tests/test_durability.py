@@ -3,7 +3,6 @@ corrupt downloads and cache entries."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -14,48 +13,15 @@ import time
 import numpy as np
 
 import harness
-from frameworks import FRAMEWORKS, Framework
 from tasks import data
-from tests.conftest import ROOT, needs_data, real_data_dir
-
-LAUNCH = """
-import signal
-import sys
-# As at a terminal: a shell starts background jobs with SIGINT ignored, and Python keeps that.
-signal.signal(signal.SIGINT, signal.default_int_handler)
-import harness
-from frameworks import FRAMEWORKS, Framework
-for mode in ("ok", "slow"):
-    FRAMEWORKS["fake-" + mode] = Framework("fake-" + mode, "tests.fake_adapter", "main", {"FAKE_MODE": mode})
-sys.exit(harness.main(sys.argv[1:]))
-"""
+from tests.conftest import needs_data, real_data_dir
+from tests.support.cli import ROOT, launch, wait_for_rows
+from tests.support.cli import rows as lines
 
 
-def launch(*args) -> subprocess.Popen:
-    """The harness in its own process, with the fake frameworks registered."""
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def lines(results) -> list[dict]:
-    """Every line of runs.jsonl, each of which must parse."""
-    return [json.loads(line) for line in (results / "runs.jsonl").read_text().splitlines()]
-
-
-def wait_for_rows(results, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = results / "runs.jsonl"
-        if path.is_file() and len(path.read_text().splitlines()) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {n} rows after {timeout} s")
-
-
-def test_a_worker_over_the_memory_cap_is_killed_as_oom_and_the_rest_runs(monkeypatch, tmp_path):
+def test_a_worker_over_the_memory_cap_is_killed_as_oom_and_the_rest_runs(register, tmp_path):
     for mode in ("oom", "ok"):
-        monkeypatch.setitem(FRAMEWORKS, f"fake-{mode}", Framework(f"fake-{mode}", "tests.fake_adapter", "main",
-                                                                   {"FAKE_MODE": mode}))  # fmt: skip
+        register(f"fake-{mode}", FAKE_MODE=mode)
     rc = harness.main(["run", "--frameworks", "fake-oom,fake-ok", "--tasks", "iris_mlp", "--epochs", "1",
                        "--max-rss-mib", "400", "--results", str(tmp_path)])  # fmt: skip
     assert rc == 0

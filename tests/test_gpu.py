@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from frameworks import ENVIRONMENTS, FRAMEWORKS
-from tests.test_harness import cli
+from tests.support.cli import cli
 
 
 def _has_gpu() -> bool:

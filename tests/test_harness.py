@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 import harness
-from frameworks import FRAMEWORKS, Framework
-from tests.conftest import ROOT
+from tests.support.cli import cli, rows
 
 REQUIRED = (
     "framework framework_version task profile seed status error test_accuracy test_loss epochs_run "
@@ -18,14 +15,6 @@ REQUIRED = (
     "eval_samples_per_s peak_rss_mib import_s n_params threads device history provenance "
     "others_cpu_pct machine_busy timestamp"
 ).split()
-
-
-def rows(results):
-    return [json.loads(line) for line in (results / "runs.jsonl").read_text().splitlines()]
-
-
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "harness.py", *args], cwd=ROOT, capture_output=True, text=True, **kw)
 
 
 def test_end_to_end_run_gives_an_ok_row_with_every_field(tmp_path):
@@ -47,10 +36,9 @@ def test_end_to_end_run_gives_an_ok_row_with_every_field(tmp_path):
 
 
 @pytest.fixture
-def fakes(monkeypatch):
+def fakes(register):
     for mode in ("raise", "hang", "segfault", "nan", "ok"):
-        fw = Framework(f"fake-{mode}", "tests.fake_adapter", "main", env_vars={"FAKE_MODE": mode})
-        monkeypatch.setitem(FRAMEWORKS, fw.name, fw)
+        register(f"fake-{mode}", FAKE_MODE=mode)
 
 
 def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
@@ -72,10 +60,10 @@ def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
     assert "Failures" in (tmp_path / "report.md").read_text()
 
 
-def test_the_clock_waits_for_sync(monkeypatch, tmp_path):
+def test_the_clock_waits_for_sync(register, tmp_path):
     """Epoch times include work still running when train_epoch returns: the clock is read after sync."""
     for mode in ("async", "async-nosync"):
-        monkeypatch.setitem(FRAMEWORKS, mode, Framework(mode, "tests.fake_adapter", "main", {"FAKE_MODE": mode}))
+        register(mode, FAKE_MODE=mode)
     rc = harness.main(["run", "--frameworks", "async,async-nosync", "--tasks", "iris_mlp", "--epochs", "2",
                        "--results", str(tmp_path)])  # fmt: skip
     assert rc == 0
@@ -84,11 +72,9 @@ def test_the_clock_waits_for_sync(monkeypatch, tmp_path):
     assert all(t < 0.5 for t in got["async-nosync"]), got  # the control: without a waiting sync, it is missed
 
 
-def test_missing_environment_gives_unavailable_rows(monkeypatch, tmp_path):
-    from frameworks import ENVIRONMENTS, Environment
-
-    monkeypatch.setitem(ENVIRONMENTS, "nowhere", Environment(".venv-nowhere", "requirements/none.txt"))
-    monkeypatch.setitem(FRAMEWORKS, "ghost", Framework("ghost", "tests.fake_adapter", "nowhere"))
+def test_missing_environment_gives_unavailable_rows(register, register_env, tmp_path):
+    register_env("nowhere", ".venv-nowhere")
+    register("ghost", env="nowhere")
     assert harness.main(["run", "--frameworks", "ghost", "--tasks", "iris_mlp", "--results", str(tmp_path)]) == 0
     (row,) = rows(tmp_path)
     assert row["status"] == "unavailable" and "make setup" in row["error"]
@@ -109,6 +95,8 @@ def test_missing_environment_gives_unavailable_rows(monkeypatch, tmp_path):
         (["run", "--epochs", "x"], "invalid int value"),
         (["report", "--results", "/nonexistent/dir"], "cannot read"),
         (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "(see `python harness.py --help`)"),
+        (["run", "--profile", "huge"], "(see `python harness.py run --help`)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
@@ -119,7 +107,7 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
 
 
 def test_report_skips_malformed_lines_and_keeps_the_rest(tmp_path):
-    good = {"framework": "torch", "task": "iris_mlp", "profile": "quick", "seed": 0, "status": "ok",
+    good = {"schema": 1, "framework": "torch", "task": "iris_mlp", "profile": "quick", "seed": 0, "status": "ok",
             "framework_version": "2", "test_accuracy": 0.9, "steady_epoch_s": 0.1, "machine_busy": False}  # fmt: skip
     (tmp_path / "runs.jsonl").write_text(json.dumps(good) + "\n{truncated\n" + json.dumps(good)[:20])
     r = cli("report", "--results", str(tmp_path))

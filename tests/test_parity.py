@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 import harness
-from frameworks import ENVIRONMENTS, FRAMEWORKS, Framework
-from parity import FORWARD_TOL, TRAJECTORY_TOL
+from dlbench.analysis.parity import FORWARD_TOL, TRAJECTORY_TOL
+from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
-from tests.test_harness import cli
+from tests.support.cli import cli
 
 
 def test_every_framework_passes_on_every_task(tmp_path):
@@ -49,9 +49,8 @@ def test_every_framework_passes_on_every_task(tmp_path):
         ),
     ],
 )
-def test_a_broken_adapter_is_caught_and_located(mode, task, words, monkeypatch, tmp_path, capsys):
-    fw = Framework("broken", "tests.broken_adapter", "main", env_vars={"BROKEN": mode})
-    monkeypatch.setitem(FRAMEWORKS, "broken", fw)
+def test_a_broken_adapter_is_caught_and_located(mode, task, words, register, tmp_path, capsys):
+    register("broken", "tests.support.broken_adapter", BROKEN=mode)
     rc = harness.main(["parity", "--frameworks", "torch,jax,broken", "--tasks", task, "--results", str(tmp_path)])
     assert rc == 1
     df = pd.read_csv(tmp_path / "parity.csv").set_index("framework")

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_durability import LAUNCH
+from tests.support.cli import LAUNCH, ROOT
 
 ray = pytest.importorskip("ray", reason="ray is not installed: run `make setup`")
 RAY = shutil.which("ray", path=os.path.dirname(sys.executable))
@@ -62,7 +61,7 @@ def test_a_task_killed_on_the_cluster_becomes_a_row_with_a_cause(cluster, tmp_pa
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the Ray worker running our task, once its worker process exists
         found = subprocess.run(["pgrep", "-f", "ray::measure_pairing"], capture_output=True, text=True).stdout.split()
-        if found and subprocess.run(["pgrep", "-f", "worker.py"], capture_output=True).returncode == 0:
+        if found and subprocess.run(["pgrep", "-f", "dlbench.worker"], capture_output=True).returncode == 0:
             break
         time.sleep(0.2)
     assert found, "the Ray task never started"

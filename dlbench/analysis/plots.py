@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stats import bootstrap_ci  # noqa: E402
+from dlbench.analysis.stats import bootstrap_ci  # noqa: E402
 
 DPI = 110
 

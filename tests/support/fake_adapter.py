@@ -71,6 +71,10 @@ def n_params(model):
     return model["task"].n_params
 
 
+def peak_device_mib(model):
+    return None
+
+
 def sync(model):
     if MODE == "async" and model.get("pending"):
         model["pending"].join()

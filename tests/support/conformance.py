@@ -1,12 +1,13 @@
 """Conformance measurements for one adapter, run in its framework's own interpreter:
 
-    python tests/conformance.py MODULE TASKS EXCHANGE_DIR [--export]
+    python tests/support/conformance.py MODULE TASKS EXCHANGE_DIR [--export]
 
-Prints one JSON object {task: {measurement: value}}; tests/test_conformance.py asserts on it, so
-the checks hold for every registered adapter. With --export, the adapter also writes its weights
-after a short training and its predictions on a fixed batch to EXCHANGE_DIR (the cross-framework
-reference); without it, any exported set found there is loaded and its predictions compared.
-numpy, the standard library, tasks/ and the adapter only: it runs in every environment.
+Prints one JSON object {task: {measurement: value}}; tests/test_conformance.py asserts on it, so the
+checks hold for every registered adapter; it also lists the contract's names (frameworks/contract.py)
+that the module lacks. With --export, the adapter also writes its weights after a short training and its
+predictions on a fixed batch to EXCHANGE_DIR (the cross-framework reference); without it, any exported
+set found there is loaded and its predictions compared. numpy, the standard library, tasks/ and the
+adapter only: it runs in every environment.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from parity import expected_layer_params, init_problems  # noqa: E402
+from dlbench.worker.parity import expected_layer_params, init_problems  # noqa: E402
 from tasks import TASKS  # noqa: E402
 from tasks.reference import forward, init_weights, max_rel_diff  # noqa: E402
 from tasks.spec import canonical_shapes, lstm_bias_delta  # noqa: E402
@@ -37,7 +38,7 @@ def batch(task, n: int, seed: int) -> np.ndarray:
 def learnable(task, n: int = 256):
     """A small data set with a signal to learn: token 5 present / the brightness of the input."""
     x = batch(task, n, seed=1)
-    if task.recipe.loss == "binary_crossentropy":
+    if task.binary:
         x[: n // 2, 40] = 5
         return x, (x == 5).any(axis=1).astype(np.float32)
     classes = task.layers[-1].units
@@ -87,11 +88,21 @@ def check(ad, task, exchange: Path, export: bool) -> dict:
     return r
 
 
+def missing_from_contract(ad) -> list[str]:
+    """The names frameworks/contract.py's Adapter declares that the adapter module does not provide."""
+    from frameworks.contract import Adapter
+
+    declared = set(Adapter.__annotations__) | {n for n, v in vars(Adapter).items() if callable(v) and n[0] != "_"}
+    return sorted(n for n in declared if not hasattr(ad, n))
+
+
 def main() -> None:
     module, tasks, exchange = sys.argv[1], sys.argv[2].split(","), Path(sys.argv[3])
     ad = importlib.import_module(module)
     ad.configure(threads=2, device="cpu")
     out = {t: check(ad, TASKS[t], exchange, "--export" in sys.argv) for t in tasks}
+    for t in tasks:
+        out[t]["missing_from_contract"] = missing_from_contract(ad)
     print(json.dumps(out))
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlbench.analysis.microbench import microbench_table
+from dlbench.analysis.parity import load_parity
 from tasks import TASKS
 
 # Column -> header; every timing is the median over the seeds' ok runs.
@@ -65,21 +67,14 @@ def load_runs(results: Path) -> pd.DataFrame:
     ):
         if col not in df:
             df[col] = None
+    # Rows written before the schema field existed are schema 0 (pyperf versions its JSON the same way).
+    df["schema"] = pd.to_numeric(df["schema"], errors="coerce").fillna(0).astype(int) if "schema" in df else 0
     df["history"] = [h if isinstance(h, list) else [] for h in df.get("history", [None] * len(df))]
     df["machine_busy"] = df["machine_busy"].fillna(False).astype(bool)
     return df
 
 
 TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s")
-
-
-def load_parity(results: Path) -> dict[tuple[str, str], str]:
-    """(task, framework) -> parity verdict, from RESULTS/parity.csv if `harness.py parity` wrote one."""
-    try:
-        p = pd.read_csv(results / "parity.csv")
-        return {(r.task, r.framework): r.verdict for r in p.itertuples()}
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Series:
@@ -155,7 +150,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _with_intervals(table: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     """Add <metric>_ci_low/_ci_high: 95 % bootstrap intervals of each timing's median over runs."""
-    from stats import bootstrap_ci
+    from dlbench.analysis.stats import bootstrap_ci
 
     for c in TIMINGS + ("test_accuracy", "peak_rss_mib"):
         if c in ok:
@@ -177,7 +172,7 @@ def epoch_samples(ok: pd.DataFrame) -> tuple[dict[str, list[float]], str]:
 def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
     """Frameworks ranked by median epoch time: ratio to the fastest with its interval, and whether each
     differs significantly from the next faster one."""
-    from stats import ALPHA, compare
+    from dlbench.analysis.stats import ALPHA, compare
 
     samples, basis = epoch_samples(ok)
     gate_of = dict(zip(table["framework"], table["gate"], strict=True))
@@ -250,7 +245,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n\n{speed_section(table, ok)}")
         frames.append(table.assign(task=task, profile=prof))
     if figures and tables:
-        from plots import all_figures
+        from dlbench.analysis.plots import all_figures
 
         for prof in sorted({p for p, _ in tables}):
             ok = df[(df["profile"] == prof) & (df["status"] == "ok")]
@@ -264,7 +259,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
     if busy:
         parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
-    from assess import render
+    from dlbench.analysis.assess import render
 
     parts.append(render(results, df))
     if (results / "microbench").is_dir():
@@ -289,78 +284,3 @@ def _html(markdown_text: str, path: Path) -> None:
              "td{text-align:right}img{max-width:100%}")  # fmt: skip
     path.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
                     f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
-
-
-def microbench_table(folder: Path) -> str:
-    """pytest-benchmark JSON files (one per framework) -> one markdown table: median ms, frameworks side by side."""
-    rows = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            print(f"warning: {path} is not readable JSON, skipped", file=sys.stderr)
-            continue
-        for b in data.get("benchmarks", []):
-            fw = b.get("extra_info", {}).get("framework", path.stem)
-            rows.append({"benchmark": b["group"], "framework": fw, "median_ms": 1000 * b["stats"]["median"]})
-    if not rows:
-        return "No micro-benchmarks yet: `python harness.py microbench`."
-    t = pd.DataFrame(rows).pivot_table(index="benchmark", columns="framework", values="median_ms", aggfunc="first")
-    t = t.map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
-    return ("Micro-benchmarks (pytest-benchmark), median milliseconds per call; each call ends with the adapter's "
-            "sync.\n\n" + t.reset_index().to_markdown(index=False, disable_numparse=True))  # fmt: skip
-
-
-def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:
-    """parity.md (task x framework table, then every problem) and parity.csv; the table is printed."""
-    from parity import FORWARD_TOL, STEPS, TRAJECTORY_TOL
-
-    df = pd.DataFrame(rows)
-    for col in ("forward_rel_diff", "trajectory_rel_diff", "loss_rel_diff", "weights_rel_diff", "params_ok",
-                "init_ok"):  # fmt: skip
-        if col not in df:
-            df[col] = None
-    df["problems"] = df["problems"].apply(lambda p: p if isinstance(p, list) else [])
-    rank = {(t, f): i for i, (t, f) in enumerate((t, f) for t in tasks for f in frameworks)}
-    df = df.iloc[sorted(range(len(df)), key=lambda i: rank.get((df["task"].iat[i], df["framework"].iat[i]), 0))]
-
-    def num(v):
-        return "—" if v is None or pd.isna(v) else f"{v:.1e}"
-
-    def ok(v):
-        return "—" if v is None or pd.isna(v) else ("ok" if v else "FAIL")
-
-    table = pd.DataFrame({
-        "task": df["task"], "framework": df["framework"],
-        "forward (vs numpy)": df["forward_rel_diff"].map(num),
-        f"trajectory ({STEPS} Adam steps)": df["trajectory_rel_diff"].map(num),
-        "params": df["params_ok"].map(ok), "init": df["init_ok"].map(ok), "verdict": df["verdict"],
-    })  # fmt: skip
-    text = (
-        "# dlbench parity\n\nSame canonical weights and batches in every framework, dropout off. Forward: max "
-        f"relative difference of the predictions from the numpy reference (tolerance {FORWARD_TOL:g}). Trajectory: "
-        f"max relative difference of the {STEPS} losses and relative L2 difference of each final weight tensor from "
-        f"the frameworks' consensus, their elementwise median (tolerance {TRAJECTORY_TOL:g}; pairs below). "
-        "Params: per-layer counts as the task's, with the documented LSTM "
-        "bias delta. Init: Keras's initialiser statistics on a freshly built model.\n\n"
-        + table.to_markdown(index=False, disable_numparse=True)
-        + "\n"
-    )
-    for task in tasks:  # every pair: which frameworks agree with which
-        pairs = {
-            r["framework"]: r["pairs"] for _, r in df[df["task"] == task].iterrows() if isinstance(r["pairs"], dict)
-        }
-        if len(pairs) > 1:
-            m = pd.DataFrame([[num(pairs[f][g]) if g != f else "" for g in pairs] for f in pairs], pairs, pairs)
-            text += f"\n### {task}: trajectory difference between each pair\n\n" + m.to_markdown() + "\n"
-    problems = [p for ps in df["problems"] for p in ps]
-    if problems:
-        text += "\n## Problems\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "parity.md").write_text(text)
-    flat = df.drop(columns=["pairs"], errors="ignore").assign(problems=df["problems"].map("; ".join))
-    for f in frameworks:
-        flat[f"vs_{f}"] = [p.get(f) if isinstance(p, dict) else None for p in df.get("pairs", [None] * len(df))]
-    flat.to_csv(results / "parity.csv", index=False)
-    print(text)
-    print(f"written: {results / 'parity.md'}, {results / 'parity.csv'}")

@@ -1,6 +1,6 @@
 """Input-pipeline throughput: each framework's own loader feeding the same MNIST arrays in batches.
 
-    python etl.py PIPELINE NPZ THREADS     (run by `harness.py assess` with the framework's interpreter)
+    python -m dlbench.worker.pipelines PIPELINE NPZ THREADS   (`harness.py assess`, in the framework's interpreter)
 
 Prints one JSON line: samples per second over one epoch of the MNIST training arrays (54,000 images,
 already decoded and scaled by tasks/data.py), shuffled, in batches of 128, each batch materialised as
@@ -11,13 +11,12 @@ loader, not decoding or augmentation: the arrays are the same for every pipeline
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dlbench.worker.cpus import pin
 
 BATCH = 128
 
@@ -83,8 +82,7 @@ def main() -> None:
     from tasks.data import load_splits
 
     name, npz, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    pin(threads)
     s = load_splits(TASKS["mnist_cnn"], "full", npz)
     epoch = PIPELINES[name](s.x_train, s.y_train)
     epoch()  # warm-up: first-iteration costs (thread pools, tracing) kept apart

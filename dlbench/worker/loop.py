@@ -1,27 +1,19 @@
-"""One framework x task x seed, in its own process and interpreter: `python worker.py CONFIG.json`.
+"""The epoch loop of one framework x task x seed, inside the framework's interpreter.
 
-The harness starts this with the framework's interpreter. It owns what must be measured the same
-way for every framework: the data order, the epoch loop, early stopping, the clocks (read only
-after the adapter's `sync`) and the memory reading. It talks to the harness in JSON lines on
-stdout prefixed with EVENT; anything else a framework prints is passed through as log.
-Imports numpy, the standard library, tasks/ and (lazily) the one adapter: never pandas or rich.
+It owns what must be measured the same way for every framework: the data order, the epoch loop,
+early stopping, the clocks (read only after the adapter's `sync`) and the memory readings. The adapter
+only builds the model and runs what it is told (frameworks/contract.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import os
 import resource
 import sys
 import time
-import traceback
 
-EVENT = "@@dlbench "
-
-
-def emit(kind: str, **fields) -> None:
-    print(EVENT + json.dumps({"event": kind, **fields}), flush=True)
+from dlbench.protocol import Event, JobConfig, Profile, emit
+from dlbench.worker.cpus import pin
 
 
 def rss_mib() -> float:
@@ -36,27 +28,24 @@ def epoch_order(seed: int, epoch: int, n: int):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def run(cfg: dict) -> dict:
+def run(cfg: JobConfig) -> dict:
+    """Train and measure; the fields of the result event (the driver adds provenance)."""
     import numpy as np
 
     from tasks import TASKS
     from tasks.data import load_splits
     from tasks.spec import lstm_bias_delta
 
-    task = TASKS[cfg["task"]]
-    threads = cfg["threads"]
-    if hasattr(os, "sched_setaffinity"):
-        # XLA and some OpenMP runtimes size their pools from the CPUs they may run on: pin them.
-        cpus = sorted(os.sched_getaffinity(0))[:threads]
-        os.sched_setaffinity(0, cpus)
+    task = TASKS[cfg.task]
+    pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
-    ad = importlib.import_module(cfg["module"])
-    device = ad.configure(threads, cfg["device"])
+    ad = importlib.import_module(cfg.module)
+    device = ad.configure(cfg.threads, str(cfg.device))
     import_s = time.perf_counter() - t0
 
-    s = load_splits(task, cfg["profile"], cfg["npz"])
+    s = load_splits(task, str(cfg.profile), cfg.npz)
     train, val, test = ad.prepare(s.x_train, s.y_train), ad.prepare(s.x_val, s.y_val), ad.prepare(s.x_test, s.y_test)
-    model = ad.build(task, cfg["seed"])
+    model = ad.build(task, cfg.seed)
     n_params = ad.n_params(model)
     delta = lstm_bias_delta(task, ad.LSTM_BIAS_VECTORS)
     if n_params != task.n_params + delta:
@@ -65,13 +54,13 @@ def run(cfg: dict) -> dict:
     rss_before_train = rss_mib()
 
     r = task.recipe
-    max_epochs = task.quick.get("epochs", r.max_epochs) if cfg["profile"] == "quick" else r.max_epochs
-    if cfg.get("epochs"):
-        max_epochs = min(max_epochs, cfg["epochs"])
-    early = r.early_stopping and cfg["profile"] == "full"
+    max_epochs = task.quick.get("epochs", r.max_epochs) if cfg.profile == Profile.QUICK else r.max_epochs
+    if cfg.epochs:
+        max_epochs = min(max_epochs, cfg.epochs)
+    early = r.early_stopping and cfg.profile == Profile.FULL
     history, train_s, time_to_target, best, wait, stopped = [], 0.0, None, np.inf, 0, False
     for epoch in range(max_epochs):
-        order = epoch_order(cfg["seed"], epoch, len(s.x_train))
+        order = epoch_order(cfg.seed, epoch, len(s.x_train))
         ad.sync(model)
         t = time.perf_counter()
         model, loss, acc = ad.train_epoch(model, train, order)
@@ -93,7 +82,7 @@ def run(cfg: dict) -> dict:
                 val_accuracy=val_acc,
             )
         )
-        emit("epoch", epoch=epoch + 1, max_epochs=max_epochs, **history[-1])
+        emit(Event.EPOCH, epoch=epoch + 1, max_epochs=max_epochs, **history[-1])
         if time_to_target is None and val_acc >= r.target_val_accuracy:
             time_to_target = train_s  # training time only: validation passes are not counted
         if early:  # Keras EarlyStopping(monitor="val_loss", min_delta, patience), no weight restore
@@ -141,45 +130,6 @@ def run(cfg: dict) -> dict:
         import_s=import_s,
         rss_before_train_mib=rss_before_train,
         peak_rss_mib=rss_mib(),
-        peak_device_mib=getattr(ad, "peak_device_mib", lambda m: None)(model),
+        peak_device_mib=ad.peak_device_mib(model),
         history=history,
     )
-
-
-def run_parity(cfg: dict) -> dict:
-    """Parity measurements (parity.py) for each task: arrays to cfg["out"]/TASK.npz, summaries back."""
-    import numpy as np
-
-    import parity
-    from tasks import TASKS
-
-    ad = importlib.import_module(cfg["module"])
-    device = ad.configure(cfg["threads"], cfg["device"])
-    out = {}
-    for name in cfg["tasks"]:
-        try:
-            with np.load(os.path.join(cfg["inputs"], f"{name}.npz"), allow_pickle=False) as f:
-                inp = {k: f[k] for k in f.files}
-            summary, arrays = parity.measure(ad, TASKS[name], inp)
-            np.savez(os.path.join(cfg["out"], f"{name}.npz"), **arrays)
-            out[name] = summary
-        except Exception as e:  # noqa: BLE001 - one task's failure is that task's row, not the framework's
-            traceback.print_exc()
-            out[name] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
-    return {"device": device, "versions": ad.versions(), "tasks": out}
-
-
-def main() -> int:
-    with open(sys.argv[1]) as f:
-        cfg = json.load(f)
-    try:
-        emit("result", **(run_parity(cfg) if cfg.get("mode") == "parity" else run(cfg)))
-        return 0
-    except Exception as e:  # noqa: BLE001 - every failure becomes a row, with its cause
-        traceback.print_exc()
-        emit("error", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The seeds' assessment of each framework: measured columns apart from documented facts.
+
+Measured by `harness.py assess` (dlbench/driver/assess.py) into RESULTS/assessment.json: each
+framework's own input pipeline (dlbench/worker/pipelines.py, in the framework's interpreter), the
+installed size of its main packages, and the size of its adapter (logical lines of code, a proxy for
+ease of use). Raw performance comes from the runs. What is measured for which framework comes from its
+registry entry (frameworks/__init__.py: pipeline, distributions, facts). Documented facts (languages,
+licence, latest release, maintenance) live in frameworks/facts.json, each with its source. `render`
+turns both into the report's tables.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import tokenize
+from pathlib import Path
+
+import pandas as pd
+
+from frameworks import FRAMEWORKS, ROOT
+
+FACTS = ROOT / "frameworks" / "facts.json"
+
+
+def code_lines(path: Path) -> int:
+    """Logical lines of code: not blank, not a comment, not a docstring."""
+    src = path.read_text()
+    doc_lines = set()
+    for node in ast.walk(ast.parse(src)):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
+            if isinstance(body[0].value.value, str):
+                doc_lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    code = set()
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type not in (
+            tokenize.COMMENT,
+            tokenize.NL,
+            tokenize.NEWLINE,
+            tokenize.INDENT,
+            tokenize.DEDENT,
+            tokenize.ENDMARKER,
+        ):
+            code.update(range(tok.start[0], tok.end[0] + 1))
+    return len(code - doc_lines)
+
+
+def render(results: Path, runs: pd.DataFrame) -> str:
+    """The assessment section of the report: a measured table and a documented one."""
+    facts = json.loads(FACTS.read_text())
+    measured = {}
+    if (results / "assessment.json").is_file():
+        measured = json.loads((results / "assessment.json").read_text())
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    documented = {key for fw in FRAMEWORKS.values() for key in fw.facts}
+    profile = "full" if (ok.get("profile") == "full").any() else "quick"
+    runs_p = ok[ok["profile"] == profile]
+    epoch = runs_p["steady_epoch_s"].fillna(runs_p["first_epoch_s"])  # one-epoch runs: their only epoch
+    speed = epoch.groupby([runs_p["framework"], runs_p["task"]]).median()
+    from tasks import TASKS
+
+    tasks = [t for t in TASKS if t in set(runs_p["task"])]
+    rows = []
+    for fw, entry in FRAMEWORKS.items():
+        pipe = entry.pipeline
+        etl = measured.get("etl", {}).get(pipe, {}) if pipe else {}
+        size = measured.get("install_mib", {}).get(fw)
+        rows.append({
+            "framework": fw,
+            **{f"{t} epoch (s)": (f"{speed[fw, t]:.3g}" if (fw, t) in speed and pd.notna(speed[fw, t]) else "—")
+               for t in tasks},
+            "input pipeline": pipe or "— (Keras takes the arrays)",
+            "pipeline samples/s": f"{etl['samples_per_s']:,.0f}" if "samples_per_s" in etl else etl.get("error", "—"),
+            "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
+            "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
+        })  # fmt: skip
+    doc = []
+    for key, f in facts.items():
+        if key.startswith("_") or key not in documented:
+            continue
+        doc.append({"framework": f["name"], "languages (official)": ", ".join(f["languages"]), "licence": f["licence"],
+                    "latest release": f"{f['latest_release']} ({f['latest_release_date']})", "status": f["status"],
+                    "sources": " ".join(f"<{s}>" for s in f["sources"])})  # fmt: skip
+    when = f"measured {measured['measured_at']}, {measured['threads']} threads" if measured else "not measured yet"
+    return (
+        "## Assessment\n\n### Measured\n\n"
+        f"Raw performance: median steady epoch of the {profile}-profile runs above (a run's only epoch where it had "
+        "one). Input pipelines, install sizes and adapter sizes from "
+        f"`harness.py assess` ({when}). Pipeline: one shuffled epoch of the 54,000 MNIST training arrays in "
+        "batches of 128, each batch materialised as the framework's tensors (dlbench/worker/pipelines.py). "
+        "Install size: the main packages' files in the environment (for Keras backends, Keras + the backend). "
+        "Adapter lines: logical lines of the adapter file (no blanks, comments or docstrings), a proxy for "
+        "ease of use only; "
+        "torch-compile reuses the eager adapter and the three Keras backends share one file.\n\n"
+        + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+        + "\n\n### Documented (frameworks/facts.json)\n\n"
+        + facts["_about"]
+        + "\n\n"
+        + pd.DataFrame(doc).to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )

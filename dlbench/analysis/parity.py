@@ -1,0 +1,167 @@
+"""Cross-framework parity, the driver's half: compare what each framework's worker measured, and the tables.
+
+`compare(task, inputs, measured)`: predictions against the numpy reference (tasks/reference.py, no
+framework), trajectories (losses and final weights) against the frameworks' consensus (the elementwise
+median over frameworks: with three or more, one framework that strays is outvoted; with two that
+disagree, both fail, as neither can be preferred), and a verdict whose problems name the framework, the
+task and the step or layer that diverged. `write_parity` writes parity.md and parity.csv; `load_parity`
+reads the verdicts back for the report's gate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench.worker.parity import STEPS, expected_layer_params
+from tasks.reference import forward, max_rel_diff
+from tasks.spec import Task
+
+FORWARD_TOL = 1e-5  # float32 against the float64 reference
+TRAJECTORY_TOL = 1e-4  # float32 frameworks against each other after STEPS steps
+
+
+def _weights(arrays: dict) -> dict[str, np.ndarray]:
+    return {k[2:]: v for k, v in arrays.items() if k.startswith("w/")}
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """||a - b|| / ||b||: how far a weight tensor moved away, as a whole.
+
+    Not the elementwise max used for predictions: Adam divides each gradient by its own root mean
+    square, so an element whose gradient is near eps turns float32 rounding into a visible step
+    (measured: one of the 18,432 MNIST conv2 weights 9.6e-6 apart after 10 steps, everything else
+    < 2e-6). Real differences (an eps placement, an extra bias, a mis-summed gradient) move whole
+    tensors and show at 1e-3 and more.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def trajectory_diff(a: dict, b: dict) -> tuple[float, float]:
+    """(losses, final weights): the max relative difference of the losses, of the weight tensors."""
+    wa, wb = _weights(a), _weights(b)
+    if wa.keys() != wb.keys():
+        return np.inf, np.inf
+    return max_rel_diff(a["losses"], b["losses"]), max(rel_l2(wa[k], wb[k]) for k in wb)
+
+
+def _where(arrays: dict, consensus: dict) -> str:
+    """The first step whose loss, and the layer whose final weights, stray most from the consensus."""
+    loss_err = np.abs(arrays["losses"] - consensus["losses"]) / np.abs(consensus["losses"]).max()
+    step = int(np.argmax(loss_err > TRAJECTORY_TOL)) + 1 if (loss_err > TRAJECTORY_TOL).any() else None
+    w, c = _weights(arrays), _weights(consensus)
+    layer = max(c, key=lambda k: rel_l2(w[k], c[k]) if k in w else np.inf)
+    at = f"loss first differs at step {step} of {STEPS}" if step else "losses agree"
+    return f"{at}; final weights differ most in {layer} ({rel_l2(w[layer], c[layer]):.2g})" if layer in w else at
+
+
+def compare(task: Task, inp: dict[str, np.ndarray], measured: dict[str, tuple[dict, dict]]) -> list[dict]:
+    """One row per framework: forward and trajectory differences, checks, verdict and problems."""
+    reference = forward(task, {k[2:]: v for k, v in inp.items() if k.startswith("w/")}, inp["x_predict"])
+    names = list(measured)
+    keys = set.intersection(*(set(_weights(a)) for _, a in measured.values())) if measured else set()
+    consensus = {  # elementwise median over frameworks: a majority outvotes one that strays
+        k: np.median(np.stack([a[k] for _, a in measured.values()]), axis=0)
+        for k in ["losses", *(f"w/{k}" for k in keys)]
+    } if measured else {}  # fmt: skip
+    rows = []
+    for name in names:
+        summary, arrays = measured[name]
+        problems = [f"{task.name}: {p}" for p in summary["init_problems"]]
+        expected = expected_layer_params(task, summary["lstm_bias_vectors"])
+        for layer, n in expected.items():
+            got = summary["layer_params"].get(layer)
+            if got != n:
+                problems.append(f"{task.name}: layer {layer} has {got} parameters, expected {n}")
+        if summary["n_params"] != sum(summary["layer_params"].values()):
+            problems.append(f"{task.name}: {summary['n_params']} parameters in all, but the layers hold "
+                            f"{sum(summary['layer_params'].values())}")  # fmt: skip
+        fwd = max_rel_diff(arrays["predictions"], reference)
+        if not fwd <= FORWARD_TOL:
+            problems.append(f"{task.name}: predictions differ from the numpy reference by {fwd:.3g} "
+                            f"(tolerance {FORWARD_TOL:g})")  # fmt: skip
+        pairs = {other: max(trajectory_diff(arrays, measured[other][1])) for other in names if other != name}
+        loss_d, weight_d = trajectory_diff(arrays, consensus) if pairs else (None, None)
+        traj = None if loss_d is None else max(loss_d, weight_d)
+        if traj is not None and not traj <= TRAJECTORY_TOL:
+            problems.append(f"{task.name}: trajectory differs from the frameworks' consensus by {traj:.3g} "
+                            f"(tolerance {TRAJECTORY_TOL:g}): {_where(arrays, consensus)}")  # fmt: skip
+        rows.append({
+            "task": task.name,
+            "framework": name,
+            "forward_rel_diff": fwd,
+            "loss_rel_diff": loss_d,
+            "weights_rel_diff": weight_d,
+            "trajectory_rel_diff": traj,
+            "pairs": pairs,
+            "params_ok": not any("parameters" in p for p in problems),
+            "init_ok": not summary["init_problems"],
+            "verdict": "FAIL" if problems else ("pass" if pairs else "pass (forward only: one framework)"),
+            "problems": problems,
+        })  # fmt: skip
+    return rows
+
+
+def load_parity(results: Path) -> dict[tuple[str, str], str]:
+    """(task, framework) -> parity verdict, from RESULTS/parity.csv if `harness.py parity` wrote one."""
+    try:
+        p = pd.read_csv(results / "parity.csv")
+        return {(r.task, r.framework): r.verdict for r in p.itertuples()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:
+    """parity.md (task x framework table, then every problem) and parity.csv; the table is printed."""
+    df = pd.DataFrame(rows)
+    for col in ("forward_rel_diff", "trajectory_rel_diff", "loss_rel_diff", "weights_rel_diff", "params_ok",
+                "init_ok"):  # fmt: skip
+        if col not in df:
+            df[col] = None
+    df["problems"] = df["problems"].apply(lambda p: p if isinstance(p, list) else [])
+    rank = {(t, f): i for i, (t, f) in enumerate((t, f) for t in tasks for f in frameworks)}
+    df = df.iloc[sorted(range(len(df)), key=lambda i: rank.get((df["task"].iat[i], df["framework"].iat[i]), 0))]
+
+    def num(v):
+        return "—" if v is None or pd.isna(v) else f"{v:.1e}"
+
+    def ok(v):
+        return "—" if v is None or pd.isna(v) else ("ok" if v else "FAIL")
+
+    table = pd.DataFrame({
+        "task": df["task"], "framework": df["framework"],
+        "forward (vs numpy)": df["forward_rel_diff"].map(num),
+        f"trajectory ({STEPS} Adam steps)": df["trajectory_rel_diff"].map(num),
+        "params": df["params_ok"].map(ok), "init": df["init_ok"].map(ok), "verdict": df["verdict"],
+    })  # fmt: skip
+    text = (
+        "# dlbench parity\n\nSame canonical weights and batches in every framework, dropout off. Forward: max "
+        f"relative difference of the predictions from the numpy reference (tolerance {FORWARD_TOL:g}). Trajectory: "
+        f"max relative difference of the {STEPS} losses and relative L2 difference of each final weight tensor from "
+        f"the frameworks' consensus, their elementwise median (tolerance {TRAJECTORY_TOL:g}; pairs below). "
+        "Params: per-layer counts as the task's, with the documented LSTM "
+        "bias delta. Init: Keras's initialiser statistics on a freshly built model.\n\n"
+        + table.to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
+    for task in tasks:  # every pair: which frameworks agree with which
+        pairs = {
+            r["framework"]: r["pairs"] for _, r in df[df["task"] == task].iterrows() if isinstance(r["pairs"], dict)
+        }
+        if len(pairs) > 1:
+            m = pd.DataFrame([[num(pairs[f][g]) if g != f else "" for g in pairs] for f in pairs], pairs, pairs)
+            text += f"\n### {task}: trajectory difference between each pair\n\n" + m.to_markdown() + "\n"
+    problems = [f"{fw}: {p}" for fw, ps in zip(df["framework"], df["problems"], strict=True) for p in ps]
+    if problems:
+        text += "\n## Problems\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "parity.md").write_text(text)
+    flat = df.drop(columns=["pairs"], errors="ignore").assign(problems=df["problems"].map("; ".join))
+    for f in frameworks:
+        flat[f"vs_{f}"] = [p.get(f) if isinstance(p, dict) else None for p in df.get("pairs", [None] * len(df))]
+    flat.to_csv(results / "parity.csv", index=False)
+    print(text)
+    print(f"written: {results / 'parity.md'}, {results / 'parity.csv'}")

@@ -1,0 +1,117 @@
+"""The run matrix: plan the framework x task x seed jobs, run each in a worker, append one row per job.
+
+Every job appends one JSON line to RESULTS/runs.jsonl whatever happens (a `Status` with its cause),
+with the machine's provenance and load beside the timings.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+from dlbench.driver.config import Executor, RunConfig
+from dlbench.driver.progress import Progress
+from dlbench.driver.provenance import git, machine
+from dlbench.driver.storage import append_row, recorded_ok
+from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
+from dlbench.protocol import SCHEMA, JobConfig, Mode, Status
+from frameworks import ENVIRONMENTS, FRAMEWORKS
+from tasks import TASKS
+from tasks.data import prepare
+
+Key = tuple[str, str, int]  # (task, framework, seed)
+
+
+def run(cfg: RunConfig) -> int:
+    """Run the matrix; exit status 0, or 130 when interrupted (the resume command is printed)."""
+    results = cfg.results / "runs.jsonl"
+    data = {}
+    for t in cfg.tasks:  # the ETL runs here, once; workers only read its cached arrays
+        ds = TASKS[t].dataset
+        if ds not in data:
+            data[ds] = prepare(ds, cfg.data_dir)
+    common = {"machine": machine(), "git": git(), "argv": list(cfg.argv)}
+    todo: list[Key] = [(t, f, s) for t in cfg.tasks for f in cfg.frameworks for s in cfg.seeds]
+    if cfg.resume:
+        done = recorded_ok(results, cfg.profile, cfg.threads, cfg.device, cfg.epochs)
+        skipped = [k for k in todo if k in done]
+        todo = [k for k in todo if k not in done]
+        print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, "
+              f"{len(todo)} to run", file=sys.stderr)  # fmt: skip
+    progress = Progress(todo)
+    rows: list[dict] = []
+
+    def finish(key: Key, out: dict) -> None:
+        rows.append(finish_row(cfg, *key, out, data, common, results, progress))
+
+    try:
+        with progress:
+            if cfg.executor == Executor.RAY:
+                from dlbench.driver.ray_executor import run_on_ray
+
+                run_on_ray(todo, lambda key: job(cfg, *key, data), finish, cfg.ray_address, cfg.threads,
+                           cfg.device == "gpu", progress)  # fmt: skip
+            else:
+                for key in todo:
+                    progress.start(*key)
+                    on_event = lambda ev, key=key: progress.epoch(*key, ev)  # noqa: E731
+                    finish(key, measure_pairing(*job(cfg, *key, data), on_event=on_event))
+    except Interrupted:
+        again = " ".join(a for a in cfg.argv if a != "--resume")
+        print(f"harness.py: interrupted: {len(rows)} row(s) recorded in {results} (the stopped one as "
+              f"'interrupted'); continue with: python harness.py {again} --resume", file=sys.stderr)  # fmt: skip
+        return 130
+    busy = [r for r in rows if r.get("machine_busy")]
+    if busy:
+        print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
+              f"{BUSY_CPU_PCT:g} % of the CPUs): their timings are marked machine_busy", file=sys.stderr)  # fmt: skip
+    print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {cfg.results}` "
+          "summarises them")  # fmt: skip
+    return 0
+
+
+def job(cfg: RunConfig, task: str, fw_name: str, seed: int, data: dict) -> tuple:
+    """The arguments of measure_pairing for one pairing x seed."""
+    fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
+    jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
+                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]))  # fmt: skip
+    missing = f"{env.venv} does not exist: {env.missing_hint}"
+    return jc, str(env.python), worker_env(cfg.threads, fw.env_vars), cfg.timeout_s, cfg.max_rss_mib, missing
+
+
+def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, progress) -> dict:
+    """The row for one measured pairing x seed: appended whole, then shown."""
+    fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
+    versions = out.pop("versions", {})
+    node = out.pop("machine", None) or common["machine"]
+    row = {
+        "schema": SCHEMA,
+        "framework": fw_name,
+        "framework_version": next(iter(versions.values()), None),
+        "task": task,
+        "profile": cfg.profile,
+        "seed": seed,
+        "status": out.pop("status"),
+        "error": out.pop("error"),
+        "threads": cfg.threads,
+        "device": out.pop("device", cfg.device),
+        "device_requested": cfg.device,
+        "epochs_cap": cfg.epochs,
+        **out,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "provenance": {
+            **common,
+            "machine": node,
+            "executor": cfg.executor,
+            "environment": fw.env,
+            "python_executable": str(env.python),
+            "python": out.pop("python", None),
+            "packages": {**versions, "numpy": out.get("numpy_version")},
+            "data": data[TASKS[task].dataset][1],
+        },
+    }
+    append_row(results, row)
+    progress.finish(task, fw_name, seed, row)
+    if row["status"] == Status.INTERRUPTED:
+        raise Interrupted
+    return row

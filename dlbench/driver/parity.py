@@ -1,0 +1,58 @@
+"""`harness.py parity`: the same weights and batches in every framework's worker, then compared.
+
+Each framework runs once, in its own interpreter, over every task (dlbench/worker/parity.py measures);
+dlbench/analysis/parity.py compares predictions with the numpy reference and trajectories with each
+other, and writes parity.md and parity.csv. Exit status 1 if any framework fails.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlbench.analysis.parity import compare, write_parity
+from dlbench.driver.config import ParityConfig
+from dlbench.driver.supervise import run_worker, worker_env
+from dlbench.protocol import JobConfig, Mode, Status
+from dlbench.worker.parity import inputs
+from frameworks import ENVIRONMENTS, FRAMEWORKS
+from tasks import TASKS
+
+
+def run(cfg: ParityConfig) -> int:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = {t: inputs(TASKS[t]) for t in cfg.tasks}
+        Path(tmp, "inputs").mkdir()
+        for t, inp in shared.items():
+            np.savez(Path(tmp, "inputs", f"{t}.npz"), **inp)
+        measured: dict[str, dict] = {t: {} for t in cfg.tasks}
+        for f in cfg.frameworks:
+            fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
+            out_dir = Path(tmp, f)
+            out_dir.mkdir()
+            jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks,
+                           inputs=str(Path(tmp, "inputs")), out=str(out_dir))  # fmt: skip
+            t0 = time.monotonic()
+            if not env.python.exists():
+                out = {"status": Status.UNAVAILABLE, "error": f"{env.venv} does not exist: {env.missing_hint}"}
+            else:
+                out = run_worker(jc, env.python, worker_env(cfg.threads, fw.env_vars), cfg.timeout_s, lambda ev: None)
+            print(f"parity: {f} {out['status']} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+            for t in cfg.tasks:
+                summary = out.get("tasks", {}).get(t, {"error": out.get("error")})
+                if out["status"] == Status.OK and "error" not in summary:
+                    with np.load(out_dir / f"{t}.npz", allow_pickle=False) as z:
+                        measured[t][f] = (summary, {k: z[k] for k in z.files})
+                else:
+                    verdict = "unavailable" if out["status"] == Status.UNAVAILABLE else "FAIL"
+                    rows.append({"task": t, "framework": f, "verdict": verdict,
+                                 "problems": [f"{t}: {out['status']}: {summary['error']}"]})  # fmt: skip
+        for t in cfg.tasks:
+            rows.extend(compare(TASKS[t], shared[t], measured[t]))
+    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks))
+    return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0

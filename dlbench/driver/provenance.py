@@ -1,0 +1,73 @@
+"""Where and with what a row was measured: the machine, the commit, and how busy the machine was."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from frameworks import ROOT
+
+
+def git() -> dict:
+    """The repository's commit and whether tracked files differ from it."""
+
+    def run(*args):
+        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+@functools.cache  # asked for once per pairing (on a Ray node, per node): the machine does not change
+def machine() -> dict:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": len(usable_cpus()),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "harness_python": platform.python_version(),
+        "gpus": _gpus(),
+    }
+
+
+def _gpus() -> list[dict]:
+    """Name, driver and memory of each NVIDIA GPU (nvidia-smi), for the provenance; [] without one."""
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    keys = ("name", "driver", "memory")
+    return [dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in r.stdout.splitlines()]
+
+
+def cpu_busy_s() -> float | None:
+    """Busy CPU seconds of the whole machine so far (all cores), from /proc/stat."""
+    try:
+        f = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    idle = f[3] + f[4]  # idle + iowait
+    return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,165 @@
+"""One worker process, supervised: started with its framework's interpreter, watched, classified.
+
+`run_worker` starts `python -m dlbench.worker CONFIG.json`, reads its events (dlbench.protocol), enforces
+the deadline and the memory cap, and turns however it ended into a `Status` with a cause.
+`measure_pairing` wraps it with the machine's load around the run; it is what an executor (local or
+Ray) runs for each job.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dlbench.driver.provenance import cpu_busy_s, machine
+from dlbench.protocol import Event, JobConfig, Status, parse
+from frameworks import ROOT
+
+BUSY_CPU_PCT = 10.0  # other processes' CPU share above which a timing is flagged as disturbed
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS")  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the current worker was stopped and recorded; the matrix stops."""
+
+
+def worker_env(threads: int, fw_vars: dict) -> dict:
+    """The worker's environment: ours without PYTHONPATH, every thread pool sized, the framework's variables."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({k: str(threads) for k in THREAD_VARS})
+    env.update(fw_vars)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def group_rss_mib(pgid: int) -> float:
+    """Resident memory of every process in a process group (the worker and any children), in MiB."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+                total += int((stat.parent / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_worker(
+    cfg: JobConfig, python: Path, env: dict, timeout_s: float, on_event: Callable, max_rss_mib: float | None = None
+) -> dict:
+    """Run one job with `python`; return its result fields, or a failure's status and cause.
+
+    The worker runs in its own session, so Ctrl-C reaches only the harness, which then kills it.
+    With `max_rss_mib`, its process group's resident memory is polled twice a second and the group is
+    killed past the cap (status oom): RLIMIT_AS cannot do this, JAX and TensorFlow reserve far more
+    address space than they use."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
+        cfg_path.write_text(cfg.to_json())
+        with open(err_path, "w+") as err:
+            before = os.times()
+            proc = subprocess.Popen(
+                [str(python), "-m", "dlbench.worker", str(cfg_path)],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                start_new_session=True,  # its own process group: a timeout kills its children too
+            )  # fmt: skip
+            lines: queue.Queue = queue.Queue()
+            threading.Thread(
+                target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
+            ).start()
+            deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
+            interrupted, peak_mib, over_cap, next_poll = False, 0.0, False, 0.0
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining <= 0:
+                        timed_out = True
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        break
+                    try:
+                        line = lines.get(timeout=min(remaining, 0.5))
+                    except queue.Empty:
+                        line = ""
+                    if max_rss_mib and time.monotonic() >= next_poll:  # twice a second, however chatty the worker
+                        next_poll = time.monotonic() + 0.5
+                        peak_mib = max(peak_mib, group_rss_mib(proc.pid))
+                        if peak_mib > max_rss_mib:
+                            over_cap = True
+                            os.killpg(proc.pid, signal.SIGKILL)
+                            break
+                except KeyboardInterrupt:
+                    interrupted = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                if line is None:
+                    break
+                ev = parse(line) if line else None
+                if ev is None:
+                    continue
+                if ev["event"] == Event.RESULT:
+                    result = ev
+                elif ev["event"] == Event.ERROR:
+                    error = ev
+                else:
+                    on_event(ev)
+            rc = proc.wait()
+            after = os.times()
+            err.seek(0)
+            tail = [ln for ln in err.read().splitlines() if ln.strip()]
+    worker_cpu_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    usage = {"worker_cpu_s": round(worker_cpu_s, 2)}
+    if interrupted:
+        return {"status": Status.INTERRUPTED, "error": "stopped by Ctrl-C (SIGINT)", **usage}
+    if over_cap:
+        return {
+            "status": Status.OOM,
+            "error": f"worker used {peak_mib:,.0f} MiB, over --max-rss-mib {max_rss_mib:g}",
+            **usage,
+        }
+    if timed_out:
+        return {"status": Status.TIMEOUT, "error": f"no result within {timeout_s:g} s (--timeout)", **usage}
+    if result is not None:
+        result.pop("event")
+        return {"status": Status.OK, "error": None, **result, **usage}
+    if error is not None:
+        return {"status": Status(error["status"]), "error": error["error"], **usage}
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (from outside: perhaps the kernel's OOM killer)" if name == "SIGKILL" else ""
+        return {"status": Status.CRASHED, "error": f"worker killed by {name}{hint}", **usage}
+    return {"status": Status.ERROR, "error": (tail[-1] if tail else f"worker exited with status {rc}")[:500], **usage}
+
+
+def measure_pairing(
+    cfg: JobConfig,
+    python: str,
+    env_vars: dict,
+    timeout_s: float,
+    max_rss_mib: float | None,
+    missing: str | None = None,
+    on_event: Callable | None = None,
+) -> dict:
+    """One worker, run where this function runs (here, or on a Ray node), with the machine's load around it."""
+    load_before, busy_before, t0 = os.getloadavg()[0], cpu_busy_s(), time.monotonic()
+    if not Path(python).exists():
+        out = {"status": Status.UNAVAILABLE, "error": missing or f"{python} does not exist"}
+    else:
+        out = run_worker(cfg, Path(python), env_vars, timeout_s, on_event or (lambda ev: None), max_rss_mib)
+    wall_s, busy_after = time.monotonic() - t0, cpu_busy_s()
+    others_pct = None
+    if busy_before is not None and busy_after is not None and wall_s > 0:
+        # CPU used by everything but our worker, as a share of all the machine's cores.
+        others = max(0.0, busy_after - busy_before - out.get("worker_cpu_s", 0.0))
+        others_pct = round(100 * others / (wall_s * (os.cpu_count() or 1)), 1)
+    out.update(wall_s=round(wall_s, 3), load_avg_1m_before=round(load_before, 2), others_cpu_pct=others_pct,
+               machine_busy=others_pct is not None and others_pct > BUSY_CPU_PCT, machine=machine())  # fmt: skip
+    return out

@@ -1,0 +1,123 @@
+"""The worker protocol: the one module that both the driver and the worker import.
+
+The driver starts one worker per job, with the framework's own interpreter, from the repository root:
+
+    python -m dlbench.worker CONFIG.json
+
+CONFIG.json is a `JobConfig` (`to_json` / `from_json`). The worker answers on stdout: every line that
+starts with EVENT_PREFIX is one JSON object, an event; any other line is the framework's own output.
+
+    {"event": "epoch", "epoch": 3, "max_epochs": 30, "epoch_s": ..., "val_accuracy": ...}   after each epoch
+    {"event": "result", ...measured fields...}                                            once, at the end
+    {"event": "error", "status": "error" | "diverged", "error": "ValueError: ..."}         instead of result
+
+A worker exits 0 after `result` and 1 after `error`. One that ends with neither is classified by the
+driver (killed by a signal: crashed; past its deadline: timeout; over its memory cap: oom; stopped by
+the user: interrupted); one whose environment is missing never starts (unavailable); one whose Ray
+node died never reports (lost). Every outcome is a `Status` and becomes one results row.
+
+Standard library only: this runs under every framework's interpreter (MXNet's Python 3.11 and numpy
+1.23 included) and in the driver.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+
+SCHEMA = 1  # of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
+EVENT_PREFIX = "@@dlbench "
+
+
+class Word(str, Enum):
+    """A closed vocabulary whose members are their own JSON strings (`json.dumps(Status.OK)` == '"ok"')."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Status(Word):
+    """How a job ended: the `status` field of its row."""
+
+    OK = "ok"
+    ERROR = "error"  # an exception in the worker: `error` is its last line
+    DIVERGED = "diverged"  # a non-finite loss, with the epoch
+    CRASHED = "crashed"  # killed by a signal
+    TIMEOUT = "timeout"  # past --timeout
+    OOM = "oom"  # past --max-rss-mib
+    INTERRUPTED = "interrupted"  # Ctrl-C (or another stop signal) to the harness
+    UNAVAILABLE = "unavailable"  # the framework's environment is missing: `error` says how to make it
+    LOST = "lost"  # its Ray task or node died
+
+
+class Mode(Word):
+    RUN = "run"  # train one task x seed and measure it
+    PARITY = "parity"  # the parity measurements of dlbench/worker/parity.py, for several tasks
+
+
+class Event(Word):
+    EPOCH = "epoch"
+    RESULT = "result"
+    ERROR = "error"
+
+
+class Profile(Word):
+    QUICK = "quick"
+    FULL = "full"
+
+
+class Device(Word):
+    CPU = "cpu"
+    GPU = "gpu"
+    AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What one worker is asked to do. Run jobs use task..npz; parity jobs use tasks, inputs and out."""
+
+    mode: Mode
+    module: str  # the adapter, e.g. "frameworks.pytorch"
+    threads: int
+    device: Device = Device.CPU
+    task: str = ""
+    profile: Profile = Profile.QUICK
+    seed: int = 0
+    epochs: int | None = None  # the --epochs cap
+    npz: str = ""  # the ETL's cached arrays (tasks/data.py)
+    cpus: tuple[int, ...] = ()  # the CPUs to pin to; () = the first `threads` this process may use
+    tasks: tuple[str, ...] = ()
+    inputs: str = ""  # parity: folder of TASK.npz inputs
+    out: str = ""  # parity: folder for TASK.npz measurements
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobConfig:
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in raw.items() if k in known}
+        d["mode"], d["device"], d["profile"] = Mode(d["mode"]), Device(d["device"]), Profile(d["profile"])
+        d["cpus"], d["tasks"] = tuple(d.get("cpus", ())), tuple(d.get("tasks", ()))
+        return cls(**d)
+
+
+def emit(kind: Event, **fields_) -> None:
+    """Write one event line to stdout, flushed (the driver reads it as it comes)."""
+    print(EVENT_PREFIX + json.dumps({"event": kind, **fields_}), flush=True)
+
+
+def parse(line: str) -> dict | None:
+    """The event on a line of worker output, or None for the framework's own output."""
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    try:
+        ev = json.loads(line[len(EVENT_PREFIX) :])
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) and ev.get("event") in {e.value for e in Event} else None
