@@ -16,10 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Environment:
-    """A virtual environment that `make setup` creates from a requirements file."""
+    """A virtual environment that `make setup` creates, with uv, from the lock of a requirements file.
+
+    By convention requirements/main.in builds .venv and requirements/NAME.in builds .venv-NAME; the
+    Makefile finds every .in file, so a new environment needs its .in file and this entry only."""
 
     venv: str  # relative to the repository root
-    requirements: str
+    requirements: str  # the .in file; its locks are requirements/NAME-pyX.Y.lock
     missing_hint: str = "run `make setup`"  # said in the rows of a framework whose environment is missing
 
     @property
@@ -45,9 +48,9 @@ class Framework:
 ENVIRONMENTS: dict[str, Environment] = {
     # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 needs numpy<1.24
     # (so Python <= 3.11): a framework names its environment, and the harness runs its worker there.
-    "main": Environment(".venv", "requirements/main.txt"),
+    "main": Environment(".venv", "requirements/main.in"),
     "mxnet": Environment(
-        ".venv-mxnet", "requirements/mxnet.txt", missing_hint="run `make setup` (MXNet 1.9.1 needs Python <= 3.11)"
+        ".venv-mxnet", "requirements/mxnet.in", missing_hint="run `make setup` (MXNet 1.9.1 needs Python 3.11)"
     ),
 }
 

@@ -33,9 +33,10 @@ def measurements(name: str, exchange) -> dict:
         measurements(EXPORTER, exchange)  # the weights others load must exist first
     if name not in _cache:
         fw = FRAMEWORKS[name]
-        python = ENVIRONMENTS[fw.env].python
+        env_ = ENVIRONMENTS[fw.env]
+        python = env_.python
         if not python.exists():
-            pytest.skip(f"{fw.env} environment missing: run `make setup`")
+            pytest.skip(f"{fw.env} environment missing ({env_.venv}): {env_.missing_hint}")
         env = {**os.environ, **fw.env_vars, "OMP_NUM_THREADS": "2"}
         args = [str(python), "tests/support/conformance.py", fw.module, ",".join(TASKS), str(exchange)]
         r = subprocess.run(args + (["--export"] if name == EXPORTER else []), cwd=ROOT, env=env,

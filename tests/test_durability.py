@@ -3,6 +3,7 @@ corrupt downloads and cache entries."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -124,3 +125,20 @@ def test_a_truncated_download_offline_is_one_clear_line(empty_cache, tmp_path):
                        cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "could not be downloaded" in r.stderr
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_resume_reruns_rows_from_another_version_or_commit(tmp_path):
+    args = ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "2", "--results", str(tmp_path)]
+    p = launch(*args, "--seeds", "0,1,2")
+    assert p.wait(timeout=120) == 0
+    rows = lines(tmp_path)
+    rows[0]["provenance"]["environment_sha256"] = "another stack"  # as if torch had been upgraded since
+    rows[1]["provenance"]["git"]["commit"] = "0" * 40  # an older commit of the harness
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = launch(*args, "--seeds", "0,1,2", "--resume")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "resume: 1 pairing x seed(s) already recorded ok with these settings, versions and commit, 2 to run" in err
+    assert sorted(r["seed"] for r in lines(tmp_path)[3:]) == [0, 1]
+    lock = lines(tmp_path)[-1]["provenance"]["lock"]
+    assert lock is None or (lock["lock"].startswith("requirements/main-py") and len(lock["sha256"]) == 64)

@@ -113,3 +113,28 @@ def test_the_worker_side_imports_under_mxnets_interpreter_without_driver_librari
     )
     r = subprocess.run([str(ENVIRONMENTS["mxnet"].python), "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_test_reads_shared_data_but_the_one_fixture():
+    """A new user has no ../shared: real data reaches the tests only through conftest's real_data_dir
+    (DLBENCH_DATA_DIR first), so a clone anywhere with DLBENCH_DATA_DIR set runs every test."""
+    mentions = ('"shared"', "shared/data", "'shared'")
+    offenders = [
+        f.relative_to(ROOT)
+        for f in (ROOT / "tests").rglob("*.py")
+        if f.name not in ("conftest.py", "test_layout.py") and any(m in f.read_text() for m in mentions)
+    ]
+    assert offenders == []
+
+
+def test_every_environment_follows_the_makefiles_convention():
+    """`make setup` builds .venv from requirements/main.in and .venv-NAME from requirements/NAME.in,
+    from the lock of its Python: an environment in the registry must be one the Makefile builds."""
+    for key, env in ENVIRONMENTS.items():
+        assert env.requirements == f"requirements/{key}.in" and (ROOT / env.requirements).is_file(), key
+        assert env.venv == (".venv" if key == "main" else f".venv-{key}"), key
+        locks = sorted((ROOT / "requirements").glob(f"{key}-py*.lock"))
+        assert locks, f"no lock for {key}: run `make lock`"
+        for lock in locks:
+            pins = [ln for ln in lock.read_text().splitlines() if ln and not ln.startswith((" ", "#"))]
+            assert pins and all("==" in p and p.endswith("\\") for p in pins), lock.name  # pinned, hashes follow

@@ -16,7 +16,8 @@ def test_every_framework_passes_on_every_task(tmp_path):
     r = cli("parity", "--results", str(tmp_path), timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     df = pd.read_csv(tmp_path / "parity.csv")
-    assert (tmp_path / "parity.md").read_text().count("| pass") == len(df)
+    built = [f for f, fw in FRAMEWORKS.items() if ENVIRONMENTS[fw.env].python.exists()]
+    assert (tmp_path / "parity.md").read_text().count("| pass") == len(built) * len(TASKS)
     for name, fw in FRAMEWORKS.items():
         rows = df[df["framework"] == name]
         assert sorted(rows["task"]) == sorted(TASKS), name

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from dlbench.driver.config import Executor, RunConfig
 from dlbench.driver.progress import Progress
-from dlbench.driver.provenance import git, machine
+from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine
 from dlbench.driver.storage import append_row, recorded_ok
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
 from dlbench.protocol import SCHEMA, JobConfig, Mode, Status
@@ -33,11 +33,11 @@ def run(cfg: RunConfig) -> int:
     common = {"machine": machine(), "git": git(), "argv": list(cfg.argv)}
     todo: list[Key] = [(t, f, s) for t in cfg.tasks for f in cfg.frameworks for s in cfg.seeds]
     if cfg.resume:
-        done = recorded_ok(results, cfg.profile, cfg.threads, cfg.device, cfg.epochs)
+        done = recorded_ok(results, lambda row: same_settings_and_stack(cfg, common["git"]["commit"], row))
         skipped = [k for k in todo if k in done]
         todo = [k for k in todo if k not in done]
-        print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, "
-              f"{len(todo)} to run", file=sys.stderr)  # fmt: skip
+        print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, versions and "
+              f"commit, {len(todo)} to run", file=sys.stderr)  # fmt: skip
     progress = Progress(todo)
     rows: list[dict] = []
 
@@ -68,6 +68,21 @@ def run(cfg: RunConfig) -> int:
     print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {cfg.results}` "
           "summarises them")  # fmt: skip
     return 0
+
+
+def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bool:
+    """Whether a recorded row counts as done for this run: the same settings, the same commit, and the
+    same installed packages in its framework's environment (a row from another version is not done)."""
+    name = row.get("framework")
+    fw = FRAMEWORKS.get(name) if isinstance(name, str) else None
+    prov = row.get("provenance") if isinstance(row.get("provenance"), dict) else {}
+    settings = (row.get("profile"), row.get("threads"), row.get("device_requested"), row.get("epochs_cap"))
+    return (
+        fw is not None
+        and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs)
+        and (prov.get("git") or {}).get("commit") == commit
+        and prov.get("environment_sha256") == environment_sha256(ENVIRONMENTS[fw.env])
+    )
 
 
 def job(cfg: RunConfig, task: str, fw_name: str, seed: int, data: dict) -> tuple:
@@ -104,6 +119,8 @@ def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, 
             "machine": node,
             "executor": cfg.executor,
             "environment": fw.env,
+            "lock": environment_lock(env),
+            "environment_sha256": environment_sha256(env),
             "python_executable": str(env.python),
             "python": out.pop("python", None),
             "packages": {**versions, "numpy": out.get("numpy_version")},

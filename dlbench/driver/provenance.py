@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import platform
 import subprocess
 from pathlib import Path
 
-from frameworks import ROOT
+from frameworks import ROOT, Environment
 
 
 def git() -> dict:
@@ -71,3 +73,25 @@ def cpu_busy_s() -> float | None:
         return None
     idle = f[3] + f[4]  # idle + iowait
     return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def environment_lock(env: Environment) -> dict | None:
+    """The lock file that `make setup` built the environment from, and its SHA-256 (None if built otherwise)."""
+    try:
+        stamp = json.loads((ROOT / env.venv / ".stamp").read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+_PACKAGES = "import importlib.metadata as m, json; print(json.dumps(sorted({(d.metadata['Name'] or '').lower(): d.version for d in m.distributions()}.items())))"  # noqa: E501
+
+
+@functools.cache
+def environment_sha256(env: Environment) -> str | None:
+    """A fingerprint of every package installed in the environment (names and versions): two rows with
+    the same fingerprint ran on the same stack, whatever the lock says. None if the environment is missing."""
+    if not env.python.exists():
+        return None
+    r = subprocess.run([str(env.python), "-c", _PACKAGES], capture_output=True, text=True, timeout=120)
+    return hashlib.sha256(r.stdout.encode()).hexdigest() if r.returncode == 0 else None

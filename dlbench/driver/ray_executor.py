@@ -1,30 +1,84 @@
 """The Ray executor: each pairing x seed a Ray task reserving its CPUs (and a GPU), rows streamed back.
 
-Every task still runs dlbench.driver.supervise.measure_pairing on its node: a worker process with the framework's own
-interpreter, so each node needs this repository and its environments at the same path (a shared
-filesystem, or the same `make setup` on every node) and the data cache (`$DLBENCH_CACHE_DIR`).
+Every task still runs dlbench.driver.supervise.measure_pairing on its node: a worker process with the
+framework's own interpreter, so each node needs this repository and its environments at the same path
+(a shared filesystem, or the same `make setup` on every node) and the data cache (`$DLBENCH_CACHE_DIR`).
 Results come back to the driver, which appends each row to its results file as soon as its task ends.
 A task whose node or Ray worker dies becomes a row with status `lost` and Ray's error as the cause.
+
+CPU sets: Ray reserves a number of CPUs per task but pins nothing, so two 2-thread tasks on one node
+would both pin themselves to the node's first two cores and slow each other down. Each node gets a
+`CpuPool` actor (created by the driver, pinned to the node) that hands every task there a disjoint set
+of cores, which the worker pins to and the row records (`cpus`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from dlbench.driver.provenance import usable_cpus
 from dlbench.driver.supervise import measure_pairing
-from dlbench.protocol import Status
+from dlbench.protocol import JobConfig, Status
 from frameworks import ROOT
+
+NAMESPACE = "dlbench"
+
+
+class CpuPool:
+    """The usable CPUs of one node, lent out in disjoint sets (a Ray actor on that node)."""
+
+    def __init__(self):
+        self.free = usable_cpus()
+
+    def acquire(self, n: int) -> list[int]:
+        """n free CPUs, or [] if fewer are free (a task killed before releasing leaks its set)."""
+        if len(self.free) < n:
+            return []
+        taken, self.free = self.free[:n], self.free[n:]
+        return taken
+
+    def release(self, cpus: list[int]) -> None:
+        self.free = sorted(set(self.free) | set(cpus))
+
+
+def _pool_name(node_id: str) -> str:
+    return f"dlbench-cpus-{node_id}"
+
+
+def measure_on_node(cfg: JobConfig, *args, **kwargs) -> dict:
+    """measure_pairing with a CPU set lent by this node's pool (none if the node has no pool)."""
+    import ray
+
+    try:
+        pool = ray.get_actor(_pool_name(ray.get_runtime_context().get_node_id()), namespace=NAMESPACE)
+    except ValueError:  # a node that joined after the run started
+        pool = None
+    cpus = ray.get(pool.acquire.remote(cfg.threads)) if pool else []
+    try:
+        return measure_pairing(replace(cfg, cpus=tuple(cpus)), *args, **kwargs)
+    finally:
+        if cpus:
+            pool.release.remote(cpus)
 
 
 def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None, threads: int, gpu: bool,
                progress) -> None:  # fmt: skip
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     # The driver's code travels to the workers by path: the repository is on every node (see above).
-    ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, log_to_driver=False,
-             include_dashboard=False)  # fmt: skip
-    task = ray.remote(num_cpus=threads, num_gpus=1 if gpu else 0, max_retries=0)(measure_pairing)
+    ray.init(address=address, namespace=NAMESPACE, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+             log_to_driver=False, include_dashboard=False)  # fmt: skip
+    pools = [
+        ray.remote(num_cpus=0)(CpuPool)
+        .options(name=_pool_name(n["NodeID"]), scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], False))
+        .remote()
+        for n in ray.nodes()
+        if n["Alive"]
+    ]
+    task = ray.remote(num_cpus=threads, num_gpus=1 if gpu else 0, max_retries=0)(measure_on_node)
     pending, submitted = {}, time.monotonic()
     for key in todo:
         pending[task.remote(*job(key))] = key
@@ -46,4 +100,6 @@ def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None,
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+        for pool in pools:
+            ray.kill(pool)
         ray.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dlbench.protocol import Status
@@ -22,8 +23,8 @@ def append_row(path: Path, row: dict) -> None:
         fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def recorded_ok(results: Path, profile: str, threads: int, device: str, epochs: int | None) -> set:
-    """(task, framework, seed) already recorded ok with the same settings; unreadable lines are ignored."""
+def recorded_ok(results: Path, same: Callable[[dict], bool]) -> set:
+    """(task, framework, seed) of the rows recorded ok for which `same(row)` holds; unreadable lines are ignored."""
     done = set()
     try:
         lines = results.read_text().splitlines()
@@ -34,7 +35,6 @@ def recorded_ok(results: Path, profile: str, threads: int, device: str, epochs: 
             r = json.loads(line)
         except ValueError:
             continue
-        same = (r.get("profile"), r.get("threads"), r.get("device_requested", r.get("device")), r.get("epochs_cap"))
-        if r.get("status") == Status.OK and same == (profile, threads, device, epochs):
+        if isinstance(r, dict) and r.get("status") == Status.OK and same(r):
             done.add((r.get("task"), r.get("framework"), r.get("seed")))
     return done

@@ -37,7 +37,7 @@ def run(cfg: JobConfig) -> dict:
     from tasks.spec import lstm_bias_delta
 
     task = TASKS[cfg.task]
-    pin(cfg.threads, cfg.cpus)
+    cpus = pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
     ad = importlib.import_module(cfg.module)
     device = ad.configure(cfg.threads, str(cfg.device))
@@ -106,6 +106,7 @@ def run(cfg: JobConfig) -> dict:
     steady = float(np.median(epochs[1:])) if len(epochs) > 1 else None
     return dict(
         device=device,
+        cpus=cpus,  # the CPUs this worker was pinned to
         versions=ad.versions(),
         numpy_version=np.__version__,
         python=sys.version.split()[0],
