@@ -30,11 +30,6 @@ from tasks.data import DataError
 def cmd_run(a: argparse.Namespace) -> int:
     from dlbench.driver import matrix
 
-    if a.repeats is not None:
-        if a.seeds is not None:
-            raise UsageError("give either --seeds or --repeats, not both")
-        if a.repeats < 1:
-            raise UsageError(f"--repeats must be at least 1, got {a.repeats}")
     if a.epochs is not None and a.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
     profile = Profile(a.profile)
@@ -42,12 +37,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         frameworks=c.names(a.frameworks, FRAMEWORKS, "framework"),
         tasks=c.names(a.tasks, TASKS, "task"),
         profile=profile,
-        seeds=tuple(range(a.repeats)) if a.repeats else c.non_negative_ints(a.seeds or "0", "--seeds"),
+        seeds=c.seeds(a.seeds, a.repeats),
         threads=c.threads(a.threads),
         device=Device(a.device),
         epochs=a.epochs,
         timeout_s=c.positive(a.timeout, "--timeout") or c.DEFAULT_TIMEOUT_S[profile],
-        results=Path(a.results),
+        results=c.results_dir(a.results),
         data_dir=a.data_dir,
         resume=a.resume,
         max_rss_mib=c.positive(a.max_rss_mib, "--max-rss-mib"),
@@ -76,7 +71,7 @@ def cmd_parity(a: argparse.Namespace) -> int:
         threads=c.threads(a.threads),
         device=Device(a.device),
         timeout_s=c.positive(a.timeout, "--timeout"),
-        results=Path(a.results),
+        results=c.results_dir(a.results),
     )
     return parity.run(cfg)
 
@@ -84,7 +79,9 @@ def cmd_parity(a: argparse.Namespace) -> int:
 def cmd_assess(a: argparse.Namespace) -> int:
     from dlbench.driver import assess
 
-    return assess.run(c.AssessConfig(threads=c.threads(a.threads), results=Path(a.results), data_dir=a.data_dir))
+    return assess.run(
+        c.AssessConfig(threads=c.threads(a.threads), results=c.results_dir(a.results), data_dir=a.data_dir)
+    )
 
 
 def cmd_microbench(a: argparse.Namespace) -> int:
@@ -94,7 +91,7 @@ def cmd_microbench(a: argparse.Namespace) -> int:
         frameworks=c.names(a.frameworks, FRAMEWORKS, "framework"),
         threads=c.threads(a.threads),
         timeout_s=c.positive(a.timeout, "--timeout"),
-        results=Path(a.results),
+        results=c.results_dir(a.results),
     )
     return microbench.run(cfg)
 
@@ -160,9 +157,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dlbench.driver import signals
+
     try:
         args = parser().parse_args(argv)
-        return args.fn(args)
+        with signals.stop_signals():
+            return args.fn(args)
     except (UsageError, DataError) as e:
         print(f"harness.py: error: {e}", file=sys.stderr)
         return 2
@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("harness.py: interrupted; every finished row is in the results file", file=sys.stderr)
-        return 130
+        print(f"harness.py: stopped by {signals.name()}; every finished row is in the results file", file=sys.stderr)
+        return signals.exit_status()
 
 
 if __name__ == "__main__":

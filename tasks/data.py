@@ -239,7 +239,29 @@ _ETL = {"mnist": _etl_mnist, "iris": _etl_iris, "imdb": _etl_imdb}
 
 
 def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dict]:
-    """Verify the sources and run the ETL once: return the cached .npz path and its provenance."""
+    """Verify the sources and run the ETL once: return the cached .npz path and its provenance.
+
+    Every failure to read a source or to use the cache is a DataError: one line that says what to do."""
+    try:
+        return _prepare(dataset, data_dir)
+    except OSError as e:
+        where = e.filename or cache_dir()
+        raise DataError(
+            f"cannot use {where} ({e.strerror or e}): make it readable and writable, or point "
+            f"DLBENCH_CACHE_DIR at a folder you can write (data files: --data-dir / DLBENCH_DATA_DIR)"
+        ) from None
+
+
+def _read_meta(path: Path) -> dict | None:
+    """A cache entry's metadata, or None if it is missing, unreadable or not what we wrote."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and isinstance(meta.get("sha256"), str) else None
+
+
+def _prepare(dataset: str, data_dir: str | Path | None) -> tuple[Path, dict]:
     paths, hashes = {}, {}
     for src in SOURCES[dataset]:
         path = locate(dataset, src, data_dir)
@@ -257,14 +279,13 @@ def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dic
     ).hexdigest()[:16]
     npz = cache_dir() / "arrays" / f"{dataset}-{key}.npz"
     meta_path = npz.with_suffix(".json")
-    if npz.is_file() and meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("sha256") == file_hashes(npz)["sha256"]:
-                return npz, {**meta, "files": hashes, "cached": True}
-        except ValueError:
-            pass
-        # A cache entry that does not match its recorded hash (truncated, corrupted, hand-edited): rebuilt below.
+    meta = _read_meta(meta_path)
+    if npz.is_file() and meta and meta["sha256"] == file_hashes(npz)["sha256"]:
+        return npz, {**meta, "files": hashes, "cached": True}
+    # A cache entry that does not match its recorded hash (truncated, corrupted, hand-edited, or its
+    # metadata unreadable) is rebuilt below.
+    if npz.exists() and not npz.is_file():
+        raise DataError(f"the cache entry {npz} is not a file: delete it and run again")
     t0 = time.perf_counter()
     arrays = _ETL[dataset](paths)
     etl_s = time.perf_counter() - t0

@@ -32,7 +32,7 @@ def test_the_gate_flags_low_or_outlying_accuracy_and_failed_parity(tmp_path):
     ]
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pd.DataFrame([{"task": "imdb_lstm", "framework": "g", "verdict": "FAIL"}]).to_csv(tmp_path / "parity.csv")
-    tables = report.summarise(report.load_runs(tmp_path), load_parity(tmp_path))
+    tables = report.summarise(report.load_runs(tmp_path), load_parity(tmp_path)[0])
     gates = {(p, t, f): g for (p, t), tab in tables.items() for f, g in zip(tab["framework"], tab["gate"], strict=True)}
     assert gates["full", "mnist_cnn", "a"] == gates["full", "mnist_cnn", "b"] == "ok"
     assert gates["full", "mnist_cnn", "c"] == "✗ accuracy below 0.985"

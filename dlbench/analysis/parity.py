@@ -10,6 +10,7 @@ reads the verdicts back for the report's gate.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,20 +106,34 @@ def compare(task: Task, inp: dict[str, np.ndarray], measured: dict[str, tuple[di
     return rows
 
 
-def load_parity(results: Path) -> dict[tuple[str, str], str]:
-    """(task, framework) -> parity verdict, from RESULTS/parity.csv if `harness.py parity` wrote one."""
+VERDICTS = ("pass", "pass (forward only: one framework)", "FAIL", "unavailable")
+
+
+def load_parity(results: Path) -> tuple[dict[tuple[str, str], str], str | None]:
+    """((task, framework) -> verdict, warning) from RESULTS/parity.csv. No file: ({}, None). Rows whose
+    task, framework or verdict is not what `write_parity` writes are skipped and the warning says so."""
+    path = results / "parity.csv"
+    if not path.exists():
+        return {}, None
     try:
-        p = pd.read_csv(results / "parity.csv")
-        return {(r.task, r.framework): r.verdict for r in p.itertuples()}
-    except (OSError, ValueError, AttributeError):
-        return {}
+        p = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        why = type(e).__name__
+        return {}, f"{path} is unreadable ({why}): parity is not taken into account; run `harness.py parity`"
+    if not {"task", "framework", "verdict"} <= set(p.columns):
+        return {}, f"{path} has no task, framework and verdict columns: parity is not taken into account"
+    good = p[p["verdict"].isin(VERDICTS) & (p["task"] != "") & (p["framework"] != "")]
+    warning = None
+    if len(good) < len(p):
+        warning = f"{path}: {len(p) - len(good)} row(s) with an unknown verdict skipped"
+    return {(r.task, r.framework): r.verdict for r in good.itertuples()}, warning
 
 
 def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str]) -> None:
     """parity.md (task x framework table, then every problem) and parity.csv; the table is printed."""
     df = pd.DataFrame(rows)
     for col in ("forward_rel_diff", "trajectory_rel_diff", "loss_rel_diff", "weights_rel_diff", "params_ok",
-                "init_ok"):  # fmt: skip
+                "init_ok", "pairs"):  # fmt: skip
         if col not in df:
             df[col] = None
     df["problems"] = df["problems"].apply(lambda p: p if isinstance(p, list) else [])
@@ -158,10 +173,17 @@ def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: 
     if problems:
         text += "\n## Problems\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "parity.md").write_text(text)
+    _replace(results / "parity.md", text)
     flat = df.drop(columns=["pairs"], errors="ignore").assign(problems=df["problems"].map("; ".join))
     for f in frameworks:
         flat[f"vs_{f}"] = [p.get(f) if isinstance(p, dict) else None for p in df.get("pairs", [None] * len(df))]
-    flat.to_csv(results / "parity.csv", index=False)
+    _replace(results / "parity.csv", flat.to_csv(index=False))
     print(text)
     print(f"written: {results / 'parity.md'}, {results / 'parity.csv'}")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write whole or not at all: an earlier file stays as it was until the new one is complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

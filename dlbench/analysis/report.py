@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlbench.analysis.microbench import microbench_table
 from dlbench.analysis.parity import load_parity
+from dlbench.results import check_writable, read_rows
 from tasks import TASKS
 
 # Column -> header; every timing is the median over the seeds' ok runs.
@@ -37,23 +38,16 @@ class ReportError(Exception):
 
 
 def load_runs(results: Path) -> pd.DataFrame:
-    """All rows of runs.jsonl; malformed lines are skipped with a warning that counts them."""
+    """All usable rows of runs.jsonl (dlbench/results.py's reader); malformed lines are skipped with a
+    warning that counts them and gives their line numbers."""
     path = results / "runs.jsonl"
     try:
-        lines = path.read_text().splitlines()
+        found = read_rows(path)
     except OSError as e:
         raise ReportError(f"cannot read {path} ({e.strerror}): run `python harness.py run` first") from None
-    rows, bad = [], 0
-    for line in lines:
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not {"framework", "task", "status"} <= row.keys():
-                raise ValueError
-            rows.append(row)
-        except ValueError:
-            bad += line.strip() != ""
-    if bad:
-        print(f"warning: skipped {bad} malformed line(s) in {path}", file=sys.stderr)
+    if found.bad:
+        print(found.warning(path), file=sys.stderr)
+    rows = found.rows
     if not rows:
         raise ReportError(f"{path} holds no readable rows: run `python harness.py run` first")
     df = pd.DataFrame(rows)
@@ -227,8 +221,18 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     """report.md, report.html, summary.csv and plots/ under `results`; the tables are printed too."""
     df = load_runs(results)
     if profile:
+        present = sorted(set(df["profile"]))
         df = df[df["profile"] == profile]
-    parity = load_parity(results)
+        if df.empty:
+            raise ReportError(f"no rows of the {profile} profile in {results / 'runs.jsonl'} (it holds: "
+                              f"{', '.join(present)}): drop --profile or run that profile first")  # fmt: skip
+    try:
+        check_writable(results)
+    except OSError as e:
+        raise ReportError(f"cannot write the report into {results} ({e.strerror or e}): make it writable") from None
+    parity, parity_warning = load_parity(results)
+    if parity_warning:
+        print(f"warning: {parity_warning}", file=sys.stderr)
     tables = summarise(df, parity)
     parts, frames = [environment_section(df)], []
     parts.append(
@@ -237,7 +241,13 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         "comparable only if its test accuracy reached the task's floor and (full profile) lies within the "
         "task's tolerance of the median over frameworks (tasks/*.py), and it did not fail `harness.py parity`; "
         "otherwise they are shown in parentheses with the reason. "
-        + ("Parity results: parity.csv.\n" if parity else "Parity was not run for these results.\n")
+        + (
+            "Parity results: parity.csv.\n"
+            if parity
+            else f"Parity results unusable: {parity_warning}.\n"
+            if parity_warning
+            else "Parity was not run for these results.\n"
+        )
     )
     for (prof, task), table in tables.items():
         ok = df[(df["profile"] == prof) & (df["task"] == task) & (df["status"] == "ok")]
@@ -267,10 +277,12 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     text = "# dlbench report\n\n" + "\n".join(parts)
     (results / "report.md").write_text(text)
     _html(text, results / "report.html")
+    written = [results / "report.md", results / "report.html"]
     if frames:
         pd.concat(frames).to_csv(results / "summary.csv", index=False)
+        written.append(results / "summary.csv")
     print(text)
-    print(f"written: {results / 'report.md'}, {results / 'report.html'}, {results / 'summary.csv'}")
+    print(f"written: {', '.join(map(str, written))}")
     return 0
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dlbench.analysis.assess import code_lines
-from dlbench.driver.config import AssessConfig
+from dlbench.driver.config import AssessConfig, check_output
 from dlbench.driver.provenance import machine
 from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
 from tasks.data import prepare
@@ -21,6 +21,7 @@ from tasks.data import prepare
 
 def run(cfg: AssessConfig) -> int:
     """Measure into RESULTS/assessment.json."""
+    check_output(cfg.results)
     npz, _ = prepare("mnist", cfg.data_dir)
     out = measure(npz, cfg.threads, log=lambda line: print(line, file=sys.stderr))
     out["machine"] = machine()

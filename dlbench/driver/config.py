@@ -11,8 +11,13 @@ from pathlib import Path
 
 from dlbench.driver.provenance import usable_cpus
 from dlbench.protocol import Device, Profile, Word
+from dlbench.results import check_writable
 
 DEFAULT_TIMEOUT_S = {Profile.QUICK: 600, Profile.FULL: 4 * 3600}
+# Seeds reach every framework's own seeding; the Keras adapter seeds layer i with seed * 1000 + i, and
+# MXNet's seed is a C int: 0..2**20 - 1 stays within int32 everywhere.
+MAX_SEED = 2**20 - 1
+MAX_REPEATS = 1000
 
 
 class UsageError(Exception):
@@ -82,9 +87,27 @@ def non_negative_ints(value: str, what: str) -> tuple[int, ...]:
         nums = [int(v) for v in value.split(",")]
     except ValueError:
         raise UsageError(f"{what} must be integers separated by commas, got {value!r}") from None
-    if any(n < 0 for n in nums):
-        raise UsageError(f"{what} must not be negative, got {value!r}")
+    if any(not 0 <= n <= MAX_SEED for n in nums):
+        raise UsageError(f"{what} must be between 0 and {MAX_SEED} (every framework's seed range), got {value!r}")
     return tuple(nums)
+
+
+def seeds(seeds: str | None, repeats: int | None) -> tuple[int, ...]:
+    """--seeds 0,1,2 or --repeats 3 (seeds 0..2); seed 0 by default."""
+    if repeats is None:
+        return non_negative_ints(seeds or "0", "--seeds")
+    if seeds is not None:
+        raise UsageError("give either --seeds or --repeats, not both")
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
+    return tuple(range(repeats))
+
+
+def results_dir(value: str) -> Path:
+    """--results: a folder name; that it can be written is checked before any work (dlbench/results.py)."""
+    if not value.strip():
+        raise UsageError("--results must name a folder, got an empty string")
+    return Path(value)
 
 
 def threads(value: int | None) -> int:
@@ -96,7 +119,17 @@ def threads(value: int | None) -> int:
     return n
 
 
+def check_output(folder: Path) -> None:
+    """Fail before any work, in one line, if results could not be written into `folder`."""
+    try:
+        check_writable(folder)
+    except OSError as e:
+        why = e.strerror or e
+        raise UsageError(f"cannot write results into {str(folder)!r} ({why}): choose another --results") from None
+
+
 def positive(value: float | None, what: str) -> float | None:
-    if value is not None and not value > 0:
-        raise UsageError(f"{what} must be positive, got {value:g}")
+    """A positive, finite number (nan and inf would silently switch a limit off), or None."""
+    if value is not None and not 0 < value < float("inf"):
+        raise UsageError(f"{what} must be a positive, finite number, got {value:g}")
     return value

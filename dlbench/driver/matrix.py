@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 
-from dlbench.driver.config import Executor, RunConfig
+from dlbench.driver import signals
+from dlbench.driver.config import Executor, RunConfig, check_output
 from dlbench.driver.progress import Progress
 from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine
-from dlbench.driver.storage import append_row, recorded_ok
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
 from dlbench.protocol import SCHEMA, JobConfig, Mode, Status
+from dlbench.results import append_row, recorded_ok
 from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 from tasks.data import prepare
@@ -23,8 +24,13 @@ Key = tuple[str, str, int]  # (task, framework, seed)
 
 
 def run(cfg: RunConfig) -> int:
-    """Run the matrix; exit status 0, or 130 when interrupted (the resume command is printed)."""
+    """Run the matrix; exit status 0, or 128 + the signal when stopped (the resume command is printed)."""
     results = cfg.results / "runs.jsonl"
+    check_output(cfg.results)
+    if cfg.executor == Executor.RAY:
+        from dlbench.driver.ray_executor import check_address
+
+        check_address(cfg.ray_address)
     data = {}
     for t in cfg.tasks:  # the ETL runs here, once; workers only read its cached arrays
         ds = TASKS[t].dataset
@@ -56,11 +62,12 @@ def run(cfg: RunConfig) -> int:
                     progress.start(*key)
                     on_event = lambda ev, key=key: progress.epoch(*key, ev)  # noqa: E731
                     finish(key, measure_pairing(*job(cfg, *key, data), on_event=on_event))
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
         again = " ".join(a for a in cfg.argv if a != "--resume")
-        print(f"harness.py: interrupted: {len(rows)} row(s) recorded in {results} (the stopped one as "
-              f"'interrupted'); continue with: python harness.py {again} --resume", file=sys.stderr)  # fmt: skip
-        return 130
+        print(f"harness.py: stopped by {signals.name()}: {len(rows)} row(s) recorded in {results} (a stopped "
+              f"worker's as 'interrupted'); continue with: python harness.py {again} --resume",
+              file=sys.stderr)  # fmt: skip
+        return signals.exit_status()
     busy = [r for r in rows if r.get("machine_busy")]
     if busy:
         print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
@@ -127,7 +134,9 @@ def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, 
             "data": data[TASKS[task].dataset][1],
         },
     }
-    append_row(results, row)
+    spare = append_row(results, row)
+    if spare:
+        print(f"warning: could not append to {results}: this row is kept in {spare}", file=sys.stderr)
     progress.finish(task, fw_name, seed, row)
     if row["status"] == Status.INTERRUPTED:
         raise Interrupted

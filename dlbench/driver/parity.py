@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from dlbench.analysis.parity import compare, write_parity
-from dlbench.driver.config import ParityConfig
+from dlbench.driver import signals
+from dlbench.driver.config import ParityConfig, check_output
 from dlbench.driver.supervise import run_worker, worker_env
 from dlbench.protocol import JobConfig, Mode, Status
 from dlbench.worker.parity import inputs
@@ -24,6 +25,22 @@ from tasks import TASKS
 
 
 def run(cfg: ParityConfig) -> int:
+    """Exit status 0 (all pass), 1 (a FAIL), or 128 + the signal when stopped: then nothing is written."""
+    check_output(cfg.results)
+    try:
+        rows = _measure_and_compare(cfg)
+    except KeyboardInterrupt:
+        rows = None
+    if rows is None:
+        print(f"parity: stopped by {signals.name()}: nothing written (an earlier parity.csv is untouched)",
+              file=sys.stderr)  # fmt: skip
+        return signals.exit_status()
+    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks))
+    return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0
+
+
+def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
+    """One row per task x framework; None if a stop signal ended a framework's worker."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         shared = {t: inputs(TASKS[t]) for t in cfg.tasks}
@@ -43,6 +60,8 @@ def run(cfg: ParityConfig) -> int:
             else:
                 out = run_worker(jc, env.python, worker_env(cfg.threads, fw.env_vars), cfg.timeout_s, lambda ev: None)
             print(f"parity: {f} {out['status']} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+            if out["status"] == Status.INTERRUPTED:
+                return None
             for t in cfg.tasks:
                 summary = out.get("tasks", {}).get(t, {"error": out.get("error")})
                 if out["status"] == Status.OK and "error" not in summary:
@@ -54,5 +73,4 @@ def run(cfg: ParityConfig) -> int:
                                  "problems": [f"{t}: {out['status']}: {summary['error']}"]})  # fmt: skip
         for t in cfg.tasks:
             rows.extend(compare(TASKS[t], shared[t], measured[t]))
-    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks))
-    return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0
+    return rows

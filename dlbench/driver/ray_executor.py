@@ -14,10 +14,12 @@ of cores, which the worker pins to and the row records (`cpus`).
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from dlbench.driver.config import UsageError
 from dlbench.driver.provenance import usable_cpus
 from dlbench.driver.supervise import measure_pairing
 from dlbench.protocol import JobConfig, Status
@@ -61,6 +63,21 @@ def measure_on_node(cfg: JobConfig, *args, **kwargs) -> dict:
     finally:
         if cpus:
             pool.release.remote(cpus)
+
+
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when a given Ray address does not answer (Ray itself retries for minutes)."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address must be HOST:PORT (e.g. 127.0.0.1:6379), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise UsageError(f"no Ray cluster answers at {address} within {timeout_s:g} s ({e.strerror or e}): "
+                         "start one with `ray start --head`, or check the address") from None  # fmt: skip
 
 
 def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None, threads: int, gpu: bool,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dlbench.driver import signals
 from dlbench.driver.provenance import cpu_busy_s, machine
 from dlbench.protocol import Event, JobConfig, Status, parse
 from frameworks import ROOT
@@ -53,37 +54,47 @@ def group_rss_mib(pgid: int) -> float:
     return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it ended on its own meanwhile
+
+
 def run_worker(
     cfg: JobConfig, python: Path, env: dict, timeout_s: float, on_event: Callable, max_rss_mib: float | None = None
 ) -> dict:
     """Run one job with `python`; return its result fields, or a failure's status and cause.
 
-    The worker runs in its own session, so Ctrl-C reaches only the harness, which then kills it.
+    The worker runs in its own session, so Ctrl-C reaches only the harness, which then kills it (and
+    the kernel kills it if the harness dies: DLBENCH_PARENT_PID, a parent-death signal).
     With `max_rss_mib`, its process group's resident memory is polled twice a second and the group is
     killed past the cap (status oom): RLIMIT_AS cannot do this, JAX and TensorFlow reserve far more
     address space than they use."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
         cfg_path.write_text(cfg.to_json())
+        # The worker asks the kernel to kill it if this process dies (dlbench/worker/__main__.py).
+        env = {**env, "DLBENCH_PARENT_PID": str(os.getpid())}
         with open(err_path, "w+") as err:
             before = os.times()
-            proc = subprocess.Popen(
-                [str(python), "-m", "dlbench.worker", str(cfg_path)],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-                start_new_session=True,  # its own process group: a timeout kills its children too
-            )  # fmt: skip
-            lines: queue.Queue = queue.Queue()
-            threading.Thread(
-                target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
-            ).start()
-            deadline, result, error, timed_out = time.monotonic() + timeout_s, None, None, False
-            interrupted, peak_mib, over_cap, next_poll = False, 0.0, False, 0.0
-            while True:
-                remaining = deadline - time.monotonic()
-                try:
+            proc, interrupted, timed_out, over_cap, peak_mib = None, False, False, False, 0.0
+            result = error = None
+            try:
+                proc = subprocess.Popen(
+                    [str(python), "-m", "dlbench.worker", str(cfg_path)],
+                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                    start_new_session=True,  # its own process group: a timeout kills its children too
+                )  # fmt: skip
+                lines: queue.Queue = queue.Queue()
+                threading.Thread(
+                    target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
+                ).start()
+                deadline, next_poll = time.monotonic() + timeout_s, 0.0
+                while True:
+                    remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         timed_out = True
-                        os.killpg(proc.pid, signal.SIGKILL)
                         break
                     try:
                         line = lines.get(timeout=min(remaining, 0.5))
@@ -94,31 +105,30 @@ def run_worker(
                         peak_mib = max(peak_mib, group_rss_mib(proc.pid))
                         if peak_mib > max_rss_mib:
                             over_cap = True
-                            os.killpg(proc.pid, signal.SIGKILL)
                             break
-                except KeyboardInterrupt:
-                    interrupted = True
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    break
-                if line is None:
-                    break
-                ev = parse(line) if line else None
-                if ev is None:
-                    continue
-                if ev["event"] == Event.RESULT:
-                    result = ev
-                elif ev["event"] == Event.ERROR:
-                    error = ev
-                else:
-                    on_event(ev)
-            rc = proc.wait()
+                    if line is None:
+                        break
+                    ev = parse(line) if line else None
+                    if ev is None:
+                        continue
+                    if ev["event"] == Event.RESULT:
+                        result = ev
+                    elif ev["event"] == Event.ERROR:
+                        error = ev
+                    else:
+                        on_event(ev)
+            except KeyboardInterrupt:  # a stop signal (dlbench/driver/signals.py), wherever it landed
+                interrupted = True
+            if proc is not None and (interrupted or timed_out or over_cap):
+                _kill_group(proc.pid)
+            rc = proc.wait() if proc is not None else None
             after = os.times()
             err.seek(0)
             tail = [ln for ln in err.read().splitlines() if ln.strip()]
     worker_cpu_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     usage = {"worker_cpu_s": round(worker_cpu_s, 2)}
     if interrupted:
-        return {"status": Status.INTERRUPTED, "error": "stopped by Ctrl-C (SIGINT)", **usage}
+        return {"status": Status.INTERRUPTED, "error": f"stopped by {signals.name()}", **usage}
     if over_cap:
         return {
             "status": Status.OOM,

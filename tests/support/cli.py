@@ -18,7 +18,7 @@ import sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import harness
 from frameworks import FRAMEWORKS, Framework
-for mode in ("ok", "slow"):
+for mode in ("ok", "slow", "hang"):
     FRAMEWORKS["fake-" + mode] = Framework("fake-" + mode, "tests.support.fake_adapter", "main", {"FAKE_MODE": mode})
 sys.exit(harness.main(sys.argv[1:]))
 """
@@ -30,7 +30,7 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
 
 
 def launch(*args) -> subprocess.Popen:
-    """The harness in its own process, with the fake frameworks fake-ok and fake-slow registered."""
+    """The harness in its own process, with the fake frameworks fake-ok, fake-slow and fake-hang registered."""
     return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
