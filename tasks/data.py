@@ -68,7 +68,7 @@ SOURCES: dict[str, tuple[Source, ...]] = {
     "iris": (Source("iris.csv", "d69a16ea6136ccb02a7c37c66375ebba"),),
 }
 
-ETL_VERSION = 1  # bump when an ETL's output changes, so old caches are not reused
+ETL_VERSION = 2  # bump when an ETL's output changes, so old caches are not reused (2: Keras's "br", RandomState)
 IMDB_SHUFFLE_SEED = 113  # Keras's imdb.load_data seed: the split files are sorted by class
 IRIS_SPLIT_SEED = 0
 
@@ -189,8 +189,11 @@ _REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case, `<br />` -> space, Keras's filter characters -> space, split on whitespace."""
-    return _FILTERS.sub(" ", text.lower().replace("<br />", " ")).split()
+    """Keras's text_to_word_sequence: lower-case, its filter characters -> space, split on whitespace.
+
+    The raw reviews' `<br />` line breaks are left in, as in the text Keras's word index was built from:
+    its filters turn them into the word "br", which that index ranks 7th."""
+    return _FILTERS.sub(" ", text.lower()).split()
 
 
 def encode_review(text: str, word_index: dict[str, int], vocab: int = 20_000, maxlen: int = 80):
@@ -220,6 +223,9 @@ def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tar_path} is not a readable tar.gz ({e}): delete it and run again") from None
     out = {}
+    # Keras's imdb.load_data: one np.random.RandomState(113) shuffles an index array of the training
+    # set, then (the same generator, continued) one of the test set.
+    rng = np.random.RandomState(IMDB_SHUFFLE_SEED)
     for split in ("train", "test"):
         counts = {cls: len(reviews.get((split, cls), [])) for cls in ("pos", "neg")}
         if counts != {"pos": 12500, "neg": 12500}:
@@ -229,7 +235,8 @@ def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
             for _, ids in sorted(reviews[(split, cls)]):  # a fixed order, whatever the tar's order
                 x.append(ids)
                 y.append(label)
-        order = np.random.default_rng(IMDB_SHUFFLE_SEED).permutation(len(y))
+        order = np.arange(len(y))
+        rng.shuffle(order)
         out[f"x_{split}"] = np.asarray(x, np.int32)[order]
         out[f"y_{split}"] = np.asarray(y, np.uint8)[order]
     return out

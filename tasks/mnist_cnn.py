@@ -1,11 +1,15 @@
-"""MNIST CNN: the Keras "simple MNIST convnet" (two VALID 3x3 convolutions, two 2x2 poolings).
+"""MNIST CNN: Keras's "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet), layer for layer.
 
-Data: MNIST 60000/10000, pixels scaled to [0, 1], NHWC float32 (28, 28, 1). Up to 30 epochs with
-early stopping on val_loss. The Keras example also has Dropout(0.5) before the last Dense layer;
-the suite's recipe (issue 2) leaves it out, so its 34,826 parameters are the example's.
+Conv2D(32, 3x3, relu) -> MaxPool(2) -> Conv2D(64, 3x3, relu) -> MaxPool(2) -> Flatten -> Dropout(0.5)
+-> Dense(10, softmax): 34,826 parameters (Dropout has none). Data: MNIST 60000/10000, pixels scaled to
+[0, 1], NHWC float32 (28, 28, 1); batch 128; the last 10 % of the training set for validation. The
+example trains 15 epochs; the seed trains with early stopping on val_loss (patience 2, min_delta
+0.0005) and reports 99.00 % test accuracy after 10 epochs: so up to 30 epochs with early stopping.
+Without the Dropout(0.5) (this suite's first recipe) early stopping ended most runs after 6 epochs at
+0.986-0.989, and the 0.99 validation target was rarely reached.
 """
 
-from tasks.spec import AccuracyGate, Conv2D, Dense, Flatten, Loss, MaxPool2D, Recipe, Task
+from tasks.spec import AccuracyGate, Conv2D, Dense, Dropout, Flatten, Loss, MaxPool2D, Recipe, Task
 
 TASK = Task(
     name="mnist_cnn",
@@ -18,6 +22,7 @@ TASK = Task(
         Conv2D(64, (3, 3), "relu"),
         MaxPool2D((2, 2)),
         Flatten(),
+        Dropout(0.5),
         Dense(10, "softmax"),
     ),
     recipe=Recipe(

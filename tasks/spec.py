@@ -171,9 +171,12 @@ def nchw_flatten_rows(task: Task, index: int) -> np.ndarray | None:
     """For NCHW frameworks, the Dense layer at `index` after a Flatten of an (H, W, C) image: row i of
     the canonical kernel (Keras's H, W, C flatten order) is row rows[i] of the framework's (C, H, W)
     flatten order; np.argsort(rows) maps back. None where no permutation is needed."""
-    if index == 0 or not isinstance(task.layers[index - 1], Flatten):
+    before = index - 1
+    while before >= 0 and isinstance(task.layers[before], Dropout):  # Flatten -> Dropout -> Dense (MNIST)
+        before -= 1
+    if before < 0 or not isinstance(task.layers[before], Flatten):
         return None
-    shape = input_shapes(task)[index - 1]
+    shape = input_shapes(task)[before]
     if len(shape) != 3:
         return None
     h, w, c = shape

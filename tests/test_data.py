@@ -69,15 +69,33 @@ def test_imdb_encodes_a_known_review_exactly(imdb):
     # effects 299; +3 each, start token 1 in front, left-padded with 0 to 80.
     expected = [0] * 69 + [1, 14, 20, 9, 394, 21, 12, 47, 49, 52, 302]
     a, _ = imdb
-    # The ETL orders train pos by id then neg by id, then shuffles with Keras's seed 113.
+    # The ETL orders train pos by id then neg by id, then shuffles as Keras's load_data does: an index
+    # array shuffled in place by np.random.RandomState(113).
     raw_index = 12500 + 10962
-    position = int(np.argsort(np.random.default_rng(IMDB_SHUFFLE_SEED).permutation(25000))[raw_index])
+    order = np.arange(25000)
+    np.random.RandomState(IMDB_SHUFFLE_SEED).shuffle(order)
+    position = int(np.argsort(order)[raw_index])
     assert a["x_train"][position].tolist() == expected
     assert a["y_train"][position] == 0
 
 
+@needs_data
+def test_a_review_with_br_keeps_kerass_br_token(data_dir):
+    import json as json_
+
+    word_index = json_.loads((data_dir / "imdb" / "imdb_word_index.json").read_text())
+    assert word_index["br"] == 7  # Keras's index was built from text that kept the line breaks
+    ids = encode_review("A fine film.<br /><br />I liked it.", word_index)
+    assert ids.count(7 + 3) == 2 and ids[-7:] == [1 + 0, 6, 419, 22, 10, 10, 13][0:0] + ids[-7:]
+    assert [t for t in ids if t] == [1] + [
+        word_index[w] + 3 for w in ("a", "fine", "film", "br", "br", "i", "liked", "it")
+    ]
+
+
 def test_tokenisation_is_keras_compatible():
-    assert tokenize("I wouldn't<br />rent THIS, one!") == ["i", "wouldn't", "rent", "this", "one"]
+    # Keras's filters make "br" of "<br />" (its word index ranks "br" 7th): the token is kept.
+    assert tokenize("I wouldn't<br /><br />rent THIS, one!") == ["i", "wouldn't", "br", "br", "rent", "this", "one"]
+    assert encode_review("Great.<br />Bad", {"great": 84, "br": 7, "bad": 75}, maxlen=5) == [0, 1, 87, 10, 78]
     index = {"the": 1, "movie": 17, "rare": 19997}
     # unknown words and ranks with rank + 3 >= 20000 become 2 (out of vocabulary)
     assert encode_review("The movie zzz rare", index, maxlen=6) == [0, 1, 4, 20, 2, 2]
