@@ -49,6 +49,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         executor=c.Executor(a.executor),
         ray_address=a.ray_address,
         argv=tuple(sys.argv[1:]),
+        order=c.Order(a.order),
+        order_seed=c.order_seed(a.order_seed),
     )
     return matrix.run(cfg)
 
@@ -134,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--max-rss-mib", type=float, help="kill a worker whose memory exceeds this (status oom)")
     r.add_argument("--executor", default="local", choices=[e.value for e in c.Executor], help="where workers run")
     r.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    r.add_argument("--order", default="interleaved", choices=[o.value for o in c.Order],
+                   help="interleaved (default: seed by seed, frameworks shuffled) or fixed")  # fmt: skip
+    r.add_argument("--order-seed", type=int, help="seed of the interleaved order (default: drawn, recorded)")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")

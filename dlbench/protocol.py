@@ -26,7 +26,10 @@ import json
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
-SCHEMA = 1  # of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
+# The version of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
+# 2: rss_before_train_mib is the resident memory when training starts (it was the peak so far), and
+#    train_peak_rss_mib is new: the peak from then on.
+SCHEMA = 2
 EVENT_PREFIX = "@@dlbench "
 
 

@@ -37,8 +37,10 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "first_epoch_s": (_NUM, True), "steady_epoch_s": (_NUM, True), "train_samples_per_s": (_NUM, True),
     "time_to_target_s": (_NUM, True), "eval_samples_per_s": (_NUM, True), "peak_rss_mib": (_NUM, True),
     "rss_before_train_mib": (_NUM, True), "peak_device_mib": (_NUM, True), "n_params": (_INT, True),
+    "train_peak_rss_mib": (_NUM, True),
     "wall_s": (_NUM, True), "others_cpu_pct": (_NUM, True), "machine_busy": (_BOOL, True),
     "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
+    "run_index": (_INT, True), "order": (_DICT, True),
 }  # fmt: skip
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PROVENANCE_DICTS = ("machine", "git", "packages", "data", "lock")  # each a dict (or null) when present

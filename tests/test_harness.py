@@ -118,3 +118,32 @@ def test_report_skips_malformed_lines_and_keeps_the_rest(tmp_path):
 def test_list_shows_frameworks_and_tasks():
     r = cli("list")
     assert r.returncode == 0 and "torch" in r.stdout and "imdb_lstm" in r.stdout and ".venv" in r.stdout
+
+
+def test_the_matrix_runs_interleaved_seed_by_seed_with_frameworks_permuted_by_a_recorded_seed():
+    import numpy as np
+
+    from dlbench.driver.config import Order, RunConfig
+    from dlbench.driver.matrix import planned
+
+    cfg = RunConfig(("a", "b", "c"), ("iris_mlp", "mnist_cnn"), "quick", (0, 1), 1, "cpu", None, 10.0, None, None,
+                    False, None, "local", None, (), Order.INTERLEAVED, 7)  # fmt: skip
+    plan = planned(cfg)
+    assert [s for _, _, s in plan] == [0] * 6 + [1] * 6  # seed by seed
+    assert [t for t, _, _ in plan[:6]] == ["iris_mlp"] * 3 + ["mnist_cnn"] * 3  # then task by task
+    for i, (s, ti) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        perm = np.random.default_rng([7, s, ti]).permutation(3)
+        assert [f for _, f, _ in plan[3 * i : 3 * i + 3]] == [cfg.frameworks[j] for j in perm]
+    assert len({tuple(f for _, f, _ in plan[3 * i : 3 * i + 3]) for i in range(4)}) > 1  # not one fixed order
+    fixed = planned(RunConfig(*[getattr(cfg, f) for f in cfg.__dataclass_fields__][:-2], Order.FIXED, 7))
+    assert fixed[:3] == [("iris_mlp", "a", 0), ("iris_mlp", "a", 1), ("iris_mlp", "b", 0)]
+
+
+def test_rows_record_their_place_in_the_order(register, tmp_path):
+    for name in ("fake-a", "fake-b"):
+        register(name, FAKE_MODE="ok")
+    args = ["run", "--frameworks", "fake-a,fake-b", "--tasks", "iris_mlp", "--seeds", "0,1", "--epochs", "1"]
+    assert harness.main([*args, "--order-seed", "3", "--results", str(tmp_path)]) == 0
+    got = rows(tmp_path)
+    assert [r["run_index"] for r in got] == [0, 1, 2, 3] and {r["order"]["seed"] for r in got} == {3}
+    assert [r["seed"] for r in got] == [0, 0, 1, 1] and {r["order"]["kind"] for r in got} == {"interleaved"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 
@@ -15,7 +16,7 @@ from tests.support.cli import cli
 def _row(fw, task, acc, profile="full", seed=0, epoch_s=1.0, **kw):
     return {"framework": fw, "framework_version": "1", "task": task, "profile": profile, "seed": seed,
             "status": "ok", "test_accuracy": acc, "steady_epoch_s": epoch_s, "first_epoch_s": 2 * epoch_s,
-            "machine_busy": False, **kw}  # fmt: skip
+            "machine_busy": False, "device_requested": "cpu", "threads": 2, **kw}  # fmt: skip
 
 
 def test_the_gate_flags_low_or_outlying_accuracy_and_failed_parity(tmp_path):
@@ -33,54 +34,113 @@ def test_the_gate_flags_low_or_outlying_accuracy_and_failed_parity(tmp_path):
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pd.DataFrame([{"task": "imdb_lstm", "framework": "g", "verdict": "FAIL"}]).to_csv(tmp_path / "parity.csv")
     tables = report.summarise(report.load_runs(tmp_path), load_parity(tmp_path)[0])
-    gates = {(p, t, f): g for (p, t), tab in tables.items() for f, g in zip(tab["framework"], tab["gate"], strict=True)}
+    gates = {
+        (k[0], k[1], f): g for k, tab in tables.items() for f, g in zip(tab["framework"], tab["gate"], strict=True)
+    }
     assert gates["full", "mnist_cnn", "a"] == gates["full", "mnist_cnn", "b"] == "ok"
     assert gates["full", "mnist_cnn", "c"] == "✗ accuracy below 0.985"
     assert gates["full", "imdb_lstm", "d"] == "ok"
     assert gates["full", "imdb_lstm", "f"].startswith("✗ accuracy +0.030 from the median")
     assert gates["full", "imdb_lstm", "g"] == "✗ parity FAIL"
     assert gates["quick", "imdb_lstm", "d"] == gates["quick", "imdb_lstm", "f"] == "ok"
-    md = report._markdown(tables["full", "mnist_cnn"])
+    md = report._markdown(next(tab for k, tab in tables.items() if k[:2] == ("full", "mnist_cnn")))
     line_c = next(ln for ln in md.splitlines() if ln.startswith("| c "))
     assert "(1)" in line_c and "(2)" in line_c  # its timings in parentheses: not comparable
 
 
+def test_rows_of_different_settings_are_never_merged_into_one_median(tmp_path):
+    rows = [_row("a", "iris_mlp", 0.9, profile="quick", seed=s, epoch_s=1.0, threads=2) for s in range(3)]
+    rows.append(_row("a", "iris_mlp", 0.9, profile="quick", seed=9, epoch_s=50.0, threads=1, epochs_cap=1))
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tables = report.summarise(report.load_runs(tmp_path))
+    assert len(tables) == 2
+    steady = sorted(float(t["steady_epoch_s"].iat[0]) for t in tables.values())
+    assert steady == [1.0, 50.0]  # each its own median, not one of {1, 1, 1, 50}
+    assert cli("report", "--results", str(tmp_path)).returncode == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## iris_mlp (quick profile; threads 1, device cpu, epochs cap 1)" in md
+    assert "## iris_mlp (quick profile; threads 2, device cpu)" in md
+
+
+def test_time_to_target_counts_runs_that_never_reached_it(tmp_path):
+    rows = [_row("a", "mnist_cnn", 0.99, seed=0, time_to_target_s=10.0),
+            _row("a", "mnist_cnn", 0.99, seed=1, time_to_target_s=None),
+            _row("a", "mnist_cnn", 0.99, seed=2, time_to_target_s=None),
+            _row("b", "mnist_cnn", 0.99, seed=0, time_to_target_s=10.0),
+            _row("b", "mnist_cnn", 0.99, seed=1, time_to_target_s=30.0),
+            _row("b", "mnist_cnn", 0.99, seed=2, time_to_target_s=None)]  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (table,) = report.summarise(report.load_runs(tmp_path)).values()
+    md = report._markdown(table)
+    line_a = next(ln for ln in md.splitlines() if ln.startswith("| a "))
+    line_b = next(ln for ln in md.splitlines() if ln.startswith("| b "))
+    assert "1 of 3" in line_a and "not reached" in line_a  # the one run's 10 s is not "the median"
+    assert "2 of 3" in line_b and re.search(r"\|\s+30 \|", line_b)  # median of 10, 30 and never (+inf) is 30
+
+
+def test_a_section_that_mixes_commits_says_so(tmp_path):
+    rows = [_row("a", "iris_mlp", 0.9, seed=s, provenance={"git": {"commit": c * 40}}) for s, c in ((0, "a"), (1, "b"))]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli("report", "--results", str(tmp_path)).returncode == 0
+    assert "Warning: these rows come from 2 commits" in (tmp_path / "report.md").read_text()
+
+
 # ---------------------------------------------------------------- statistics, by hand
 
-from math import comb, pi, sqrt  # noqa: E402
+from math import comb  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from dlbench.analysis.stats import bootstrap_ci, compare  # noqa: E402
+from dlbench.analysis.stats import compare, detectable, median_interval, min_p_value, runs_needed  # noqa: E402
 
 
-def test_bootstrap_interval_of_two_points_is_their_range():
-    # Resampled medians of [0, 10]: 0 (p 1/4), 5 (1/2), 10 (1/4): the 2.5 and 97.5 percentiles are 0 and 10.
-    assert bootstrap_ci([0.0, 10.0]) == (0.0, 10.0)
-    assert bootstrap_ci([3.0, 3.0, 3.0]) == (3.0, 3.0) and bootstrap_ci([7.0]) == (7.0, 7.0)
+def test_order_statistic_intervals_match_the_binomial_table():
+    # Coverage of [x_(k), x_(n-k+1)] is 1 - 2 P(Bin(n, 1/2) <= k - 1). n = 6: k = 1 gives 1 - 2/64 = 96.875 %
+    # (k = 2: 1 - 14/64 = 78 %); n = 10: k = 2 gives 1 - 2 * 11/1024 = 97.85 % (k = 3: 89 %).
+    six = median_interval([6.0, 1.0, 5.0, 2.0, 4.0, 3.0])
+    assert (six.low, six.high, six.coverage) == (1.0, 6.0, 1 - 2 / 64)
+    ten = median_interval(range(1, 11))
+    assert (ten.low, ten.high) == (2.0, 9.0) and abs(ten.coverage - (1 - 2 * 11 / 1024)) < 1e-12
+    assert ten.label == "95 % CI (97.9 % exact, 10 runs)"
 
 
-def test_bootstrap_interval_of_a_large_sample_matches_the_asymptotic_width():
-    x = np.random.default_rng(1).standard_normal(400)
-    lo, hi = bootstrap_ci(x, seed=0)
-    # The sample median's standard error is sqrt(pi / 2) / sqrt(n) for a standard normal: 0.0627 at n = 400.
-    expected = 2 * 1.96 * sqrt(pi / 2) / sqrt(400)
-    assert lo < np.median(x) < hi and abs((hi - lo) / expected - 1) < 0.25, (lo, hi, expected)
-    assert bootstrap_ci(x, seed=0) == (lo, hi)  # a fixed seed: the same interval every time
+def test_fewer_than_six_runs_give_a_range_never_called_95_percent():
+    three = median_interval([3.0, 1.0, 2.0])
+    assert (three.low, three.high, three.coverage) == (1.0, 3.0, None) and three.label == "range of 3 runs"
+    five = median_interval([1.0, 2.0, 3.0, 4.0, 5.0])  # 1 - 2/32 = 93.75 % < 95 %: no exact 95 % interval
+    assert five.coverage is None and "95" not in five.label
 
 
-def test_a_clearly_different_pair_is_ranked_and_an_equal_pair_is_not():
-    fast = [1.00, 1.01, 1.02, 0.99, 1.03, 0.98, 1.015, 1.005]  # no ties: the exact test applies
-    slow = [2 * t for t in fast]
-    c = compare("slow", slow, "fast", fast)
-    assert c.ratio == 2.0 and 1.9 < c.ci[0] <= c.ci[1] < 2.1
-    assert abs(c.p_value - 2 / comb(16, 8)) < 1e-12  # complete separation, exact two-sided p
-    assert c.verdict == "fast faster, 2.00x"
-    same = compare("a", fast, "b", list(reversed(fast)))
-    assert same.p_value == 1.0 and same.verdict.startswith("no significant difference")
-    # Three runs each can never be ranked: complete separation gives p = 2 / C(6, 3) = 0.1.
-    three = compare("slow", slow[:3], "fast", fast[:3])
-    assert abs(three.p_value - 0.1) < 1e-12 and three.verdict.startswith("no significant difference")
+def runs(values, spread=0.002):
+    """Runs of 5 epochs each around the given per-run values."""
+    return [[v * (1 + spread * d) for d in (-2, -1, 0, 1, 2)] for v in values]
+
+
+def test_five_clearly_different_runs_are_ranked_three_are_not_enough():
+    fast = [1.00, 1.03, 0.98, 1.01, 0.99]  # no ties between the two sides: the exact test applies
+    slow = [1.4 * v for v in fast]
+    c = compare("slow", runs(slow), "fast", runs(fast))
+    assert abs(c.p_value - 2 / comb(10, 5)) < 1e-12  # complete separation over 5 vs 5 runs: p = 0.0079
+    assert abs(c.ratio - 1.4) < 1e-9 and 1.3 < c.ci[0] <= c.ci[1] < 1.5
+    assert c.verdict.startswith("fast is faster than slow by 1.40x [") and c.verdict.endswith(
+        "p = 0.0079 over 5 vs 5 runs"
+    )
+    three = compare("slow", runs(slow[:3]), "fast", runs(fast[:3]))
+    assert abs(three.p_value - 0.1) < 1e-12 and min_p_value(3, 3) == 0.1  # 2 / C(6, 3)
+    assert three.verdict.startswith("not enough runs to rank: 3 vs 3 runs can never reach p < 0.05")
+    assert "at least 4 each" in three.verdict and runs_needed() == 4 and min_p_value(4, 4) < 0.05
+    same = compare("a", runs(fast), "b", runs(list(reversed(fast))))
+    assert same.p_value == 1.0 and same.verdict.startswith("no significant difference with 5 vs 5 runs")
+
+
+def test_epochs_of_one_run_are_not_independent_samples():
+    # Two runs each, 50 epochs per run: pooling epochs would call this "significant"; over runs it cannot be.
+    c = compare("a", [[2.0] * 50, [2.1] * 50], "b", [[1.0] * 50, [1.1] * 50])
+    assert c.n == (2, 2) and not c.significant and c.verdict.startswith("not enough runs to rank")
+
+
+def test_the_detectable_difference_follows_the_runs_noise():
+    # z(0.975) + z(0.8) = 2.8016; CV 5 % on both sides, 5 runs each: 2.8016 * sqrt(2 * 0.05^2 / 5) = 8.86 %.
+    assert abs(detectable(0.05, 5, 0.05, 5) - 0.0886) < 5e-4
+    assert detectable(0.05, 3, 0.05, 3) is None  # 3 vs 3 can never be significant, whatever the difference
 
 
 # ---------------------------------------------------------------- the whole report on real runs
@@ -172,5 +232,7 @@ def test_new_rows_carry_the_schema(tmp_path):
     r = cli("run", "--frameworks", "torch", "--tasks", "iris_mlp", "--epochs", "2", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr
     (row,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert row["schema"] == SCHEMA == 1
-    assert report.load_runs(tmp_path)["schema"].tolist() == [1]
+    assert row["schema"] == SCHEMA == 2
+    assert report.load_runs(tmp_path)["schema"].tolist() == [2]
+    # schema 2: the resident memory when training starts, and the peak counted from there
+    assert 50 < row["rss_before_train_mib"] <= row["train_peak_rss_mib"] <= row["peak_rss_mib"]

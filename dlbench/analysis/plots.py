@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dlbench.analysis.stats import bootstrap_ci  # noqa: E402
+from dlbench.analysis.stats import median_interval  # noqa: E402
 
 DPI = 110
 
@@ -57,6 +57,12 @@ def learning_curves(ok: pd.DataFrame, task: str, out: Path) -> Path:
         for row, metric in enumerate(("val_accuracy", "val_loss")):
             axes[row, 0].plot(epoch, h[metric], label=label, **kw)
             axes[row, 1].plot(wall, h[metric], **kw)
+    from tasks import TASKS
+
+    if task in TASKS:  # the target that time to target counts to
+        for ax in axes[0]:
+            ax.axhline(TASKS[task].recipe.target_val_accuracy, color="grey", linestyle="--", linewidth=1)
+        axes[0, 0].annotate("target", (1, TASKS[task].recipe.target_val_accuracy), fontsize=8, color="grey")
     for row, name in enumerate(("validation accuracy", "validation loss")):
         axes[row, 0].set_ylabel(name)
         axes[row, 0].set_xlabel("epoch")
@@ -87,8 +93,8 @@ def _bars(ok: pd.DataFrame, out: Path, name: str, column: str, label: str, with_
         med = [g.get_group(f).median() for f in fws]
         err = None
         if with_ci:
-            cis = [bootstrap_ci(g.get_group(f).dropna()) for f in fws]
-            err = np.array([[m - lo, hi - m] for m, (lo, hi) in zip(med, cis, strict=True)]).T
+            cis = [median_interval(g.get_group(f).dropna()) for f in fws]
+            err = np.array([[m - i.low, i.high - m] for m, i in zip(med, cis, strict=True)]).T
             err = np.nan_to_num(np.clip(err, 0, None))
         ax.barh(fws, med, xerr=err, color=[colours[f] for f in fws], capsize=3)
         ax.set(title=task, xlabel=label)
@@ -97,9 +103,10 @@ def _bars(ok: pd.DataFrame, out: Path, name: str, column: str, label: str, with_
 
 
 def steady_epoch(ok: pd.DataFrame, out: Path) -> Path:
-    """Median steady-epoch time per framework with its 95 % bootstrap interval over runs."""
+    """Median steady-epoch time per framework with its interval over runs (exact 95 % CI from 6 runs, else range)."""
     col = ok["steady_epoch_s"].fillna(ok["first_epoch_s"])  # one-epoch runs have no steady epoch
-    return _bars(ok.assign(epoch_s=col), out, "steady_epoch.png", "epoch_s", "steady epoch (s), median, 95 % CI", True)
+    label = "steady epoch (s), median over runs; bars: 95 % CI (>= 6 runs) or range"
+    return _bars(ok.assign(epoch_s=col), out, "steady_epoch.png", "epoch_s", label, True)
 
 
 def first_vs_steady(ok: pd.DataFrame, out: Path) -> Path:

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dlbench.analysis.microbench import microbench_table
@@ -13,7 +14,7 @@ from dlbench.analysis.parity import load_parity
 from dlbench.results import check_writable, read_rows
 from tasks import TASKS
 
-# Column -> header; every timing is the median over the seeds' ok runs.
+# Column -> header; every figure is the median over the ok runs (one value per run).
 COLUMNS = {
     "framework": "framework",
     "framework_version": "version",
@@ -21,16 +22,20 @@ COLUMNS = {
     "test_accuracy": "test acc",
     "gate": "gate",
     "epochs_run": "epochs",
+    "reached": "reached target",
     "time_to_target_s": "to target (s)",
     "first_epoch_s": "first epoch (s)",
     "steady_epoch_s": "steady epoch (s)",
     "train_samples_per_s": "train samples/s",
     "eval_samples_per_s": "infer samples/s",
     "peak_rss_mib": "peak RSS (MiB)",
+    "train_added_mib": "training added (MiB)",
     "n_params": "params",
-    "threads": "threads",
     "machine_busy": "busy runs",
 }
+# What makes two rows comparable: rows differing in any of these are never merged into one median.
+# (Later fields, e.g. precision or tier, join here when rows carry them.)
+SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier")
 
 
 class ReportError(Exception):
@@ -65,6 +70,21 @@ def load_runs(results: Path) -> pd.DataFrame:
     df["schema"] = pd.to_numeric(df["schema"], errors="coerce").fillna(0).astype(int) if "schema" in df else 0
     df["history"] = [h if isinstance(h, list) else [] for h in df.get("history", [None] * len(df))]
     df["machine_busy"] = df["machine_busy"].fillna(False).astype(bool)
+    for col in SETTINGS:
+        if col not in df:
+            df[col] = None
+    if "device" in df:  # rows before device_requested existed: the kind of device they ran on ("cpu(0)" -> cpu)
+        kind = df["device"].map(lambda d: None if not isinstance(d, str) else "cpu" if d.lower().startswith("cpu")
+                                else "gpu")  # fmt: skip
+        df["device_requested"] = df["device_requested"].fillna(kind)
+
+    # What training added on top of the framework, its data and the model: from schema 2 the peak
+    # counted from the start of training; older rows only have the whole process's peak.
+    def num(col):
+        return pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(np.nan, index=df.index)
+
+    peak = num("train_peak_rss_mib").fillna(num("peak_rss_mib"))
+    df["train_added_mib"] = (peak - num("rss_before_train_mib")).clip(lower=0)
     return df
 
 
@@ -91,29 +111,64 @@ def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Serie
     return pd.Series(verdicts, index=table.index)
 
 
-def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-    """(profile, task) -> one row per framework: medians over ok runs, and the accuracy gate."""
-    tables = {}
+def settings_key(row) -> tuple:
+    """The row's SETTINGS values; whole floats as ints (pandas turns an int column with nulls into floats)."""
+
+    def clean(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+    return tuple(clean(row[c]) for c in SETTINGS)
+
+
+def groups(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """Rows split by SETTINGS, ordered by profile, then task as in TASKS, then the rest."""
     order = {t: i for i, t in enumerate(TASKS)}
-    keys = sorted(df.groupby(["profile", "task"]).groups, key=lambda k: (k[0], order.get(k[1], 99), k[1]))
-    for profile, task in keys:
-        g = df[(df["profile"] == profile) & (df["task"] == task)]
+    keys = [settings_key(r) for _, r in df[list(SETTINGS)].iterrows()]
+    out: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, []).append(i)
+    ranked = sorted(out, key=lambda k: (str(k[0]), order.get(k[1], 99), str(k[1]), tuple(map(str, k[2:]))))
+    return {k: df.iloc[out[k]] for k in ranked}
+
+
+def time_to_target(values) -> tuple[float | None, int, int]:
+    """(median with never-reached counted as infinitely slow, reached, runs); None when fewer than half reached."""
+    v = [float(x) if x is not None and pd.notna(x) else float("inf") for x in values]
+    reached = sum(np.isfinite(v))
+    if not v or reached * 2 < len(v):
+        return None, reached, len(v)
+    return float(np.median(v)), reached, len(v)
+
+
+def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.DataFrame]:
+    """Settings -> one row per framework: medians over ok runs (one value per run), and the accuracy gate."""
+    tables = {}
+    for key, g in groups(df).items():
+        profile, task = key[0], key[1]
         ok = g[g["status"] == "ok"]
         if ok.empty:
             continue
-        num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy")]
+        num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy",
+                                                            "reached", "time_to_target_s")]  # fmt: skip
         agg = ok.groupby("framework")[num].median(numeric_only=False)
         agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
         agg.insert(1, "runs", ok.groupby("framework").size())
+        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in ok.groupby("framework")}
+        agg["reached"] = [f"{ttt[f][1]} of {ttt[f][2]}" for f in agg.index]
+        agg["time_to_target_s"] = [ttt[f][0] for f in agg.index]
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
-        tables[(profile, task)] = agg
+        tables[key] = agg[[c for c in COLUMNS if c in agg] + [c for c in agg if c not in COLUMNS]]
     return tables
 
 
 def _fmt(col: str, v) -> str:
     """Human formatting: accuracies to 4 decimals, seconds to 3 significant digits, counts with commas."""
+    if col == "time_to_target_s" and (v is None or (isinstance(v, float) and pd.isna(v))):
+        return "not reached"
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return "—"
     if col == "test_accuracy":
@@ -126,14 +181,15 @@ def _fmt(col: str, v) -> str:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    """The table as markdown; timings carry their 95 % interval where there are several runs, and a
-    row that fails the gate has its timings in parentheses."""
+    """The table as markdown; figures carry their interval over runs in brackets (an exact 95 % CI where a
+    framework has 6 runs or more, else the range of its runs), and a row that fails the gate has its
+    timings in parentheses."""
     passed = table["gate"] == "ok" if "gate" in table else pd.Series(True, index=table.index)
 
     def cell(c, i):
         s = _fmt(c, table[c].iat[i])
         lo, hi = (table[f"{c}_ci_low"].iat[i], table[f"{c}_ci_high"].iat[i]) if f"{c}_ci_low" in table else (0, 0)
-        if c in TIMINGS and s != "—" and pd.notna(lo) and lo != hi:
+        if c in TIMINGS and s not in ("—", "not reached") and pd.notna(lo) and lo != hi:
             s += f" [{_fmt(c, lo)}, {_fmt(c, hi)}]"
         return s if passed.iat[i] or c not in TIMINGS or s == "—" else f"({s})"
 
@@ -143,52 +199,65 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def _with_intervals(table: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
-    """Add <metric>_ci_low/_ci_high: 95 % bootstrap intervals of each timing's median over runs."""
-    from dlbench.analysis.stats import bootstrap_ci
+    """Add <metric>_ci_low/_ci_high/_ci_label: each figure's interval over runs (stats.median_interval)."""
+    from dlbench.analysis.stats import median_interval
 
-    for c in TIMINGS + ("test_accuracy", "peak_rss_mib"):
-        if c in ok:
-            cis = [bootstrap_ci(ok.loc[ok["framework"] == f, c].dropna()) for f in table["framework"]]
-            table[f"{c}_ci_low"], table[f"{c}_ci_high"] = [c_[0] for c_ in cis], [c_[1] for c_ in cis]
+    for c in (*TIMINGS, "test_accuracy", "peak_rss_mib"):
+        if c in ok and c != "time_to_target_s":  # never-reached runs make that one a count, not an interval
+            cis = [median_interval(pd.to_numeric(ok.loc[ok["framework"] == f, c], errors="coerce").dropna())
+                   for f in table["framework"]]  # fmt: skip
+            table[f"{c}_ci_low"], table[f"{c}_ci_high"] = [i.low for i in cis], [i.high for i in cis]
+            table[f"{c}_ci_label"] = [i.label for i in cis]
     return table
 
 
-def epoch_samples(ok: pd.DataFrame) -> tuple[dict[str, list[float]], str]:
-    """Per framework, every steady epoch's seconds from every run; where runs have one epoch only,
-    each run's first epoch (compilation included), and the basis says so."""
-    steady = {f: [h["epoch_s"] for hist in g["history"] for h in hist[1:]] for f, g in ok.groupby("framework")}
-    if all(steady.values()):
-        return steady, "steady epochs (every epoch after the first, of every run)"
-    first = {f: [hist[0]["epoch_s"] for hist in g["history"] if hist] for f, g in ok.groupby("framework")}
+def run_epochs(ok: pd.DataFrame) -> tuple[dict[str, list[list[float]]], str]:
+    """Per framework, per run, the run's steady epochs (every epoch after the first); where runs have one
+    epoch only, each run's first epoch (compilation included), and the basis says so."""
+    steady = {f: [[h["epoch_s"] for h in hist[1:]] for hist in g["history"]] for f, g in ok.groupby("framework")}
+    if all(runs and all(runs) for runs in steady.values()):
+        return steady, "steady epochs: each run's median epoch after the first"
+    first = {f: [[hist[0]["epoch_s"]] for hist in g["history"] if hist] for f, g in ok.groupby("framework")}
     return first, "first epochs (only one epoch per run: compilation included)"
 
 
 def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
-    """Frameworks ranked by median epoch time: ratio to the fastest with its interval, and whether each
-    differs significantly from the next faster one."""
-    from dlbench.analysis.stats import ALPHA, compare
+    """Frameworks ranked by the median over runs of each run's median epoch: run-to-run CV, ratio to the
+    fastest with its interval, and a verdict in words against the next faster one."""
+    from dlbench.analysis.stats import ALPHA, compare, cv, runs_needed
 
-    samples, basis = epoch_samples(ok)
+    runs, basis = run_epochs(ok)
     gate_of = dict(zip(table["framework"], table["gate"], strict=True))
-    ranked = sorted((f for f in samples if samples[f]), key=lambda f: float(pd.Series(samples[f]).median()))
+    value = {f: [float(np.median(r)) for r in rs if r] for f, rs in runs.items()}
+    ranked = sorted((f for f in value if value[f]), key=lambda f: float(np.median(value[f])))
     if len(ranked) < 2:
         return ""
     rows = []
     for i, f in enumerate(ranked):
-        to_fastest = compare(f, samples[f], ranked[0], samples[ranked[0]]) if i else None
-        lo, hi = to_fastest.ci if to_fastest else (None, None)
-        to_next = compare(f, samples[f], ranked[i - 1], samples[ranked[i - 1]]) if i else None
+        to_fastest = compare(f, runs[f], ranked[0], runs[ranked[0]]) if i else None
+        to_next = compare(f, runs[f], ranked[i - 1], runs[ranked[i - 1]]) if i else None
+        c = cv(value[f])
+        if to_fastest is None:
+            vs_fastest = "1"
+        elif np.isnan(to_fastest.ci[0]):
+            vs_fastest = f"{to_fastest.ratio:.2f}"
+        else:
+            vs_fastest = f"{to_fastest.ratio:.2f} [{to_fastest.ci[0]:.2f}, {to_fastest.ci[1]:.2f}]"
         rows.append({
             "framework": f,
-            "epochs measured": len(samples[f]),
-            "median epoch (s)": _fmt("epoch_s", pd.Series(samples[f]).median()),
-            "× fastest [95 % CI]": "1" if not i else f"{to_fastest.ratio:.2f} [{lo:.2f}, {hi:.2f}]",
-            "vs the next faster": "—" if not i else f"{to_next.verdict} (p = {to_next.p_value:.2g})",
+            "runs": len(value[f]),
+            "median epoch (s)": _fmt("epoch_s", float(np.median(value[f]))),
+            "run-to-run CV": "— (1 run)" if c is None else f"{100 * c:.1f} %",
+            "× fastest [95 % CI]": vs_fastest,
+            "vs the next faster": "—" if not i else to_next.verdict,
             "gate": gate_of.get(f, "—"),
         })  # fmt: skip
     return (
-        f"Speed, from {basis}; intervals are percentile bootstraps, p from a two-sided Mann–Whitney U test "
-        f"(significant below {ALPHA:g}, and only if the interval excludes 1).\n\n"
+        f"Speed, from {basis}. The run (one process, one seed) is the unit: p from a two-sided Mann–Whitney U "
+        f"test over runs (significant below {ALPHA:g}, and only if the interval excludes 1; at least "
+        f"{runs_needed()} runs per framework are needed before any pair can be ranked); ratio intervals from a "
+        "hierarchical bootstrap (runs, then epochs within runs); the detectable difference is the smallest "
+        "the runs at hand could detect (normal approximation, power 0.8, from the runs' CVs).\n\n"
         + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
         + "\n"
     )
@@ -206,8 +275,9 @@ def environment_section(df: pd.DataFrame) -> str:
         lines.append(f"- threads per worker: {', '.join(str(t) for t in sorted(df['threads'].dropna().unique()))}")
     commits = sorted({(p.get("git") or {}).get("commit") or "unknown" for p in prov})
     lines.append(f"- commit(s): {', '.join(c[:10] for c in commits)}")
-    if "timestamp" in df:
-        lines.append(f"- runs from {df['timestamp'].min()} to {df['timestamp'].max()}")
+    stamps = df["timestamp"].dropna() if "timestamp" in df else pd.Series(dtype=object)
+    if len(stamps):
+        lines.append(f"- runs from {stamps.min()} to {stamps.max()}")
     versions = {}
     for fw, p in zip(df["framework"], df.get("provenance", [None] * len(df)), strict=True):
         if isinstance(p, dict) and p.get("packages"):
@@ -236,8 +306,14 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     tables = summarise(df, parity)
     parts, frames = [environment_section(df)], []
     parts.append(
-        "Medians over seeds of `ok` runs, with 95 % bootstrap intervals in brackets where there are several; "
-        "`—` = not measured (e.g. no steady epoch when only one epoch ran). Gate: a framework's timings are "
+        "Medians over `ok` runs (the run, one process and one seed, is the unit: each run's own median "
+        "epoch, never pooled epochs), with an interval over runs in brackets: the exact 95 % confidence "
+        "interval of the median from order statistics where a framework has 6 runs or more, else the range "
+        "of its runs (`ok runs` says how many); `—` = not measured (e.g. no steady epoch when only one epoch "
+        "ran). Time to target: the median over all runs with a run that never reached the target counted as "
+        "infinitely slow, `not reached` when fewer than half of the runs reached it. Rows are compared only "
+        "with rows of the same settings (profile, task, device, threads, epochs cap, schema): one section "
+        "per setting. Gate: a framework's timings are "
         "comparable only if its test accuracy reached the task's floor and (full profile) lies within the "
         "task's tolerance of the median over frameworks (tasks/*.py), and it did not fail `harness.py parity`; "
         "otherwise they are shown in parentheses with the reason. "
@@ -249,15 +325,23 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
             else "Parity was not run for these results.\n"
         )
     )
-    for (prof, task), table in tables.items():
-        ok = df[(df["profile"] == prof) & (df["task"] == task) & (df["status"] == "ok")]
+    grouped = groups(df)
+    per_task: dict[tuple, int] = {}
+    for key in tables:
+        per_task[key[:2]] = per_task.get(key[:2], 0) + 1
+    for key, table in tables.items():
+        prof, task = key[0], key[1]
+        g = grouped[key]
+        ok = g[g["status"] == "ok"]
         table = _with_intervals(table, ok)
-        parts.append(f"## {task} ({prof} profile)\n\n{_markdown(table)}\n\n{speed_section(table, ok)}")
-        frames.append(table.assign(task=task, profile=prof))
+        title = f"{task} ({prof} profile)" if per_task[key[:2]] == 1 else f"{task} ({prof} profile; {_differs(key)})"
+        parts.append(f"## {title}\n\n{_settings_line(key)}{_mixed(ok)}\n\n{_markdown(table)}\n\n"
+                     f"{speed_section(table, ok)}")  # fmt: skip
+        frames.append(table.assign(**{c: v for c, v in zip(SETTINGS, key, strict=True)}))
     if figures and tables:
         from dlbench.analysis.plots import all_figures
 
-        for prof in sorted({p for p, _ in tables}):
+        for prof in sorted({k[0] for k in tables}):
             ok = df[(df["profile"] == prof) & (df["status"] == "ok")]
             paths = all_figures(ok, results / "plots" / prof)
             parts.append(f"## Figures ({prof} profile)\n\n"
@@ -284,6 +368,37 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     print(text)
     print(f"written: {', '.join(map(str, written))}")
     return 0
+
+
+def _settings_line(key: tuple) -> str:
+    named = {c: v for c, v in zip(SETTINGS, key, strict=True) if c not in ("profile", "task")}
+    shown = ", ".join(f"{c.replace('_requested', '').replace('_', ' ')} {'none' if v is None else v}"
+                      for c, v in named.items() if v is not None or c == "epochs_cap")  # fmt: skip
+    return f"Settings: {shown}."
+
+
+def _differs(key: tuple) -> str:
+    named = dict(zip(SETTINGS, key, strict=True))
+    bits = [f"threads {named['threads']}", f"device {named['device_requested']}"]
+    if named["epochs_cap"] is not None:
+        bits.append(f"epochs cap {named['epochs_cap']}")
+    bits += [f"{c} {named[c]}" for c in SETTINGS[5:] if named[c] is not None and c != "schema"]
+    return ", ".join(bits)
+
+
+def _mixed(ok: pd.DataFrame) -> str:
+    """A warning when one section's rows come from several commits or framework versions."""
+    commits = sorted({((p or {}).get("git") or {}).get("commit") or "unknown" for p in ok["provenance"]}) if (
+        "provenance" in ok) else []  # fmt: skip
+    versions = ok.groupby("framework")["framework_version"].agg(lambda v: sorted({str(x) for x in v}))
+    mixed = {f: v for f, v in versions.items() if len(v) > 1}
+    out = []
+    if len(commits) > 1:
+        out.append(f"these rows come from {len(commits)} commits ({', '.join(c[:10] for c in commits)})")
+    if mixed:
+        out.append("framework versions differ within a framework: "
+                   + "; ".join(f"{f} {', '.join(v)}" for f, v in mixed.items()))  # fmt: skip
+    return ("\n\nWarning: " + "; ".join(out) + ".") if out else ""
 
 
 def _html(markdown_text: str, path: Path) -> None:

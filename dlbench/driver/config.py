@@ -6,6 +6,7 @@ which the harness prints as one line with exit status 2.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,11 @@ MAX_REPEATS = 1000
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+class Order(Word):
+    INTERLEAVED = "interleaved"  # seed by seed; within a seed task by task, frameworks in a seeded random order
+    FIXED = "fixed"  # task by task, framework by framework, seed by seed (the order given)
 
 
 class Executor(Word):
@@ -46,6 +52,8 @@ class RunConfig:
     executor: Executor
     ray_address: str | None
     argv: tuple[str, ...]  # the command line, recorded in provenance and repeated in the resume hint
+    order: Order = Order.INTERLEAVED
+    order_seed: int = 0  # the permutation's seed, recorded in every row
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,15 @@ def seeds(seeds: str | None, repeats: int | None) -> tuple[int, ...]:
     if not 1 <= repeats <= MAX_REPEATS:
         raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
     return tuple(range(repeats))
+
+
+def order_seed(value: int | None) -> int:
+    """--order-seed, or a fresh one (recorded in every row, so the order can be repeated)."""
+    if value is None:
+        return secrets.randbelow(2**31)
+    if not 0 <= value < 2**31:
+        raise UsageError(f"--order-seed must be between 0 and {2**31 - 1}, got {value}")
+    return value
 
 
 def results_dir(value: str) -> Path:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 
+import numpy as np
+
 from dlbench.driver import signals
-from dlbench.driver.config import Executor, RunConfig, check_output
+from dlbench.driver.config import Executor, Order, RunConfig, check_output
 from dlbench.driver.progress import Progress
 from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
@@ -37,7 +39,9 @@ def run(cfg: RunConfig) -> int:
         if ds not in data:
             data[ds] = prepare(ds, cfg.data_dir)
     common = {"machine": machine(), "git": git(), "argv": list(cfg.argv)}
-    todo: list[Key] = [(t, f, s) for t in cfg.tasks for f in cfg.frameworks for s in cfg.seeds]
+    plan = planned(cfg)
+    run_index = {key: i for i, key in enumerate(plan)}
+    todo: list[Key] = list(plan)
     if cfg.resume:
         done = recorded_ok(results, lambda row: same_settings_and_stack(cfg, common["git"]["commit"], row))
         skipped = [k for k in todo if k in done]
@@ -48,6 +52,7 @@ def run(cfg: RunConfig) -> int:
     rows: list[dict] = []
 
     def finish(key: Key, out: dict) -> None:
+        out = {**out, "run_index": run_index[key], "order": {"kind": cfg.order, "seed": cfg.order_seed}}
         rows.append(finish_row(cfg, *key, out, data, common, results, progress))
 
     try:
@@ -75,6 +80,22 @@ def run(cfg: RunConfig) -> int:
     print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {cfg.results}` "
           "summarises them")  # fmt: skip
     return 0
+
+
+def planned(cfg: RunConfig) -> list[Key]:
+    """Every (task, framework, seed) in the order they run.
+
+    Interleaved (the default): seed by seed, and within a seed task by task with the frameworks in an
+    order drawn from (order_seed, seed, task), so that slow drift of the machine (thermal, other tenants)
+    spreads over every framework instead of landing on whichever runs last. Fixed: as given."""
+    if cfg.order == Order.FIXED:
+        return [(t, f, s) for t in cfg.tasks for f in cfg.frameworks for s in cfg.seeds]
+    out = []
+    for s in cfg.seeds:
+        for ti, t in enumerate(cfg.tasks):
+            perm = np.random.default_rng([cfg.order_seed, s, ti]).permutation(len(cfg.frameworks))
+            out += [(t, cfg.frameworks[i], s) for i in perm]
+    return out
 
 
 def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bool:
