@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dlbench.driver import config as c
 from dlbench.driver.config import UsageError
-from dlbench.protocol import Device, Profile
+from dlbench.protocol import Device, Precision, Profile
 from frameworks import FRAMEWORKS
 from tasks import TASKS
 from tasks.data import DataError
@@ -33,8 +33,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.epochs is not None and a.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
     profile = Profile(a.profile)
+    frameworks = c.names(a.frameworks, FRAMEWORKS, "framework")
     cfg = c.RunConfig(
-        frameworks=c.names(a.frameworks, FRAMEWORKS, "framework"),
+        frameworks=frameworks,
         tasks=c.names(a.tasks, TASKS, "task"),
         profile=profile,
         seeds=c.seeds(a.seeds, a.repeats),
@@ -51,6 +52,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         argv=tuple(sys.argv[1:]),
         order=c.Order(a.order),
         order_seed=c.order_seed(a.order_seed),
+        precision=c.precision(a.precision, Device(a.device), frameworks, FRAMEWORKS),
     )
     return matrix.run(cfg)
 
@@ -67,13 +69,15 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_parity(a: argparse.Namespace) -> int:
     from dlbench.driver import parity
 
+    frameworks = c.names(a.frameworks, FRAMEWORKS, "framework")
     cfg = c.ParityConfig(
-        frameworks=c.names(a.frameworks, FRAMEWORKS, "framework"),
+        frameworks=frameworks,
         tasks=c.names(a.tasks, TASKS, "task"),
         threads=c.threads(a.threads),
         device=Device(a.device),
         timeout_s=c.positive(a.timeout, "--timeout"),
         results=c.results_dir(a.results),
+        precision=c.precision(a.precision, Device(a.device), frameworks, FRAMEWORKS),
     )
     return parity.run(cfg)
 
@@ -114,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     devices, profiles = [d.value for d in Device], [x.value for x in Profile]
+    precisions = [p.value for p in Precision]
 
     def common(sp, frameworks=True, tasks=True):
         if frameworks:
@@ -130,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
     r.add_argument("--device", default="cpu", choices=devices)
+    r.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
@@ -148,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
     q.add_argument("--device", default="cpu", choices=devices)
+    q.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
     common(a, frameworks=False, tasks=False)

@@ -7,6 +7,7 @@ The driver starts one worker per job, with the framework's own interpreter, from
 CONFIG.json is a `JobConfig` (`to_json` / `from_json`). The worker answers on stdout: every line that
 starts with EVENT_PREFIX is one JSON object, an event; any other line is the framework's own output.
 
+    {"event": "training"}                                                                  before the first epoch
     {"event": "epoch", "epoch": 3, "max_epochs": 30, "epoch_s": ..., "val_accuracy": ...}   after each epoch
     {"event": "result", ...measured fields...}                                            once, at the end
     {"event": "error", "status": "error" | "diverged", "error": "ValueError: ..."}         instead of result
@@ -63,6 +64,7 @@ class Mode(Word):
 
 
 class Event(Word):
+    TRAINING = "training"  # the epoch loop starts now (the monitor starts sampling)
     EPOCH = "epoch"
     RESULT = "result"
     ERROR = "error"
@@ -79,6 +81,14 @@ class Device(Word):
     AUTO = "auto"
 
 
+class Precision(Word):
+    """The arithmetic of matmuls and convolutions, the same policy in every adapter."""
+
+    FP32 = "fp32"  # IEEE float32 everywhere: TF32 off in cuBLAS/cuDNN/XLA (the default)
+    TF32 = "tf32"  # TF32 tensor cores on (NVIDIA Ampere and later; a GPU format only)
+    BF16 = "bf16"  # each framework's idiomatic mixed precision: bf16 compute, fp32 weights and loss
+
+
 @dataclass(frozen=True)
 class JobConfig:
     """What one worker is asked to do. Run jobs use task..npz; parity jobs use tasks, inputs and out."""
@@ -93,6 +103,8 @@ class JobConfig:
     epochs: int | None = None  # the --epochs cap
     npz: str = ""  # the ETL's cached arrays (tasks/data.py)
     cpus: tuple[int, ...] = ()  # the CPUs to pin to; () = the first `threads` this process may use
+    precision: Precision = Precision.FP32
+    deterministic: bool = False  # deterministic kernels (cuDNN, XLA, TF op determinism): parity asks for them
     tasks: tuple[str, ...] = ()
     inputs: str = ""  # parity: folder of TASK.npz inputs
     out: str = ""  # parity: folder for TASK.npz measurements
@@ -106,6 +118,7 @@ class JobConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in raw.items() if k in known}
         d["mode"], d["device"], d["profile"] = Mode(d["mode"]), Device(d["device"]), Profile(d["profile"])
+        d["precision"] = Precision(d.get("precision", Precision.FP32))
         d["cpus"], d["tasks"] = tuple(d.get("cpus", ())), tuple(d.get("tasks", ()))
         return cls(**d)
 

@@ -40,7 +40,8 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "train_peak_rss_mib": (_NUM, True),
     "wall_s": (_NUM, True), "others_cpu_pct": (_NUM, True), "machine_busy": (_BOOL, True),
     "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
-    "run_index": (_INT, True), "order": (_DICT, True),
+    "run_index": (_INT, True), "order": (_DICT, True), "precision": (_STR, True),
+    "gpu_util_pct_median": (_NUM, True), "gpu_energy_j": (_NUM, True), "cpu_energy_j": (_NUM, True),
 }  # fmt: skip
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PROVENANCE_DICTS = ("machine", "git", "packages", "data", "lock")  # each a dict (or null) when present

@@ -43,6 +43,7 @@ class Framework:
     pipeline: str = ""  # its own input pipeline, a key of dlbench.worker.pipelines.PIPELINES ("" = none)
     distributions: tuple[str, ...] = ()  # the PyPI distributions whose installed size `assess` measures
     facts: tuple[str, ...] = ()  # its entries in frameworks/facts.json (Keras backends: keras + the backend)
+    precisions: tuple[str, ...] = ("fp32", "tf32", "bf16")  # what its adapter implements (dlbench.protocol.Precision)
 
 
 ENVIRONMENTS: dict[str, Environment] = {
@@ -78,6 +79,6 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
                   "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",)),
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
-                  "Gluon DataLoader", ("mxnet",), ("mxnet",)),
+                  "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32")),  # no bf16 path in Gluon 1.9
     )
 }  # fmt: skip

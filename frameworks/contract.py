@@ -24,8 +24,9 @@ class Adapter(Protocol):
     def versions(self) -> dict[str, str]:
         """The framework's package versions (framework first) and its backend/settings to record."""
 
-    def configure(self, threads: int, device: str) -> str:
-        """Set the framework's thread pools and device before anything is built; return the device."""
+    def configure(self, threads: int, device: str, precision: str, deterministic: bool) -> str:
+        """Set thread pools, device, precision ("fp32" | "tf32" | "bf16", see dlbench.protocol.Precision)
+        and deterministic kernels before anything is built; return the device."""
 
     def build(self, task: Task, seed: int) -> Model:
         """The task's model, initialised as Keras does, and its Adam optimizer, seeded."""

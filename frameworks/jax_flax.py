@@ -27,7 +27,9 @@ per epoch, while JAX's inference is the fastest. Defaults are kept: this is the 
 
 from __future__ import annotations
 
+import os
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -51,27 +53,34 @@ def _lstm_bias(key, shape, dtype=jnp.float32):
     return jnp.zeros(shape, dtype).at[h : 2 * h].set(1.0)  # Keras's unit_forget_bias
 
 
+_precision = "fp32"
+
+
 class FusedLSTM(nn.Module):
     """LSTM returning the last hidden state; gates i, f, g, o in one (in, 4h) and one (h, 4h) matrix."""
 
     units: int
+    dtype: Any = jnp.float32  # of the matmuls (bf16: as Flax's Dense computes); the cell state stays float32
 
     @nn.compact
     def __call__(self, x):
-        h = self.units
+        h, dt, f32 = self.units, self.dtype, jnp.float32
         kernel = self.param("kernel", glorot, (x.shape[-1], 4 * h))
         recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (h, 4 * h))
         bias = self.param("bias", _lstm_bias, (4 * h,))
-        xz = jnp.einsum("btd,dk->tbk", x, kernel) + bias  # all time steps at once, time-major
+        # all time steps at once, time-major
+        # (XLA:CPU has no bf16 x bf16 -> f32 dot, so products come out in dt and are widened after.)
+        xz = jnp.einsum("btd,dk->tbk", x.astype(dt), kernel.astype(dt)).astype(f32) + bias
+        rec = recurrent.astype(dt)
 
         def step(carry, z):
             hid, cell = carry
-            i, f, g, o = jnp.split(z + hid @ recurrent, 4, axis=-1)
+            i, f, g, o = jnp.split(z + (hid.astype(dt) @ rec).astype(f32), 4, axis=-1)
             cell = nn.sigmoid(f) * cell + nn.sigmoid(i) * jnp.tanh(g)
             hid = nn.sigmoid(o) * jnp.tanh(cell)
             return (hid, cell), None
 
-        zeros = jnp.zeros((x.shape[0], h), x.dtype)
+        zeros = jnp.zeros((x.shape[0], h), f32)
         (hid, _), _ = jax.lax.scan(step, (zeros, zeros), xz)
         return hid
 
@@ -80,15 +89,17 @@ class Net(nn.Module):
     """The task's layer list; returns logits (softmax/sigmoid are applied in the loss and predict)."""
 
     task: Task
+    dtype: Any = jnp.float32  # compute dtype (bfloat16 for --precision bf16); parameters stay float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        dt = self.dtype
         for i, layer in enumerate(self.task.layers):
             name = layer_key(i, layer)  # canonical keys, so get/set are direct
             if isinstance(layer, Dense):
-                x = nn.Dense(layer.units, kernel_init=glorot, name=name)(x)
+                x = nn.Dense(layer.units, kernel_init=glorot, dtype=dt, name=name)(x)
             elif isinstance(layer, Conv2D):
-                x = nn.Conv(layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, name=name)(x)
+                x = nn.Conv(layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dt, name=name)(x)
             elif isinstance(layer, MaxPool2D):
                 x = nn.max_pool(x, layer.pool, strides=layer.pool, padding="VALID")
             elif isinstance(layer, Flatten):
@@ -96,12 +107,12 @@ class Net(nn.Module):
             elif isinstance(layer, Dropout):
                 x = nn.Dropout(layer.rate, deterministic=not train)(x)
             elif isinstance(layer, Embedding):
-                x = nn.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), name=name)(x)
+                x = nn.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dt, name=name)(x)
             elif isinstance(layer, LSTM):
-                x = FusedLSTM(layer.units, name=name)(x)
+                x = FusedLSTM(layer.units, dt, name=name)(x)
             if getattr(layer, "activation", "linear") == "relu":
                 x = nn.relu(x)
-        return x
+        return x.astype(jnp.float32)  # logits, and so the loss, in float32
 
 
 class State(train_state.TrainState):
@@ -114,7 +125,13 @@ def versions() -> dict[str, str]:
     return {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
-def configure(threads: int, device: str) -> str:
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
+    global _precision
+    _precision = precision
+    if device != "cpu":  # XLA's default matmul precision on a GPU is TF32-like: fp32 asks for "highest"
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "highest")
+    if deterministic:  # read when the GPU backend starts: before the first jax.devices()
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
     # XLA:CPU sizes its thread pool from the CPUs it may run on: the worker's affinity bounds it.
     if device == "cpu":
         jax.config.update("jax_platforms", "cpu")  # before the first jax.devices(): a GPU stays unused
@@ -125,7 +142,7 @@ def configure(threads: int, device: str) -> str:
 
 
 def build(task: Task, seed: int):
-    net = Net(task)
+    net = Net(task, jnp.bfloat16 if _precision == "bf16" else jnp.float32)
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
     dummy = jnp.zeros((1, *task.input_shape), task.input_dtype)
     params = net.init(init_key, dummy)["params"]

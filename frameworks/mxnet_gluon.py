@@ -21,6 +21,7 @@ runs each): MNIST CNN 30 batches 0.49/0.49 s vs 0.52/0.63 s; IMDB LSTM 60 batche
 
 from __future__ import annotations
 
+import os
 import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # numpy 1.23 + MXNet 1.9 chatter
@@ -74,9 +75,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def configure(threads: int, device: str) -> str:
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
     # MXNet sizes its OpenMP pool from OMP_NUM_THREADS at import (unset: ONE thread); the harness sets it.
     global _ctx
+    if precision not in ("fp32", "tf32"):
+        raise RuntimeError(f"--precision {precision}: the MXNet adapter implements fp32 and tf32 only")
+    # Tensor cores (TF32 on Ampere+) for cuBLAS/cuDNN only where asked; read by MXNet at each call.
+    os.environ["MXNET_CUDA_ALLOW_TENSOR_CORE"] = "1" if precision == "tf32" else "0"
+    if deterministic:
+        os.environ["MXNET_ENFORCE_DETERMINISM"], os.environ["MXNET_CUDNN_AUTOTUNE_DEFAULT"] = "1", "0"
     if device == "gpu" and mx.context.num_gpus() == 0:
         raise RuntimeError("--device gpu asked for, but MXNet sees no GPU")
     _ctx = mx.gpu() if device != "cpu" and mx.context.num_gpus() else mx.cpu()

@@ -19,6 +19,7 @@ channels_last memory format was measured on the MNIST CNN (2 threads): no gain b
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from tasks.spec import (
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but frozen at zero
 _device = torch.device("cpu")
+_precision = "fp32"
 
 
 class _LastHidden(nn.Module):
@@ -68,15 +70,29 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__, "mkldnn": str(torch.backends.mkldnn.is_available())}
 
 
-def configure(threads: int, device: str) -> str:
-    global _device
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
+    global _device, _precision
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     want_gpu = device in ("gpu", "cuda") or (device == "auto" and torch.cuda.is_available())
     if want_gpu and not torch.cuda.is_available():
         raise RuntimeError("--device gpu asked for, but torch sees no CUDA device")
-    _device = torch.device("cuda" if want_gpu else "cpu")
+    _device, _precision = torch.device("cuda" if want_gpu else "cpu"), precision
+    # PyTorch's defaults: TF32 on in cuDNN convolutions, off in cuBLAS matmuls. One policy for both.
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    if deterministic:  # cuDNN's convolution backward is not deterministic by default
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     return str(_device)
+
+
+def _autocast():
+    """bf16: PyTorch's autocast (bf16 compute where it is safe, fp32 weights); fp32/tf32: off."""
+    return torch.autocast(_device.type, dtype=torch.bfloat16, enabled=_precision == "bf16")
 
 
 def build(task: Task, seed: int) -> Model:
@@ -134,6 +150,7 @@ def prepare(x: np.ndarray, y: np.ndarray | None = None):
 
 
 def _loss(model: Model, logits, y):
+    logits = logits.float()  # the loss in float32, whatever the compute precision
     if model.task.binary:
         logits = logits.squeeze(1)
         return F.binary_cross_entropy_with_logits(logits, y), ((logits > 0).float() == y).sum()
@@ -148,7 +165,9 @@ def train_epoch(model: Model, data, order: np.ndarray):
     correct = torch.zeros((), dtype=torch.long, device=_device)
     for i in range(0, len(idx), bs):
         b = idx[i : i + bs]
-        loss, hits = _loss(model, model.net(x[b]), y[b])
+        with _autocast():
+            logits = model.net(x[b])
+        loss, hits = _loss(model, logits, y[b])
         model.opt.zero_grad(set_to_none=True)
         loss.backward()
         _keras_eps(model)
@@ -177,7 +196,9 @@ def evaluate(model: Model, data):
     model.net.eval()
     bs, loss_sum, correct = model.task.recipe.batch_size, 0.0, 0
     for i in range(0, len(x), bs):
-        loss, hits = _loss(model, model.net(x[i : i + bs]), y[i : i + bs])
+        with _autocast():
+            logits = model.net(x[i : i + bs])
+        loss, hits = _loss(model, logits, y[i : i + bs])
         loss_sum, correct = loss_sum + loss * len(x[i : i + bs]), correct + hits
     return float(loss_sum) / len(x), int(correct) / len(x)
 
@@ -187,7 +208,8 @@ def predict(model: Model, data) -> np.ndarray:
     x = data[0]
     model.net.eval()
     bs = model.task.recipe.batch_size
-    logits = torch.cat([model.net(x[i : i + bs]) for i in range(0, len(x), bs)])
+    with _autocast():
+        logits = torch.cat([model.net(x[i : i + bs]) for i in range(0, len(x), bs)]).float()
     probs = torch.sigmoid(logits) if model.task.binary else logits.softmax(1)
     return probs.cpu().numpy()
 

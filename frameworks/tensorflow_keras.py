@@ -28,6 +28,7 @@ from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool
 LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
 _device = "cpu"
+_precision = "fp32"
 init = keras.initializers
 
 
@@ -43,9 +44,18 @@ def versions() -> dict[str, str]:
     }
 
 
-def configure(threads: int, device: str) -> str:
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
+    global _precision
+    _precision = precision
+    if precision == "bf16":  # Keras's own mixed precision: bf16 compute, fp32 variables (last layer: build)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if BACKEND == "tensorflow":
         import tensorflow as tf
+
+        # TensorFlow's default: TF32 on (Ampere and later). One policy for every framework.
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
 
         # Must happen before TensorFlow's runtime starts; read back so the results show what held.
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -56,12 +66,22 @@ def configure(threads: int, device: str) -> str:
     elif BACKEND == "torch":
         import torch
 
+        tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.set_num_threads(threads)
         _threads["torch_threads"] = torch.get_num_threads()
         gpus = list(range(torch.cuda.device_count()))
     else:  # XLA:CPU ignores its thread flags: the worker's CPU affinity bounds it
         import jax
 
+        if device != "cpu":
+            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "highest")
+        if deterministic:
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
         if device == "cpu":
             jax.config.update("jax_platforms", "cpu")
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
@@ -120,6 +140,9 @@ def _layer(layer, seed: int):
 
 def build(task: Task, seed: int):
     layers = [_layer(la, seed * 1000 + i) for i, la in enumerate(task.layers)]
+    if _precision == "bf16":  # Keras's mixed-precision guide: the output layer in float32, so is the loss
+        last = layers[-1]
+        layers[-1] = type(last).from_config({**last.get_config(), "dtype": "float32"})
     model = keras.Sequential([keras.Input(task.input_shape, dtype=task.input_dtype), *layers])
     r = task.recipe
     loss = "binary_crossentropy" if task.binary else "sparse_categorical_crossentropy"

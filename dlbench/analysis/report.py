@@ -30,6 +30,8 @@ COLUMNS = {
     "eval_samples_per_s": "infer samples/s",
     "peak_rss_mib": "peak RSS (MiB)",
     "train_added_mib": "training added (MiB)",
+    "peak_device_mib": "peak device (MiB)",
+    "gpu_util_pct_median": "GPU util (%)",
     "n_params": "params",
     "machine_busy": "busy runs",
 }
@@ -59,6 +61,8 @@ def load_runs(results: Path) -> pd.DataFrame:
     for col in (
         *(c for c in COLUMNS if c not in ("runs", "gate")),
         *TIMINGS,
+        "peak_device_mib",
+        "gpu_util_pct_median",
         "profile",
         "seed",
         "train_s",
@@ -161,6 +165,10 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
+        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib")  # shown where measured
+        agg = agg.drop(
+            columns=[c for c in optional if c in agg and pd.to_numeric(agg[c], errors="coerce").isna().all()]
+        )
         tables[key] = agg[[c for c in COLUMNS if c in agg] + [c for c in agg if c not in COLUMNS]]
     return tables
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbench.driver.provenance import usable_cpus
-from dlbench.protocol import Device, Profile, Word
+from dlbench.protocol import Device, Precision, Profile, Word
 from dlbench.results import check_writable
 
 DEFAULT_TIMEOUT_S = {Profile.QUICK: 600, Profile.FULL: 4 * 3600}
@@ -54,6 +54,7 @@ class RunConfig:
     argv: tuple[str, ...]  # the command line, recorded in provenance and repeated in the resume hint
     order: Order = Order.INTERLEAVED
     order_seed: int = 0  # the permutation's seed, recorded in every row
+    precision: Precision = Precision.FP32
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class ParityConfig:
     device: Device
     timeout_s: float
     results: Path
+    precision: Precision = Precision.FP32
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,18 @@ def seeds(seeds: str | None, repeats: int | None) -> tuple[int, ...]:
     if not 1 <= repeats <= MAX_REPEATS:
         raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
     return tuple(range(repeats))
+
+
+def precision(value: str, device: Device, frameworks: tuple[str, ...], registry) -> Precision:
+    """--precision, refused in one line where it cannot apply: TF32 off a GPU, bf16 where an adapter lacks it."""
+    p = Precision(value)
+    if p == Precision.TF32 and device == Device.CPU:
+        raise UsageError("--precision tf32 is an NVIDIA GPU format: on --device cpu use fp32 (or bf16)")
+    lacking = [f for f in frameworks if p.value not in registry[f].precisions]
+    if lacking:
+        raise UsageError(f"--precision {p} is not implemented by {', '.join(lacking)}: "
+                         f"leave {'it' if len(lacking) == 1 else 'them'} out with --frameworks")  # fmt: skip
+    return p
 
 
 def order_seed(value: int | None) -> int:

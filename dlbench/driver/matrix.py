@@ -104,10 +104,11 @@ def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bo
     name = row.get("framework")
     fw = FRAMEWORKS.get(name) if isinstance(name, str) else None
     prov = row.get("provenance") if isinstance(row.get("provenance"), dict) else {}
-    settings = (row.get("profile"), row.get("threads"), row.get("device_requested"), row.get("epochs_cap"))
+    settings = (row.get("profile"), row.get("threads"), row.get("device_requested"), row.get("epochs_cap"),
+                row.get("precision", "fp32"))  # fmt: skip
     return (
         fw is not None
-        and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs)
+        and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs, cfg.precision)
         and (prov.get("git") or {}).get("commit") == commit
         and prov.get("environment_sha256") == environment_sha256(ENVIRONMENTS[fw.env])
     )
@@ -117,9 +118,10 @@ def job(cfg: RunConfig, task: str, fw_name: str, seed: int, data: dict) -> tuple
     """The arguments of measure_pairing for one pairing x seed."""
     fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
     jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
-                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]))  # fmt: skip
+                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision)  # fmt: skip
     missing = f"{env.venv} does not exist: {env.missing_hint}"
-    return jc, str(env.python), worker_env(cfg.threads, fw.env_vars), cfg.timeout_s, cfg.max_rss_mib, missing
+    vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
+    return jc, str(env.python), vars_, cfg.timeout_s, cfg.max_rss_mib, missing
 
 
 def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, progress) -> dict:
@@ -140,6 +142,7 @@ def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, 
         "device": out.pop("device", cfg.device),
         "device_requested": cfg.device,
         "epochs_cap": cfg.epochs,
+        "precision": cfg.precision,
         **out,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "provenance": {

@@ -23,7 +23,11 @@ def run(cfg: MicrobenchConfig) -> int:
             continue
         cmd = [str(env.python), "-m", "pytest", "benchmarks/test_micro.py", "-q", "-p", "no:cacheprovider",
                f"--benchmark-json={out / (f + '.json')}"]  # fmt: skip
-        vars_ = {**worker_env(cfg.threads, fw.env_vars), "DLBENCH_FRAMEWORK": f, "DLBENCH_THREADS": str(cfg.threads)}
+        vars_ = {
+            **worker_env(cfg.threads, fw.env_vars, "cpu"),
+            "DLBENCH_FRAMEWORK": f,
+            "DLBENCH_THREADS": str(cfg.threads),
+        }
         try:
             r = subprocess.run(cmd, cwd=ROOT, env=vars_, capture_output=True, text=True, timeout=cfg.timeout_s)
             tail = (r.stdout.strip().splitlines() or ["no output"])[-1]

@@ -35,7 +35,7 @@ def run(cfg: ParityConfig) -> int:
         print(f"parity: stopped by {signals.name()}: nothing written (an earlier parity.csv is untouched)",
               file=sys.stderr)  # fmt: skip
         return signals.exit_status()
-    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks))
+    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks), cfg.precision, cfg.device)
     return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0
 
 
@@ -52,13 +52,14 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
             fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
             out_dir = Path(tmp, f)
             out_dir.mkdir()
-            jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks,
-                           inputs=str(Path(tmp, "inputs")), out=str(out_dir))  # fmt: skip
+            jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks, precision=cfg.precision,
+                           deterministic=True, inputs=str(Path(tmp, "inputs")), out=str(out_dir))  # fmt: skip
             t0 = time.monotonic()
             if not env.python.exists():
                 out = {"status": Status.UNAVAILABLE, "error": f"{env.venv} does not exist: {env.missing_hint}"}
             else:
-                out = run_worker(jc, env.python, worker_env(cfg.threads, fw.env_vars), cfg.timeout_s, lambda ev: None)
+                vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
+                out = run_worker(jc, env.python, vars_, cfg.timeout_s, lambda ev: None)
             print(f"parity: {f} {out['status']} in {time.monotonic() - t0:.1f} s", file=sys.stderr)
             if out["status"] == Status.INTERRUPTED:
                 return None
@@ -72,5 +73,5 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
                     rows.append({"task": t, "framework": f, "verdict": verdict,
                                  "problems": [f"{t}: {out['status']}: {summary['error']}"]})  # fmt: skip
         for t in cfg.tasks:
-            rows.extend(compare(TASKS[t], shared[t], measured[t]))
+            rows.extend(compare(TASKS[t], shared[t], measured[t], cfg.precision))
     return rows

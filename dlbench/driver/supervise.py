@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlbench.driver import signals
+from dlbench.driver.monitor import Monitor
 from dlbench.driver.provenance import cpu_busy_s, machine
 from dlbench.protocol import Event, JobConfig, Status, parse
 from frameworks import ROOT
@@ -32,11 +33,15 @@ class Interrupted(Exception):
     """Ctrl-C: the current worker was stopped and recorded; the matrix stops."""
 
 
-def worker_env(threads: int, fw_vars: dict) -> dict:
-    """The worker's environment: ours without PYTHONPATH, every thread pool sized, the framework's variables."""
+def worker_env(threads: int, fw_vars: dict, device: str = "cpu") -> dict:
+    """The worker's environment: ours without PYTHONPATH, every thread pool sized, the framework's variables;
+    for --device cpu no GPU is visible at all (Keras on torch picks CUDA by itself, TensorFlow sees every
+    GPU: hiding them is the one guarantee that a "cpu" row ran on the CPU)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update({k: str(threads) for k in THREAD_VARS})
     env.update(fw_vars)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -62,7 +67,13 @@ def _kill_group(pgid: int) -> None:
 
 
 def run_worker(
-    cfg: JobConfig, python: Path, env: dict, timeout_s: float, on_event: Callable, max_rss_mib: float | None = None
+    cfg: JobConfig,
+    python: Path,
+    env: dict,
+    timeout_s: float,
+    on_event: Callable,
+    max_rss_mib: float | None = None,
+    monitor: Monitor | None = None,
 ) -> dict:
     """Run one job with `python`; return its result fields, or a failure's status and cause.
 
@@ -115,7 +126,12 @@ def run_worker(
                         result = ev
                     elif ev["event"] == Event.ERROR:
                         error = ev
+                    elif ev["event"] == Event.TRAINING:
+                        if monitor:
+                            monitor.training_started()
                     else:
+                        if monitor:
+                            monitor.epoch_ended()
                         on_event(ev)
             except KeyboardInterrupt:  # a stop signal (dlbench/driver/signals.py), wherever it landed
                 interrupted = True
@@ -139,7 +155,7 @@ def run_worker(
         return {"status": Status.TIMEOUT, "error": f"no result within {timeout_s:g} s (--timeout)", **usage}
     if result is not None:
         result.pop("event")
-        return {"status": Status.OK, "error": None, **result, **usage}
+        return {"status": Status.OK, "error": None, **result, **(monitor.summary() if monitor else {}), **usage}
     if error is not None:
         return {"status": Status(error["status"]), "error": error["error"], **usage}
     if rc < 0:
@@ -163,7 +179,8 @@ def measure_pairing(
     if not Path(python).exists():
         out = {"status": Status.UNAVAILABLE, "error": missing or f"{python} does not exist"}
     else:
-        out = run_worker(cfg, Path(python), env_vars, timeout_s, on_event or (lambda ev: None), max_rss_mib)
+        monitor = Monitor(str(cfg.device))
+        out = run_worker(cfg, Path(python), env_vars, timeout_s, on_event or (lambda ev: None), max_rss_mib, monitor)
     wall_s, busy_after = time.monotonic() - t0, cpu_busy_s()
     others_pct = None
     if busy_before is not None and busy_after is not None and wall_s > 0:

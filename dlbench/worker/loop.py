@@ -43,6 +43,10 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def _on_gpu(device: str) -> bool:
+    return any(w in device.lower() for w in ("gpu", "cuda"))
+
+
 def epoch_order(seed: int, epoch: int, n: int):
     """The training order of one epoch: the same permutation for every framework."""
     import numpy as np
@@ -62,7 +66,9 @@ def run(cfg: JobConfig) -> dict:
     cpus = pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
     ad = importlib.import_module(cfg.module)
-    device = ad.configure(cfg.threads, str(cfg.device))
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic)
+    if cfg.precision == "tf32" and not _on_gpu(device):
+        raise RuntimeError(f"--precision tf32 applies on an NVIDIA GPU only; this run is on {device}")
     import_s = time.perf_counter() - t0
 
     s = load_splits(task, str(cfg.profile), cfg.npz)
@@ -86,6 +92,7 @@ def run(cfg: JobConfig) -> dict:
         max_epochs = min(max_epochs, cfg.epochs)
     early = r.early_stopping and cfg.profile == Profile.FULL
     history, train_s, time_to_target, best, wait, stopped = [], 0.0, None, np.inf, 0, False
+    emit(Event.TRAINING)
     for epoch in range(max_epochs):
         order = epoch_order(cfg.seed, epoch, n_train)
         ad.sync(model)

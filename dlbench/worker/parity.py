@@ -107,17 +107,27 @@ def measure(ad, task: Task, inp: dict[str, np.ndarray]) -> tuple[dict, dict[str,
         "init_problems": init_problems(task, ad.get_weights(fresh)),
     }
     pt = parity_task(task)
-    model = ad.set_weights(ad.build(pt, seed=0), {k[2:]: v for k, v in inp.items() if k.startswith("w/")})
+    weights = {k[2:]: v for k, v in inp.items() if k.startswith("w/")}
+    model = ad.set_weights(ad.build(pt, seed=0), weights)
     arrays = {"predictions": ad.predict(model, ad.prepare(inp["x_predict"]))}
+    model, losses = _trajectory(ad, model, inp)
+    arrays["losses"] = losses
+    arrays.update({f"w/{k}": v for k, v in ad.get_weights(model).items()})
+    # Determinism: the same weights and batches once more, in this process; bit-identical losses or not.
+    _, again = _trajectory(ad, ad.set_weights(ad.build(pt, seed=0), weights), inp)
+    summary["deterministic"] = bool(np.array_equal(losses, again))
+    return summary, arrays
+
+
+def _trajectory(ad, model, inp: dict[str, np.ndarray]):
+    """STEPS Adam steps, one batch each (one epoch of BATCH examples in their given order): (model, losses)."""
     losses = []
-    for step in range(STEPS):  # one batch = one epoch of BATCH examples in their given order
+    for step in range(STEPS):
         batch = ad.prepare(inp["x_train"][step], inp["y_train"][step])
         model, loss, _ = ad.train_epoch(model, batch, np.arange(BATCH))
         losses.append(loss)
     ad.sync(model)
-    arrays["losses"] = np.asarray(losses, np.float64)
-    arrays.update({f"w/{k}": v for k, v in ad.get_weights(model).items()})
-    return summary, arrays
+    return model, np.asarray(losses, np.float64)
 
 
 def run_parity(cfg: JobConfig) -> dict:
@@ -126,7 +136,7 @@ def run_parity(cfg: JobConfig) -> dict:
 
     pin(cfg.threads, cfg.cpus)
     ad = importlib.import_module(cfg.module)
-    device = ad.configure(cfg.threads, str(cfg.device))
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic)
     out = {}
     for name in cfg.tasks:
         try:

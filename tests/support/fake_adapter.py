@@ -21,11 +21,16 @@ MODE = os.environ.get("FAKE_MODE", "ok")
 ASYNC_S = 0.5
 
 
+_seen: dict = {}
+
+
 def versions():
-    return {"fake": "0.0"}
+    # What the worker's environment showed this adapter (the tests assert on it through the row).
+    return {"fake": "0.0", "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), **_seen}
 
 
-def configure(threads, device):
+def configure(threads, device, precision="fp32", deterministic=False):
+    _seen.update(precision=precision, deterministic=str(deterministic))
     return "cpu"
 
 
