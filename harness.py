@@ -21,8 +21,8 @@ from pathlib import Path
 
 from dlbench.driver import config as c
 from dlbench.driver.config import UsageError
-from dlbench.protocol import Device, Precision, Profile
-from frameworks import FRAMEWORKS
+from dlbench.protocol import Device, Precision, Profile, Tier
+from frameworks import ALIASES, FRAMEWORKS
 from tasks import TASKS
 from tasks.data import DataError
 
@@ -33,7 +33,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.epochs is not None and a.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
     profile = Profile(a.profile)
-    frameworks = c.names(a.frameworks, FRAMEWORKS, "framework")
+    frameworks = c.variants(a.frameworks, a.tier, FRAMEWORKS, ALIASES)
     cfg = c.RunConfig(
         frameworks=frameworks,
         tasks=c.names(a.tasks, TASKS, "task"),
@@ -69,7 +69,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_parity(a: argparse.Namespace) -> int:
     from dlbench.driver import parity
 
-    frameworks = c.names(a.frameworks, FRAMEWORKS, "framework")
+    frameworks = c.variants(a.frameworks, a.tier, FRAMEWORKS, ALIASES)
     cfg = c.ParityConfig(
         frameworks=frameworks,
         tasks=c.names(a.tasks, TASKS, "task"),
@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     devices, profiles = [d.value for d in Device], [x.value for x in Profile]
-    precisions = [p.value for p in Precision]
+    precisions, tiers = [p.value for p in Precision], [t.value for t in Tier] + ["all"]
 
     def common(sp, frameworks=True, tasks=True):
         if frameworks:
@@ -136,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
     r.add_argument("--device", default="cpu", choices=devices)
     r.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
+    r.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
@@ -155,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
     q.add_argument("--device", default="cpu", choices=devices)
     q.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
+    q.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
     common(a, frameworks=False, tasks=False)

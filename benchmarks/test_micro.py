@@ -29,7 +29,7 @@ def ad():
     threads = int(os.environ.get("DLBENCH_THREADS", "2"))
     pin(threads)
     adapter = importlib.import_module(FRAMEWORKS[FRAMEWORK].module)
-    adapter.configure(threads, "cpu", "fp32", False)
+    adapter.configure(threads, "cpu", "fp32", False, "default")
     return adapter
 
 

@@ -81,6 +81,13 @@ class Device(Word):
     AUTO = "auto"
 
 
+class Tier(Word):
+    """Which of a framework's configurations runs (frameworks/__init__.py documents each adapter's)."""
+
+    DEFAULT = "default"  # what the framework's documented defaults give a user
+    TUNED = "tuned"  # the best a competent user would configure from the framework's own documentation
+
+
 class Precision(Word):
     """The arithmetic of matmuls and convolutions, the same policy in every adapter."""
 
@@ -105,6 +112,7 @@ class JobConfig:
     cpus: tuple[int, ...] = ()  # the CPUs to pin to; () = the first `threads` this process may use
     precision: Precision = Precision.FP32
     deterministic: bool = False  # deterministic kernels (cuDNN, XLA, TF op determinism): parity asks for them
+    tier: Tier = Tier.DEFAULT
     tasks: tuple[str, ...] = ()
     inputs: str = ""  # parity: folder of TASK.npz inputs
     out: str = ""  # parity: folder for TASK.npz measurements
@@ -119,6 +127,7 @@ class JobConfig:
         d = {k: v for k, v in raw.items() if k in known}
         d["mode"], d["device"], d["profile"] = Mode(d["mode"]), Device(d["device"]), Profile(d["profile"])
         d["precision"] = Precision(d.get("precision", Precision.FP32))
+        d["tier"] = Tier(d.get("tier", Tier.DEFAULT))
         d["cpus"], d["tasks"] = tuple(d.get("cpus", ())), tuple(d.get("tasks", ()))
         return cls(**d)
 

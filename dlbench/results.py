@@ -41,6 +41,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "wall_s": (_NUM, True), "others_cpu_pct": (_NUM, True), "machine_busy": (_BOOL, True),
     "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
     "run_index": (_INT, True), "order": (_DICT, True), "precision": (_STR, True),
+    "tier": (_STR, True), "settings": (_DICT, True),
     "gpu_util_pct_median": (_NUM, True), "gpu_energy_j": (_NUM, True), "cpu_energy_j": (_NUM, True),
 }  # fmt: skip
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -190,9 +191,10 @@ def _append(path: Path, data: bytes) -> None:
 
 
 def recorded_ok(path: Path, same: Callable[[dict], bool]) -> set:
-    """(task, framework, seed) of the usable rows recorded ok for which `same(row)` holds."""
+    """(task, framework, seed, tier) of the usable rows recorded ok for which `same(row)` holds."""
     try:
         rows = read_rows(path).rows
     except OSError:
         return set()
-    return {(r["task"], r["framework"], r["seed"]) for r in rows if r["status"] == Status.OK and same(r)}
+    return {(r["task"], r["framework"], r["seed"], r.get("tier") or "default") for r in rows
+            if r["status"] == Status.OK and same(r)}  # fmt: skip

@@ -44,6 +44,8 @@ class Framework:
     distributions: tuple[str, ...] = ()  # the PyPI distributions whose installed size `assess` measures
     facts: tuple[str, ...] = ()  # its entries in frameworks/facts.json (Keras backends: keras + the backend)
     precisions: tuple[str, ...] = ("fp32", "tf32", "bf16")  # what its adapter implements (dlbench.protocol.Precision)
+    # The `settings` keys its tuned tier changes (the adapter's docstring says how and why); () = the same.
+    tuned: tuple[str, ...] = ("execution",)
 
 
 ENVIRONMENTS: dict[str, Environment] = {
@@ -66,19 +68,20 @@ FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework("torch", "frameworks.pytorch", "main", {}, "torch", "PyTorch, eager mode",
-                  "torch DataLoader", _TORCH, ("torch",)),
-        Framework("torch-compile", "frameworks.pytorch_compile", "main", {}, "torch", "PyTorch, torch.compile",
-                  "torch DataLoader", _TORCH, ("torch",)),
+                  "torch DataLoader", _TORCH, ("torch",), tuned=("execution", "optimizer")),
         Framework("tensorflow", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
                   "tensorflow", "Keras 3 on TensorFlow", "tf.data", ("keras", "tensorflow-cpu"),
                   ("keras", "tensorflow")),
         Framework("keras-jax", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
                   "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax")),
         Framework("keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch",
-                  "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch")),
+                  "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch"), tuned=()),
         Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
                   "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",)),
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
-                  "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32")),  # no bf16 path in Gluon 1.9
+                  "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32"), tuned=()),  # no bf16 in Gluon 1.9
     )
 }  # fmt: skip
+
+# Names kept for a framework's tier: `--frameworks torch-compile` is `--frameworks torch --tier tuned`.
+ALIASES: dict[str, tuple[str, str]] = {"torch-compile": ("torch", "tuned")}

@@ -24,9 +24,13 @@ class Adapter(Protocol):
     def versions(self) -> dict[str, str]:
         """The framework's package versions (framework first) and its backend/settings to record."""
 
-    def configure(self, threads: int, device: str, precision: str, deterministic: bool) -> str:
-        """Set thread pools, device, precision ("fp32" | "tf32" | "bf16", see dlbench.protocol.Precision)
-        and deterministic kernels before anything is built; return the device."""
+    def configure(self, threads: int, device: str, precision: str, deterministic: bool, tier: str) -> str:
+        """Set thread pools, device, precision ("fp32" | "tf32" | "bf16", see dlbench.protocol.Precision),
+        deterministic kernels and the tier ("default" | "tuned") before anything is built; return the device."""
+
+    def settings(self) -> dict[str, str]:
+        """What shapes this adapter's speed, recorded beside its numbers (the fairness manifest): execution
+        (eager, compiled, how), optimizer implementation, data placement, thread pools."""
 
     def build(self, task: Task, seed: int) -> Model:
         """The task's model, initialised as Keras does, and its Adam optimizer, seeded."""

@@ -75,7 +75,8 @@ def versions() -> dict[str, str]:
     }
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
+              tier: str = "default") -> str:  # fmt: skip
     # MXNet sizes its OpenMP pool from OMP_NUM_THREADS at import (unset: ONE thread); the harness sets it.
     global _ctx
     if precision not in ("fp32", "tf32"):
@@ -88,6 +89,17 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
         raise RuntimeError("--device gpu asked for, but MXNet sees no GPU")
     _ctx = mx.gpu() if device != "cpu" and mx.context.num_gpus() else mx.cpu()
     return str(_ctx)
+
+
+def settings() -> dict[str, str]:
+    return {
+        # The tuned tier is the default: hybridize(static_alloc, static_shape) is already on (measured,
+        # see above), and MXNet 1.9 documents no fused or multi-tensor Adam for Gluon's Trainer.
+        "execution": "hybridize(static_alloc=True, static_shape=True)",
+        "optimizer": "gluon.Trainer('adam')",
+        "data_placement": f"{_ctx} NDArrays, prepared once before the clock",
+        "threads": f"OpenMP {os.environ.get('OMP_NUM_THREADS', 'unset')}",
+    }
 
 
 def build(task: Task, seed: int):

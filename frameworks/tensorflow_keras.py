@@ -7,9 +7,12 @@ Keras is the reference framework of this suite: the canonical weight layout is K
   `keras.utils.set_random_seed` would import TensorFlow even on the JAX and torch backends (+400 MB).
 - Adam's epsilon 1e-7 is Keras's default; it is passed anyway, from the recipe.
 - `fit` runs one epoch on arrays already in the harness's order (`shuffle=False`), silently.
-- jit_compile stays at Keras's "auto": eager tf.function graphs on a CPU-only TensorFlow, XLA on JAX
-  (always compiled), eager on torch. DLBENCH_KERAS_JIT=1 forces XLA on TensorFlow, for measurements:
-  see the README for what it does on CPU.
+- Tiers. default: jit_compile at Keras's "auto" (tf.function graphs on a CPU-only TensorFlow, XLA on JAX,
+  eager on torch), one step per execution. tuned: what Keras's documentation offers for speed:
+  steps_per_execution=32 (fewer Python round trips per batch) on TensorFlow and JAX, and jit_compile=True
+  (XLA) on TensorFlow. On torch the tuned tier is the default: Keras refuses steps_per_execution > 1 there
+  ("must be 1 with the PyTorch backend"), and its jit_compile=True path (torch.compile) is the one
+  keras#21851 reports much slower than eager.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import numpy as np
 
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-JIT = os.environ.get("DLBENCH_KERAS_JIT") == "1"
+STEPS_PER_EXECUTION = 32  # tuned tier
 
 import keras  # noqa: E402 - KERAS_BACKEND must be set before this import
 
@@ -29,6 +32,7 @@ LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
 _device = "cpu"
 _precision = "fp32"
+_tier = "default"
 init = keras.initializers
 
 
@@ -39,14 +43,14 @@ def versions() -> dict[str, str]:
         backend_pkg: mod.__version__,
         "keras": keras.__version__,
         "keras_backend": BACKEND,
-        "jit_compile": "true" if JIT else "auto",
         **{k: str(v) for k, v in _threads.items()},
     }
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False) -> str:
-    global _precision
-    _precision = precision
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
+              tier: str = "default") -> str:  # fmt: skip
+    global _precision, _tier
+    _precision, _tier = precision, tier
     if precision == "bf16":  # Keras's own mixed precision: bf16 compute, fp32 variables (last layer: build)
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if BACKEND == "tensorflow":
@@ -148,9 +152,29 @@ def build(task: Task, seed: int):
     loss = "binary_crossentropy" if task.binary else "sparse_categorical_crossentropy"
     adam = _SummedSlicesAdam if BACKEND == "tensorflow" else keras.optimizers.Adam
     opt = adam(learning_rate=r.lr, beta_1=r.beta1, beta_2=r.beta2, epsilon=r.eps, name="adam")
-    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=True if JIT else "auto")
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=_jit_compile(),
+                  steps_per_execution=_steps_per_execution())  # fmt: skip
     model.task = task
     return model
+
+
+def _steps_per_execution() -> int:
+    return STEPS_PER_EXECUTION if _tier == "tuned" and BACKEND != "torch" else 1
+
+
+def _jit_compile():
+    return True if _tier == "tuned" and BACKEND == "tensorflow" else "auto"
+
+
+def settings() -> dict[str, str]:
+    return {
+        "execution": f"Keras fit on {BACKEND}, jit_compile={_jit_compile()}, "
+        f"steps_per_execution={_steps_per_execution()}",
+        "optimizer": "keras.optimizers.Adam" + (" with repeated sparse rows summed" if BACKEND == "tensorflow" else ""),
+        "data_placement": "numpy arrays on the host; fit copies each batch to the GPU" if _device == "gpu"
+        else "numpy arrays (a CPU run: no copy to a device)",
+        "threads": ", ".join(f"{k} {v}" for k, v in _threads.items()) or "backend default, bounded by CPU affinity",
+    }  # fmt: skip
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):

@@ -32,6 +32,7 @@ COLUMNS = {
     "train_added_mib": "training added (MiB)",
     "peak_device_mib": "peak device (MiB)",
     "gpu_util_pct_median": "GPU util (%)",
+    "energy_j_per_sample": "J/sample",
     "n_params": "params",
     "machine_busy": "busy runs",
 }
@@ -89,6 +90,10 @@ def load_runs(results: Path) -> pd.DataFrame:
 
     peak = num("train_peak_rss_mib").fillna(num("peak_rss_mib"))
     df["train_added_mib"] = (peak - num("rss_before_train_mib")).clip(lower=0)
+    # Energy per training sample over the training epochs (validation passes included): the GPU board's
+    # where measured, else the CPU packages' (dlbench/driver/monitor.py says what each covers).
+    energy = num("gpu_energy_j").fillna(num("cpu_energy_j"))
+    df["energy_j_per_sample"] = energy / (num("n_train") * num("epochs_run"))
     return df
 
 
@@ -165,7 +170,7 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
-        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib")  # shown where measured
+        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib", "energy_j_per_sample")
         agg = agg.drop(
             columns=[c for c in optional if c in agg and pd.to_numeric(agg[c], errors="coerce").isna().all()]
         )
@@ -354,6 +359,16 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
             paths = all_figures(ok, results / "plots" / prof)
             parts.append(f"## Figures ({prof} profile)\n\n"
                          + "\n\n".join(f"![{p.stem}]({p.relative_to(results)})" for p in paths) + "\n")  # fmt: skip
+    from dlbench.analysis.tiers import manifest, section
+
+    for key, g in groups(df.assign(task="*", tier="*")).items():  # one setting, every task and tier
+        ok = g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
+        steps = {t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
+                 for t in set(ok["task"]) if t in TASKS and "n_train" in ok}  # fmt: skip
+        text = section(ok, steps)
+        if text:
+            parts.append(f"## Tiers ({key[0]} profile; {_differs(key[:-1] + (None,))})\n\n{text}")
+    parts.append(manifest(df[df["status"] == "ok"]))
     failed = df[df["status"] != "ok"]
     if not failed.empty:
         cols = ["task", "framework", "profile", "seed", "status", "error"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dlbench.driver.provenance import usable_cpus
-from dlbench.protocol import Device, Precision, Profile, Word
+from dlbench.protocol import Device, Precision, Profile, Tier, Word
 from dlbench.results import check_writable
 
 DEFAULT_TIMEOUT_S = {Profile.QUICK: 600, Profile.FULL: 4 * 3600}
@@ -37,7 +38,7 @@ class Executor(Word):
 
 @dataclass(frozen=True)
 class RunConfig:
-    frameworks: tuple[str, ...]
+    frameworks: tuple[Variant, ...]
     tasks: tuple[str, ...]
     profile: Profile
     seeds: tuple[int, ...]
@@ -59,7 +60,7 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class ParityConfig:
-    frameworks: tuple[str, ...]
+    frameworks: tuple[Variant, ...]
     tasks: tuple[str, ...]
     threads: int
     device: Device
@@ -92,6 +93,32 @@ def names(value: str, known, what: str) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+class Variant(NamedTuple):
+    """A framework in one tier: what one row measures."""
+
+    framework: str
+    tier: Tier
+
+    def __str__(self) -> str:
+        return self.framework if self.tier == Tier.DEFAULT else f"{self.framework} ({self.tier})"
+
+
+def variants(value: str, tier: str, registry, aliases) -> tuple[Variant, ...]:
+    """(framework, tier) pairs to run: each named framework in each tier of --tier (default, tuned, or all);
+    an alias (torch-compile) names one framework in one tier."""
+    tiers = list(Tier) if tier == "all" else [Tier(tier)]
+    chosen = names(value, {**registry, **aliases} if value != "all" else registry, "framework")
+    out: list[Variant] = []
+    for name in chosen:
+        pairs = (
+            [Variant(aliases[name][0], Tier(aliases[name][1]))]
+            if name in aliases
+            else [Variant(name, t) for t in tiers]
+        )
+        out += [p for p in pairs if p not in out]
+    return tuple(out)
+
+
 def non_negative_ints(value: str, what: str) -> tuple[int, ...]:
     try:
         nums = [int(v) for v in value.split(",")]
@@ -118,7 +145,7 @@ def precision(value: str, device: Device, frameworks: tuple[str, ...], registry)
     p = Precision(value)
     if p == Precision.TF32 and device == Device.CPU:
         raise UsageError("--precision tf32 is an NVIDIA GPU format: on --device cpu use fp32 (or bf16)")
-    lacking = [f for f in frameworks if p.value not in registry[f].precisions]
+    lacking = [f for f, _ in frameworks if p.value not in registry[f].precisions]
     if lacking:
         raise UsageError(f"--precision {p} is not implemented by {', '.join(lacking)}: "
                          f"leave {'it' if len(lacking) == 1 else 'them'} out with --frameworks")  # fmt: skip

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from dlbench.driver import signals
-from dlbench.driver.config import Executor, Order, RunConfig, check_output
+from dlbench.driver.config import Executor, Order, RunConfig, Variant, check_output
 from dlbench.driver.progress import Progress
 from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
@@ -22,7 +22,7 @@ from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 from tasks.data import prepare
 
-Key = tuple[str, str, int]  # (task, framework, seed)
+Key = tuple[str, Variant, int]  # (task, framework in a tier, seed)
 
 
 def run(cfg: RunConfig) -> int:
@@ -44,8 +44,8 @@ def run(cfg: RunConfig) -> int:
     todo: list[Key] = list(plan)
     if cfg.resume:
         done = recorded_ok(results, lambda row: same_settings_and_stack(cfg, common["git"]["commit"], row))
-        skipped = [k for k in todo if k in done]
-        todo = [k for k in todo if k not in done]
+        skipped = [k for k in todo if (k[0], k[1].framework, k[2], k[1].tier) in done]
+        todo = [k for k in todo if (k[0], k[1].framework, k[2], k[1].tier) not in done]
         print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, versions and "
               f"commit, {len(todo)} to run", file=sys.stderr)  # fmt: skip
     progress = Progress(todo)
@@ -114,18 +114,20 @@ def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bo
     )
 
 
-def job(cfg: RunConfig, task: str, fw_name: str, seed: int, data: dict) -> tuple:
+def job(cfg: RunConfig, task: str, variant: Variant, seed: int, data: dict) -> tuple:
     """The arguments of measure_pairing for one pairing x seed."""
-    fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
+    fw, env = FRAMEWORKS[variant.framework], ENVIRONMENTS[FRAMEWORKS[variant.framework].env]
     jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
-                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision)  # fmt: skip
+                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision,
+                   tier=variant.tier)  # fmt: skip
     missing = f"{env.venv} does not exist: {env.missing_hint}"
     vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
     return jc, str(env.python), vars_, cfg.timeout_s, cfg.max_rss_mib, missing
 
 
-def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, progress) -> dict:
+def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, results, progress) -> dict:
     """The row for one measured pairing x seed: appended whole, then shown."""
+    fw_name = variant.framework
     fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
     versions = out.pop("versions", {})
     node = out.pop("machine", None) or common["machine"]
@@ -143,6 +145,7 @@ def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, 
         "device_requested": cfg.device,
         "epochs_cap": cfg.epochs,
         "precision": cfg.precision,
+        "tier": variant.tier,
         **out,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "provenance": {
@@ -161,7 +164,7 @@ def finish_row(cfg: RunConfig, task, fw_name, seed, out, data, common, results, 
     spare = append_row(results, row)
     if spare:
         print(f"warning: could not append to {results}: this row is kept in {spare}", file=sys.stderr)
-    progress.finish(task, fw_name, seed, row)
+    progress.finish(task, variant, seed, row)
     if row["status"] == Status.INTERRUPTED:
         raise Interrupted
     return row

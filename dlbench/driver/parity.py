@@ -35,7 +35,7 @@ def run(cfg: ParityConfig) -> int:
         print(f"parity: stopped by {signals.name()}: nothing written (an earlier parity.csv is untouched)",
               file=sys.stderr)  # fmt: skip
         return signals.exit_status()
-    write_parity(cfg.results, rows, list(cfg.tasks), list(cfg.frameworks), cfg.precision, cfg.device)
+    write_parity(cfg.results, rows, list(cfg.tasks), [str(v) for v in cfg.frameworks], cfg.precision, cfg.device)
     return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0
 
 
@@ -48,12 +48,14 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
         for t, inp in shared.items():
             np.savez(Path(tmp, "inputs", f"{t}.npz"), **inp)
         measured: dict[str, dict] = {t: {} for t in cfg.tasks}
-        for f in cfg.frameworks:
-            fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
-            out_dir = Path(tmp, f)
+        for v in cfg.frameworks:
+            f = str(v)  # "torch", or "torch (tuned)": the label in the tables
+            fw, env = FRAMEWORKS[v.framework], ENVIRONMENTS[FRAMEWORKS[v.framework].env]
+            out_dir = Path(tmp, f"{v.framework}-{v.tier}")
             out_dir.mkdir()
             jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks, precision=cfg.precision,
-                           deterministic=True, inputs=str(Path(tmp, "inputs")), out=str(out_dir))  # fmt: skip
+                           deterministic=True, tier=v.tier, inputs=str(Path(tmp, "inputs")),
+                           out=str(out_dir))  # fmt: skip
             t0 = time.monotonic()
             if not env.python.exists():
                 out = {"status": Status.UNAVAILABLE, "error": f"{env.venv} does not exist: {env.missing_hint}"}

@@ -34,7 +34,7 @@ class Progress:
         table = Table("task", "framework", "seed", "status", "epoch", "val acc", "time", title="dlbench")
         for (task, fw, seed), s in self.state.items():
             style = _STYLE.get(s["status"], "red")
-            table.add_row(task, fw, str(seed), f"[{style}]{s['status']}[/]", s["epoch"], s["val"], s["time"])
+            table.add_row(task, str(fw), str(seed), f"[{style}]{s['status']}[/]", s["epoch"], s["val"], s["time"])
         return table
 
     def _update(self, cell, line: str, quiet: bool = False, **fields) -> None:

@@ -66,7 +66,7 @@ def run(cfg: JobConfig) -> dict:
     cpus = pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
     ad = importlib.import_module(cfg.module)
-    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic)
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, str(cfg.tier))
     if cfg.precision == "tf32" and not _on_gpu(device):
         raise RuntimeError(f"--precision tf32 applies on an NVIDIA GPU only; this run is on {device}")
     import_s = time.perf_counter() - t0
@@ -141,6 +141,13 @@ def run(cfg: JobConfig) -> dict:
     return dict(
         device=device,
         cpus=cpus,  # the CPUs this worker was pinned to
+        # The fairness manifest: everything that shaped this row's speed, under one key.
+        settings={
+            "tier": str(cfg.tier),
+            "precision": str(cfg.precision),
+            "deterministic": str(cfg.deterministic),
+            **ad.settings(),
+        },  # fmt: skip
         versions=ad.versions(),
         numpy_version=np.__version__,
         python=sys.version.split()[0],

@@ -99,7 +99,7 @@ def missing_from_contract(ad) -> list[str]:
 def main() -> None:
     module, tasks, exchange = sys.argv[1], sys.argv[2].split(","), Path(sys.argv[3])
     ad = importlib.import_module(module)
-    ad.configure(threads=2, device="cpu", precision="fp32", deterministic=False)
+    ad.configure(threads=2, device="cpu", precision="fp32", deterministic=False, tier="default")
     out = {t: check(ad, TASKS[t], exchange, "--export" in sys.argv) for t in tasks}
     for t in tasks:
         out[t]["missing_from_contract"] = missing_from_contract(ad)

@@ -1,0 +1,97 @@
+"""Default and tuned tiers side by side: the speed-up with its interval, compile payback, the manifest.
+
+A tuned tier (frameworks/__init__.py, each adapter's docstring) often pays for itself only later: a
+compiled step is faster, but compiling costs the first epoch. `payback` finds the epoch at which the
+tuned tier's cumulative training time first drops to the default's, from per-epoch times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dlbench.analysis.stats import compare
+
+MANIFEST_KEYS = ("tier", "execution", "optimizer", "precision", "deterministic", "data_placement", "threads")
+
+
+def epoch_profile(histories: list[list[dict]]) -> list[float]:
+    """The median over runs of each epoch's time (epoch 1, 2, ...), as far as at least one run went."""
+    longest = max((len(h) for h in histories), default=0)
+    return [float(np.median([h[i]["epoch_s"] for h in histories if len(h) > i])) for i in range(longest)]
+
+
+def payback(default: list[float], tuned: list[float]) -> tuple[int | None, str]:
+    """(epoch, words): the first epoch after which the tuned tier's cumulative time is at most the default's.
+
+    Within the epochs both ran, from their per-epoch times; beyond them, at their last epochs' rates, said
+    so; None when the tuned tier is never ahead ("never": its steady epoch is no faster)."""
+    n = min(len(default), len(tuned))
+    if n == 0:
+        return None, "—"
+    cd, ct = np.cumsum(default[:n]), np.cumsum(tuned[:n])
+    ahead = np.nonzero(ct <= cd)[0]
+    if len(ahead):
+        e = int(ahead[0]) + 1
+        return e, f"epoch {e}" + (" (ahead from the start)" if e == 1 else "")
+    rate_d, rate_t = default[n - 1], tuned[n - 1]
+    if rate_t >= rate_d:
+        return None, f"never within {n} epoch{'s' * (n > 1)} (its steady epoch is not faster)"
+    extra = int(np.ceil((ct[-1] - cd[-1]) / (rate_d - rate_t)))
+    return n + extra, f"not within {n} epochs; at their last epochs' rates, epoch {n + extra}"
+
+
+def section(ok: pd.DataFrame, steps_per_epoch: dict[str, int]) -> str:
+    """Per task (one setting of profile, device, threads, precision): default vs tuned per framework."""
+    rows = []
+    for (task, fw), g in ok.groupby(["task", "framework"]):
+        d, t = g[g["tier"] == "default"], g[g["tier"] == "tuned"]
+        if d.empty or t.empty:
+            continue
+        runs_d = [[h["epoch_s"] for h in hist[1:]] or [hist[0]["epoch_s"]] for hist in d["history"] if hist]
+        runs_t = [[h["epoch_s"] for h in hist[1:]] or [hist[0]["epoch_s"]] for hist in t["history"] if hist]
+        c = compare("tuned", runs_t, "default", runs_d)
+        ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.2f}, {c.ci[1]:.2f}]"
+        epoch, words = payback(epoch_profile(list(d["history"])), epoch_profile(list(t["history"])))
+        steps = steps_per_epoch.get(task)
+        if epoch is not None and steps:
+            words += f", {epoch * steps:,} steps"
+        rows.append({
+            "task": task,
+            "framework": fw,
+            "runs (default, tuned)": f"{len(runs_d)}, {len(runs_t)}",
+            "first epoch (s) default → tuned": f"{d['first_epoch_s'].median():.3g} → {t['first_epoch_s'].median():.3g}",
+            "epoch (s) default → tuned": f"{np.median([np.median(r) for r in runs_d]):.3g} → "
+            f"{np.median([np.median(r) for r in runs_t]):.3g}",
+            "tuned / default": f"{c.ratio:.2f}{ci}",
+            "verdict": c.verdict.replace("tuned", "the tuned tier").replace("default", "the default tier"),
+            "compile payback": words,
+        })  # fmt: skip
+    if not rows:
+        return ""
+    return (
+        "### Default and tuned tiers\n\nEach framework's tuned tier (what its own documentation offers for "
+        "speed; the manifest below lists it) against its default, over runs; epochs after the first (the first "
+        "where a run had only one). Compile payback: the epoch after which the tuned tier's cumulative training "
+        "time is no longer behind the default's.\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
+    )
+
+
+def manifest(ok: pd.DataFrame) -> str:
+    """What shaped each framework's speed, per tier: the rows' `settings`, one line per framework and tier."""
+    seen: dict[tuple[str, str], dict] = {}
+    for fw, tier, s in zip(ok["framework"], ok.get("tier", [None] * len(ok)), ok.get("settings", [None] * len(ok)),
+                           strict=True):  # fmt: skip
+        if isinstance(s, dict):
+            seen.setdefault((fw, str(tier)), s)
+    if not seen:
+        return ""
+    rows = [{"framework": fw, **{k: s.get(k, "—") for k in MANIFEST_KEYS}} for (fw, _), s in sorted(seen.items())]
+    return (
+        "## Fairness manifest\n\nEverything that shaped each framework's speed, as its rows recorded it "
+        "(`settings`): how it executes (eager, compiled, how), its optimizer implementation, precision, "
+        "determinism, where the data lives and its thread pools. Nothing else differs between frameworks: "
+        "the same model, initialisation, data order and optimizer math (`harness.py parity`).\n\n"
+        + pd.DataFrame(rows).to_markdown(index=False)
+        + "\n"
+    )
