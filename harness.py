@@ -5,6 +5,7 @@
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
     python harness.py microbench [--frameworks torch,jax]
+    python harness.py overhead [--frameworks torch,jax]
     python harness.py list
 
 Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
@@ -102,6 +103,14 @@ def cmd_microbench(a: argparse.Namespace) -> int:
     return microbench.run(cfg)
 
 
+def cmd_overhead(a: argparse.Namespace) -> int:
+    from dlbench.driver import microbench
+
+    cfg = c.MicrobenchConfig(c.names(a.frameworks, FRAMEWORKS, "framework"), c.threads(a.threads),
+                             c.positive(a.timeout, "--timeout"), c.results_dir(a.results))  # fmt: skip
+    return microbench.run_overhead(cfg)
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from dlbench.driver import listing
 
@@ -166,6 +175,10 @@ def parser() -> argparse.ArgumentParser:
     common(m, tasks=False)
     m.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
     m.set_defaults(fn=cmd_microbench)
+    o = sub.add_parser("overhead", help="each adapter's training step against a plain tutorial loop")
+    common(o, tasks=False)
+    o.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
+    o.set_defaults(fn=cmd_overhead)
     sub.add_parser("list", help="show the frameworks and tasks").set_defaults(fn=cmd_list)
     return p
 

@@ -27,3 +27,31 @@ def microbench_table(folder: Path) -> str:
     t = t.map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
     return ("Micro-benchmarks (pytest-benchmark), median milliseconds per call; each call ends with the adapter's "
             "sync.\n\n" + t.reset_index().to_markdown(index=False, disable_numparse=True))  # fmt: skip
+
+
+def overhead_table(path: Path) -> str:
+    """RESULTS/overhead.json (`harness.py overhead`) as a table: each adapter's step against a plain loop."""
+    try:
+        data = json.loads(path.read_text())
+        fws = data["frameworks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} is not readable: run `python harness.py overhead` again."
+    rows = []
+    for fw, tasks in fws.items():
+        if not isinstance(tasks, dict) or "error" in tasks:
+            rows.append({"framework": fw, "task": "—", "adapter step (ms)": "—", "plain loop step (ms)": "—",
+                         "adapter / plain": str((tasks or {}).get("error", "—"))})  # fmt: skip
+            continue
+        for task, m in tasks.items():
+            rows.append(
+                {
+                    "framework": fw,
+                    "task": task,
+                    "adapter step (ms)": f"{m['adapter_step_ms']:.3g}",
+                    "plain loop step (ms)": f"{m['plain_step_ms']:.3g}",
+                    "adapter / plain": f"{m['ratio']:.2f} (rounds: {', '.join(f'{r:.2f}' for r in m['ratios'])})",
+                }
+            )
+    return ("Each adapter's training step (default tier) against a plain loop of the same network as the "
+            "framework's tutorials write one (benchmarks/overhead.py), alternating rounds, median of the per-round "
+            f"ratios; {data.get('threads')} threads.\n\n" + pd.DataFrame(rows).to_markdown(index=False))  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlbench.analysis.microbench import microbench_table
+from dlbench.analysis.microbench import microbench_table, overhead_table
 from dlbench.analysis.parity import load_parity
 from dlbench.results import check_writable, read_rows
 from tasks import TASKS
@@ -379,6 +379,8 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     from dlbench.analysis.assess import render
 
     parts.append(render(results, df))
+    if (results / "overhead.json").is_file():
+        parts.append("## Adapter overhead\n\n" + overhead_table(results / "overhead.json") + "\n")
     if (results / "microbench").is_dir():
         parts.append("## Micro-benchmarks\n\n" + microbench_table(results / "microbench") + "\n")
     text = "# dlbench report\n\n" + "\n".join(parts)

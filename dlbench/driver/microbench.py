@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from dlbench.analysis.microbench import microbench_table
+from dlbench.analysis.microbench import microbench_table, overhead_table
 from dlbench.driver.config import MicrobenchConfig, check_output
 from dlbench.driver.supervise import worker_env
 from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
@@ -38,4 +39,31 @@ def run(cfg: MicrobenchConfig) -> int:
     print(table)
     (cfg.results / "microbench.md").write_text(table + "\n")
     print(f"written: {out}/*.json (pytest-benchmark JSON), {cfg.results / 'microbench.md'}")
+    return 0
+
+
+def run_overhead(cfg: MicrobenchConfig) -> int:
+    """benchmarks/overhead.py per framework (default tier): adapter vs a plain loop, RESULTS/overhead.json."""
+    check_output(cfg.results)
+    out: dict = {}
+    for f in cfg.frameworks:
+        fw, env = FRAMEWORKS[f], ENVIRONMENTS[FRAMEWORKS[f].env]
+        if not env.python.exists():
+            out[f] = {"error": f"{env.venv} does not exist: {env.missing_hint}"}
+            continue
+        vars_ = worker_env(cfg.threads, fw.env_vars, "cpu")
+        try:
+            r = subprocess.run([str(env.python), "benchmarks/overhead.py", f, str(cfg.threads)], cwd=ROOT, env=vars_,
+                               capture_output=True, text=True, timeout=cfg.timeout_s)  # fmt: skip
+            lines = r.stdout.strip().splitlines()
+            out[f] = json.loads(lines[-1]) if r.returncode == 0 and lines else {
+                "error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}  # fmt: skip
+        except subprocess.TimeoutExpired:
+            out[f] = {"error": f"timed out after {cfg.timeout_s:g} s (--timeout)"}
+        print(f"overhead: {f}: " + ", ".join(f"{t} {m['ratio']:.2f}x" for t, m in out[f].items() if "ratio" in m)
+              if "error" not in out[f] else f"overhead: {f}: {out[f]['error']}", file=sys.stderr)  # fmt: skip
+    path = cfg.results / "overhead.json"
+    path.write_text(json.dumps({"threads": cfg.threads, "frameworks": out}, indent=1))
+    print(overhead_table(path))
+    print(f"written: {path}; `python harness.py report` shows it")
     return 0
