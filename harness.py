@@ -6,6 +6,8 @@
     python harness.py assess [--results results]
     python harness.py microbench [--frameworks torch,jax]
     python harness.py overhead [--frameworks torch,jax]
+    python harness.py compare BASE NEW [--threshold 5%]
+    python harness.py merge A B ... -o OUT
     python harness.py list
 
 Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
@@ -111,6 +113,18 @@ def cmd_overhead(a: argparse.Namespace) -> int:
     return microbench.run_overhead(cfg)
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    from dlbench.analysis import compare
+
+    return compare.run(Path(a.base), Path(a.new), c.percent(a.threshold, "--threshold"), a.output)
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    from dlbench.driver.config import merge
+
+    return merge([Path(x) for x in a.sources], c.results_dir(a.output))
+
+
 def cmd_list(a: argparse.Namespace) -> int:
     from dlbench.driver import listing
 
@@ -179,6 +193,16 @@ def parser() -> argparse.ArgumentParser:
     common(o, tasks=False)
     o.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
     o.set_defaults(fn=cmd_overhead)
+    cp = sub.add_parser("compare", help="NEW against BASE: what got faster or slower, and what differs")
+    cp.add_argument("base", help="a results folder or a runs.jsonl")
+    cp.add_argument("new", help="a results folder or a runs.jsonl")
+    cp.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
+    cp.add_argument("--output", help="where the markdown goes too (default NEW/compare.md)")
+    cp.set_defaults(fn=cmd_compare)
+    mg = sub.add_parser("merge", help="combine result files, keeping every row once")
+    mg.add_argument("sources", nargs="+", help="results folders or runs.jsonl files")
+    mg.add_argument("-o", "--output", required=True, help="the results folder to merge into")
+    mg.set_defaults(fn=cmd_merge)
     sub.add_parser("list", help="show the frameworks and tasks").set_defaults(fn=cmd_list)
     return p
 

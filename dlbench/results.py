@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -42,6 +43,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
     "run_index": (_INT, True), "order": (_DICT, True), "precision": (_STR, True),
     "tier": (_STR, True), "settings": (_DICT, True),
+    "run_id": (_STR, True), "latency_b1_ms_p50": (_NUM, True), "latency_b1_ms_p99": (_NUM, True),
     "gpu_util_pct_median": (_NUM, True), "gpu_energy_j": (_NUM, True), "cpu_energy_j": (_NUM, True),
 }  # fmt: skip
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -198,3 +200,39 @@ def recorded_ok(path: Path, same: Callable[[dict], bool]) -> set:
         return set()
     return {(r["task"], r["framework"], r["seed"], r.get("tier") or "default") for r in rows
             if r["status"] == Status.OK and same(r)}  # fmt: skip
+
+
+def row_id(row: dict) -> str:
+    """A row's identity: its run_id, or for rows written before run_id existed a hash of its content."""
+    if isinstance(row.get("run_id"), str):
+        return row["run_id"]
+    return "sha256:" + hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def merge(sources: list[Path], out: Path, schema: int) -> tuple[int, int, list[str]]:
+    """Append to OUT/runs.jsonl every usable row of `sources` it does not hold yet (by row_id).
+
+    Returns (added, already there, warnings). A row of a schema newer than `schema` is refused: ValueError
+    naming the file and line, and nothing is written."""
+    target = out / "runs.jsonl"
+    have = {row_id(r) for r in read_rows(target).rows} if target.exists() else set()
+    new, warnings, dup = [], [], 0
+    for src in sources:
+        found = read_rows(src)
+        if found.bad:
+            warnings.append(found.warning(src))
+        for r in found.rows:
+            if isinstance(r.get("schema"), int) and r["schema"] > schema:
+                raise ValueError(f"{src}: a row of schema {r['schema']}, newer than this harness's {schema}: "
+                                 "merge with the harness that wrote it")  # fmt: skip
+            rid = row_id(r)
+            if rid in have:
+                dup += 1
+                continue
+            have.add(rid)
+            new.append(r)
+    for r in new:
+        spare = append_row(target, r)
+        if spare:
+            warnings.append(f"could not append to {target}: a row is kept in {spare}")
+    return len(new), dup, warnings

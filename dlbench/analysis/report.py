@@ -28,6 +28,8 @@ COLUMNS = {
     "steady_epoch_s": "steady epoch (s)",
     "train_samples_per_s": "train samples/s",
     "eval_samples_per_s": "infer samples/s",
+    "latency_b1_ms_p50": "batch-1 p50 (ms)",
+    "latency_b1_ms_p99": "batch-1 p99 (ms)",
     "peak_rss_mib": "peak RSS (MiB)",
     "train_added_mib": "training added (MiB)",
     "peak_device_mib": "peak device (MiB)",
@@ -45,10 +47,10 @@ class ReportError(Exception):
     """The results cannot be read: one line, exit 2."""
 
 
-def load_runs(results: Path) -> pd.DataFrame:
-    """All usable rows of runs.jsonl (dlbench/results.py's reader); malformed lines are skipped with a
-    warning that counts them and gives their line numbers."""
-    path = results / "runs.jsonl"
+def load_runs(results: Path, path: Path | None = None) -> pd.DataFrame:
+    """All usable rows of RESULTS/runs.jsonl, or of the file `path` (dlbench/results.py's reader);
+    malformed lines are skipped with a warning that counts them and gives their line numbers."""
+    path = path or results / "runs.jsonl"
     try:
         found = read_rows(path)
     except OSError as e:
@@ -97,7 +99,8 @@ def load_runs(results: Path) -> pd.DataFrame:
     return df
 
 
-TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s")
+TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s",
+           "latency_b1_ms_p50", "latency_b1_ms_p99")  # fmt: skip
 
 
 def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Series:
@@ -170,7 +173,8 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
-        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib", "energy_j_per_sample")
+        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib", "energy_j_per_sample",
+                    "latency_b1_ms_p50", "latency_b1_ms_p99")  # shown where measured
         agg = agg.drop(
             columns=[c for c in optional if c in agg and pd.to_numeric(agg[c], errors="coerce").isna().all()]
         )

@@ -177,6 +177,17 @@ def threads(value: int | None) -> int:
     return n
 
 
+def percent(value: str, what: str) -> float:
+    """ "5%" or "0.05" -> 0.05; finite, 0 <= x < 10."""
+    try:
+        x = float(value[:-1]) / 100 if value.strip().endswith("%") else float(value)
+    except ValueError:
+        raise UsageError(f"{what} must be a number or a percentage like 5%, got {value!r}") from None
+    if not 0 <= x < 10:
+        raise UsageError(f"{what} must be between 0% and 1000%, got {value!r}")
+    return x
+
+
 def check_output(folder: Path) -> None:
     """Fail before any work, in one line, if results could not be written into `folder`."""
     try:
@@ -191,3 +202,25 @@ def positive(value: float | None, what: str) -> float | None:
     if value is not None and not 0 < value < float("inf"):
         raise UsageError(f"{what} must be a positive, finite number, got {value:g}")
     return value
+
+
+def merge(sources: list[Path], out: Path) -> int:
+    """`harness.py merge`: every row of `sources` into OUT/runs.jsonl once (by run_id)."""
+    import sys
+
+    from dlbench.protocol import SCHEMA
+    from dlbench.results import merge as merge_rows
+
+    check_output(out)
+    files = [s / "runs.jsonl" if s.is_dir() else s for s in sources]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UsageError(f"no results file at {', '.join(missing)}: give folders or runs.jsonl files")
+    try:
+        added, dup, warnings = merge_rows(files, out, SCHEMA)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for w in warnings:
+        print(w, file=sys.stderr)
+    print(f"{added} row(s) added to {out / 'runs.jsonl'}, {dup} already there (same run_id)")
+    return 0

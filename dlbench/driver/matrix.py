@@ -7,6 +7,7 @@ with the machine's provenance and load beside the timings.
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -133,6 +134,7 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
     node = out.pop("machine", None) or common["machine"]
     row = {
         "schema": SCHEMA,
+        "run_id": uuid.uuid4().hex,  # a row's identity: `harness.py merge` keeps each once
         "framework": fw_name,
         "framework_version": next(iter(versions.values()), None),
         "task": task,

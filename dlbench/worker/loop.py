@@ -47,6 +47,29 @@ def _on_gpu(device: str) -> bool:
     return any(w in device.lower() for w in ("gpu", "cuda"))
 
 
+def batch1_latency(ad, model, singles: list, warmup: int = 20, calls: int = 200, min_s: float = 2.0,
+                   max_s: float = 20.0) -> dict:  # fmt: skip
+    """Serving latency, as MLPerf's single-stream scenario measures it: one example per `predict` call,
+    the adapter's sync after each, WARMUP calls first (counted, not timed into the figures), then at least
+    CALLS calls and MIN_S seconds (at most MAX_S). Percentiles in milliseconds."""
+    import numpy as np
+
+    for i in range(warmup):
+        ad.predict(model, singles[i % len(singles)])
+    ad.sync(model)
+    times: list[float] = []
+    while (len(times) < calls or sum(times) < min_s) and sum(times) < max_s:
+        t = time.perf_counter()
+        ad.predict(model, singles[len(times) % len(singles)])
+        ad.sync(model)
+        times.append(time.perf_counter() - t)
+    ms = 1000 * np.asarray(times)
+    p25, p50, p75, p90, p99 = (float(v) for v in np.percentile(ms, [25, 50, 75, 90, 99]))
+    return {"latency_b1_ms_p50": p50, "latency_b1_ms_p90": p90, "latency_b1_ms_p99": p99,
+            "latency_b1_ms_iqr": p75 - p25, "latency_b1_calls": len(times),
+            "latency_b1_warmup_calls": warmup}  # fmt: skip
+
+
 def epoch_order(seed: int, epoch: int, n: int):
     """The training order of one epoch: the same permutation for every framework."""
     import numpy as np
@@ -74,6 +97,7 @@ def run(cfg: JobConfig) -> dict:
     s = load_splits(task, str(cfg.profile), cfg.npz)
     train, val, test = ad.prepare(s.x_train, s.y_train), ad.prepare(s.x_val, s.y_val), ad.prepare(s.x_test, s.y_test)
     n_train, n_val, n_test = len(s.x_train), len(s.x_val), len(s.x_test)
+    singles = [ad.prepare(s.x_test[i : i + 1]) for i in range(min(16, n_test))]  # batch-1 latency inputs
     del s  # the adapter holds its own copies now: the peak below is the framework's, not ours twice over
     gc.collect()
     model = ad.build(task, cfg.seed)
@@ -136,6 +160,7 @@ def run(cfg: JobConfig) -> dict:
     ad.sync(model)
     eval_s = time.perf_counter() - t
 
+    latency = batch1_latency(ad, model, singles)
     epochs = [h["epoch_s"] for h in history]
     steady = float(np.median(epochs[1:])) if len(epochs) > 1 else None
     return dict(
@@ -169,6 +194,7 @@ def run(cfg: JobConfig) -> dict:
         throughput_basis="steady" if steady else "first_epoch",
         time_to_target_s=time_to_target,
         eval_samples_per_s=n_test / eval_s,
+        **latency,
         import_s=import_s,
         rss_before_train_mib=rss_before_train,
         # The peak while training, evaluating and predicting (from rss_before_train on), where the kernel

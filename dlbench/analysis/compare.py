@@ -1,0 +1,161 @@
+"""`harness.py compare BASE NEW`: did anything get faster or slower between two result sets, and why?
+
+For every framework x task x setting present in both (profile, device, threads, epochs cap, precision,
+tier; the schema may differ), the ratio NEW / BASE of the run medians of each metric, with an interval
+and a two-sided Mann-Whitney test over runs (dlbench/analysis/stats.py: the run is the unit). A line's
+verdict is "faster" / "slower" only when the test rejects and the change exceeds the threshold;
+otherwise "no detectable change", with the smallest change those runs could have detected. For each
+significant change, the provenance that differs between the two sides: the first thing to check by
+hand (versions, Python, CPU, GPU and driver, threads, settings, commit, data). Exit status 1 when a
+significant slowdown beyond the threshold is found, so CI can gate on it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench.analysis.stats import ALPHA, compare
+
+# metric -> (label, True when larger is better)
+METRICS = {
+    "steady_epoch_s": ("steady epoch", False),
+    "first_epoch_s": ("first epoch", False),
+    "eval_samples_per_s": ("inference samples/s", True),
+    "latency_b1_ms_p50": ("batch-1 latency p50", False),
+    "peak_rss_mib": ("peak RSS", False),
+    "test_accuracy": ("test accuracy", True),
+}
+MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier")
+DEFAULTS = {"precision": "fp32", "tier": "default"}  # what rows written before these fields ran with
+
+
+def _key(row: pd.Series) -> tuple:
+    out = []
+    for c in MATCH:
+        v = row.get(c)
+        v = DEFAULTS.get(c) if v is None or (isinstance(v, float) and np.isnan(v)) else v
+        out.append(int(v) if isinstance(v, float) and float(v).is_integer() else v)
+    return tuple(out)
+
+
+def _provenance(rows: pd.DataFrame) -> dict[str, set]:
+    """What the rows ran with, flattened: package versions, Python, CPU, GPUs, threads, settings, commit, data."""
+    seen: dict[str, set] = {}
+
+    def add(k, v):
+        seen.setdefault(k, set()).add(str(v))
+
+    for _, r in rows.iterrows():
+        p = r.get("provenance") if isinstance(r.get("provenance"), dict) else {}
+        for name, version in (p.get("packages") or {}).items():
+            add(f"package {name}", version)
+        add("Python", p.get("python"))
+        m = p.get("machine") or {}
+        add("CPU", m.get("cpu"))
+        add("GPUs", ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in m.get("gpus") or []) or "none")
+        add("threads", r.get("threads"))
+        add("commit", ((p.get("git") or {}).get("commit") or "unknown")[:10])
+        add("data", (p.get("data") or {}).get("sha256"))
+        add("lock", (p.get("lock") or {}).get("sha256"))
+        for k, v in (r.get("settings") if isinstance(r.get("settings"), dict) else {}).items():
+            add(f"setting {k}", v)
+    return seen
+
+
+def explain(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """The provenance that differs between two sets of rows, in words."""
+    a, b = _provenance(base), _provenance(new)
+    diffs = [f"{k}: {', '.join(sorted(a.get(k, {'—'})))} → {', '.join(sorted(b.get(k, {'—'})))}"
+             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]  # fmt: skip
+    return "; ".join(diffs) or "nothing recorded differs"
+
+
+def _runs(rows: pd.DataFrame, metric: str) -> list[list[float]]:
+    """Per run, the values the ratio is taken over: a run's steady epochs, or its single value."""
+    if metric == "steady_epoch_s":
+        return [[h["epoch_s"] for h in hist[1:]] for hist in rows["history"] if len(hist) > 1]
+    return [[float(v)] for v in pd.to_numeric(rows.get(metric, pd.Series(dtype=float)), errors="coerce").dropna()]
+
+
+def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float) -> tuple[str, bool]:
+    """(markdown, a significant slowdown beyond the threshold was found)."""
+    base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
+    kb = {k: base.index[[_key(r) == k for _, r in base.iterrows()]] for k in {_key(r) for _, r in base.iterrows()}}
+    kn = {k: new.index[[_key(r) == k for _, r in new.iterrows()]] for k in {_key(r) for _, r in new.iterrows()}}
+    rows, explanations, slower = [], [], False
+    for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
+        b, n = base.loc[kb[k]], new.loc[kn[k]]
+        significant = False
+        for metric, (label, higher_better) in METRICS.items():
+            rb, rn = _runs(b, metric), _runs(n, metric)
+            if not rb or not rn:
+                continue
+            c = compare("new", rn, "base", rb)
+            change = c.ratio - 1
+            worse = change < 0 if higher_better else change > 0
+            if c.significant and abs(change) > threshold:
+                verdict = ("slower" if not higher_better else "worse") if worse else (
+                    "faster" if not higher_better else "better")  # fmt: skip
+                significant = True
+                slower |= worse and metric != "test_accuracy"
+            else:
+                floor = f"; could detect {100 * c.detectable:.0f} %" if c.detectable else (
+                    f"; {c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "")  # fmt: skip
+                verdict = f"no detectable change{floor}"
+            ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
+            rows.append({"framework": k[0], "task": k[1], "setting": _setting(k), "metric": label,
+                         "runs (base, new)": f"{c.n[1]}, {c.n[0]}", "new / base": f"{c.ratio:.3f}{ci}",
+                         "p": f"{c.p_value:.2g}", "verdict": verdict})  # fmt: skip
+        if significant:
+            explanations.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
+    only = [(side, k) for side, ks, other in (("base", kb, kn), ("new", kn, kb)) for k in ks if k not in other]
+    text = (
+        f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
+        f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %.\n\n"
+        + (pd.DataFrame(rows).to_markdown(index=False) if rows else "No framework × task × setting is in both.")
+        + "\n"
+    )
+    if explanations:
+        text += "\n## What differs where something changed\n\n" + "\n".join(explanations) + "\n"
+    if only:
+        text += "\n## In one side only\n\n" + "\n".join(f"- {side}: {k[0]} on {k[1]} ({_setting(k)})"
+                                                        for side, k in only) + "\n"  # fmt: skip
+    return text, slower
+
+
+def _setting(k: tuple) -> str:
+    d = dict(zip(MATCH, k, strict=True))
+    cap = f", epochs ≤ {d['epochs_cap']}" if d["epochs_cap"] is not None else ""
+    return f"{d['profile']}, {d['device_requested']}, {d['threads']} threads{cap}, {d['precision']}, {d['tier']}"
+
+
+def rows_of(path: Path) -> Path:
+    """A results folder or a runs.jsonl file -> the runs.jsonl."""
+    return path / "runs.jsonl" if path.is_dir() else path
+
+
+def run(base: Path, new: Path, threshold: float, output: str | None) -> int:
+    """`harness.py compare`: markdown to stdout and to a file; exit 1 on a significant slowdown."""
+    from dlbench.analysis.report import ReportError, load_runs
+    from dlbench.driver.config import UsageError
+
+    sides = []
+    for given in (base, new):
+        path = rows_of(given)
+        try:
+            sides.append(load_runs(path.parent, path))
+        except ReportError as e:
+            raise UsageError(str(e)) from None
+    text, slower = compare_sets(*sides, threshold)
+    out = Path(output) if output else rows_of(new).parent / "compare.md"
+    print(text)
+    try:
+        out.write_text(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {out} ({e.strerror}): give --output") from None
+    print(f"written: {out}", file=sys.stderr)
+    return 1 if slower else 0

@@ -1,0 +1,79 @@
+"""`harness.py compare` and `merge` on hand-made result folders."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.cli import cli
+
+
+def run_row(seed, epoch_s, torch="2.13.0", task="mnist_cnn", fw="torch", **kw):
+    # 4 steady epochs around the run's value: the run is the unit, its epochs are not samples
+    hist = [{"epoch_s": 2 * epoch_s}] + [{"epoch_s": epoch_s * (1 + d)} for d in (-0.002, -0.001, 0.001, 0.002)]
+    return {"schema": 2, "run_id": f"{fw}-{task}-{seed}-{epoch_s}-{torch}", "framework": fw, "task": task,
+            "profile": "full", "seed": seed, "status": "ok", "threads": 2, "device_requested": "cpu",
+            "precision": "fp32", "tier": "default", "test_accuracy": 0.99, "first_epoch_s": 2 * epoch_s,
+            "steady_epoch_s": epoch_s, "history": hist, "provenance": {"packages": {"torch": torch}}, **kw}  # fmt: skip
+
+
+def write(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+BASE = [1.00, 1.03, 0.98, 1.01, 0.99]
+
+
+def test_an_unchanged_pair_shows_no_detectable_change_and_exits_0(tmp_path):
+    a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
+    b = write(tmp_path / "b", [run_row(s, v) for s, v in enumerate(reversed(BASE))])
+    r = cli("compare", str(a), str(b))
+    assert r.returncode == 0, r.stderr
+    steady = next(ln for ln in r.stdout.splitlines() if "steady epoch" in ln)
+    assert "no detectable change" in steady and "could detect" in steady
+    assert (b / "compare.md").read_text().strip() == r.stdout.strip()
+
+
+def test_a_20_percent_slowdown_over_5_runs_is_slower_exits_1_and_names_the_torch_upgrade(tmp_path):
+    a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
+    b = write(tmp_path / "b", [run_row(s, 1.2 * v, torch="2.15.0") for s, v in enumerate(BASE)]
+              + [run_row(0, 1.0, task="iris_mlp")])  # fmt: skip
+    r = cli("compare", str(a), str(b), "--threshold", "5%")
+    assert r.returncode == 1, r.stdout + r.stderr
+    steady = next(ln for ln in r.stdout.splitlines() if "steady epoch" in ln)
+    assert "| slower" in steady and "1.200" in steady
+    assert "package torch: 2.13.0 → 2.15.0" in r.stdout
+    assert "- new: torch on iris_mlp" in r.stdout  # only on one side: listed apart
+
+
+def test_a_slowdown_below_the_threshold_does_not_fail(tmp_path):
+    a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
+    b = write(tmp_path / "b", [run_row(s, 1.2 * v) for s, v in enumerate(BASE)])
+    assert cli("compare", str(a), str(b), "--threshold", "25%").returncode == 0
+
+
+def test_compare_bad_input_is_one_line(tmp_path):
+    for args, words in (
+        (["compare", str(tmp_path / "none"), str(tmp_path)], "cannot read"),
+        (["compare", str(tmp_path), str(tmp_path), "--threshold", "lots"], "--threshold must be"),
+    ):
+        r = cli(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+
+
+def test_merge_keeps_every_row_once_and_refuses_an_unknown_schema(tmp_path):
+    rows = [run_row(s, v) for s, v in enumerate(BASE)]
+    a, b = write(tmp_path / "a", rows[:3]), write(tmp_path / "b", rows[2:])
+    old = dict(rows[0])
+    old.pop("run_id")  # a row from before run_id: identified by its content
+    c = write(tmp_path / "c", [old, old])
+    r = cli("merge", str(a), str(b), str(c), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    merged = [json.loads(x) for x in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+    assert len(merged) == 6 and "6 row(s) added" in r.stdout and "2 already there" in r.stdout  # rows[2], old
+    r = cli("merge", str(a), "-o", str(tmp_path / "out"))  # again: nothing new
+    assert "0 row(s) added" in r.stdout and "3 already there" in r.stdout
+    future = write(tmp_path / "future", [{**rows[0], "run_id": "x", "schema": 99}])
+    r = cli("merge", str(future), "-o", str(tmp_path / "out2"))
+    assert r.returncode == 2 and "schema 99" in r.stderr and not (tmp_path / "out2" / "runs.jsonl").exists()
