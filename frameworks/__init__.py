@@ -55,6 +55,8 @@ ENVIRONMENTS: dict[str, Environment] = {
     "mxnet": Environment(
         ".venv-mxnet", "requirements/mxnet.in", missing_hint="run `make setup` (MXNet 1.9.1 needs Python 3.11)"
     ),
+    "paddle": Environment(".venv-paddle", "requirements/paddle.in"),  # its own protobuf
+    "mlx": Environment(".venv-mlx", "requirements/mlx.in"),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
@@ -80,6 +82,8 @@ FRAMEWORKS: dict[str, Framework] = {
                   "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",)),
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
                   "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32"), tuned=()),  # no bf16 in Gluon 1.9
+        Framework("paddle", "frameworks.paddle_dygraph", "paddle", {}, "paddle", "PaddlePaddle, dygraph",
+                  "paddle DataLoader", ("paddlepaddle",), ("paddle",), ("fp32",), tuned=()),
     )
 }  # fmt: skip
 

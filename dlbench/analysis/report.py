@@ -173,8 +173,14 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
-        optional = ("peak_device_mib", "gpu_util_pct_median", "train_added_mib", "energy_j_per_sample",
-                    "latency_b1_ms_p50", "latency_b1_ms_p99")  # shown where measured
+        optional = (
+            "peak_device_mib",
+            "gpu_util_pct_median",
+            "train_added_mib",
+            "energy_j_per_sample",
+            "latency_b1_ms_p50",
+            "latency_b1_ms_p99",
+        )  # shown where measured
         agg = agg.drop(
             columns=[c for c in optional if c in agg and pd.to_numeric(agg[c], errors="coerce").isna().all()]
         )

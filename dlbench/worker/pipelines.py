@@ -73,8 +73,17 @@ def jax_numpy(x, y):
     return epoch
 
 
+def paddle_dataloader(x, y):
+    """paddle.io.DataLoader over a TensorDataset: Paddle's documented loader, single process."""
+    import paddle
+
+    ds = paddle.io.TensorDataset([paddle.to_tensor(x), paddle.to_tensor(y.astype(np.int64))])
+    loader = paddle.io.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0)
+    return lambda: sum(int(xb.shape[0]) for xb, _ in loader)
+
+
 PIPELINES = {"torch DataLoader": torch_dataloader, "tf.data": tf_data, "Gluon DataLoader": gluon_dataloader,
-             "numpy + jax.device_put": jax_numpy}  # fmt: skip
+             "numpy + jax.device_put": jax_numpy, "paddle DataLoader": paddle_dataloader}  # fmt: skip
 
 
 def main() -> None:

@@ -1,0 +1,279 @@
+"""PaddlePaddle adapter (dygraph): NCHW convolutions, logits out, Adam with Keras's epsilon placement.
+
+Added by following docs/adding-a-framework.md. Traps between Paddle and the canonical (Keras) layout,
+each found by the conformance suite or `harness.py parity`:
+- `nn.Linear` stores (in, out), the canonical layout as it is (no transpose, unlike PyTorch); Conv2D
+  weights are OIHW (transposed on get/set); `nn.Flatten` flattens (C, H, W), so the Dense kernel after
+  it has its rows permuted (tasks.spec.nchw_flatten_rows), as for every NCHW framework.
+- Its Adam adds epsilon after bias correction, like PyTorch, although its documentation prints Keras's
+  formula: a one-step probe (lr 1, g = 1e-3, eps = 1e-3) moved the weight by 0.5, Keras's formula gives
+  0.0307. Without the per-step rescaling (_keras_eps) parity failed by 4.3e-3 (Iris), 6.2e-3 (MNIST),
+  1.7e-2 (IMDB).
+- `nn.LSTM` keeps two biases (bias_ih, bias_hh), gates i, f, g, o. `stop_gradient=True` on bias_hh breaks
+  the fused CPU LSTM backward ("Required tensor shall not be nullptr", RnnGradNode): bias_hh is left out
+  of the optimizer's parameters and stays at zero instead. Trained both, IMDB parity failed by 8.1e-3.
+- `cross_entropy` wants int64 labels; binary labels float32.
+- XavierUniform (receptive-field fans, as Keras) and Orthogonal pass the initialiser checks as they are.
+Tiers: default only (tuned = default): Paddle's compiler (`paddle.jit.to_static`) was not tried here.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message=".*ccache.*")  # Paddle's import-time UserWarning about a C++ cache
+import paddle  # noqa: E402
+from paddle import nn  # noqa: E402
+from paddle.nn import functional as F  # noqa: E402
+
+from tasks.spec import (  # noqa: E402
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    MaxPool2D,
+    Task,
+    canonical_shapes,
+    input_shapes,
+    layer_key,
+    nchw_flatten_rows,
+)  # fmt: skip
+
+LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but kept at zero, outside the optimizer
+_device = "cpu"
+_tier = "default"
+
+
+class _LastHidden(nn.Layer):
+    """An LSTM that returns its last hidden state, as Keras's LSTM(return_sequences=False)."""
+
+    def __init__(self, n_in: int, units: int):
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, units)
+
+    def forward(self, x):
+        return self.lstm(x)[1][0][-1]  # h of the (only) layer: (batch, units)
+
+
+@dataclass
+class Model:
+    net: nn.Sequential
+    opt: paddle.optimizer.Optimizer
+    task: Task
+    frozen: list  # LSTM bias_hh: outside the optimizer, its gradient cleared each step
+    steps: int = 0  # Adam steps taken, for Keras's epsilon placement
+
+
+def versions() -> dict[str, str]:
+    return {"paddlepaddle": paddle.__version__, "cuda": str(paddle.is_compiled_with_cuda())}
+
+
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
+              tier: str = "default") -> str:  # fmt: skip
+    global _device, _tier
+    if precision != "fp32":
+        raise RuntimeError(f"--precision {precision}: the Paddle adapter implements fp32 only")
+    want_gpu = device == "gpu" or (device == "auto" and paddle.device.cuda.device_count() > 0)
+    if want_gpu and paddle.device.cuda.device_count() == 0:
+        raise RuntimeError("--device gpu asked for, but Paddle sees no GPU")
+    _device, _tier = ("gpu" if want_gpu else "cpu"), tier
+    paddle.set_device(_device)
+    if deterministic and _device == "gpu":  # CPU kernels are deterministic; cuDNN's flag is read at import
+        if os.environ.get("FLAGS_cudnn_deterministic") not in ("1", "true", "True"):
+            raise RuntimeError("deterministic kernels on a GPU: start with FLAGS_cudnn_deterministic=1")
+    return _device
+
+
+def settings() -> dict[str, str]:
+    return {
+        "execution": "dygraph (eager)",
+        "optimizer": "paddle.optimizer.Adam",
+        "data_placement": f"{_device} tensors, prepared once before the clock",
+        "threads": f"OpenMP {os.environ.get('OMP_NUM_THREADS', 'unset')}",
+    }
+
+
+def build(task: Task, seed: int) -> Model:
+    paddle.seed(seed)  # seeds the initialisers and dropout
+    xavier = paddle.ParamAttr(initializer=nn.initializer.XavierUniform())
+    zeros = paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+    mods = []
+    for layer, shape in zip(task.layers, input_shapes(task), strict=False):
+        if isinstance(layer, Dense):
+            mods.append(nn.Linear(shape[-1], layer.units, weight_attr=xavier, bias_attr=zeros))
+        elif isinstance(layer, Conv2D):
+            mods.append(nn.Conv2D(shape[-1], layer.filters, layer.kernel, weight_attr=xavier, bias_attr=zeros))
+        elif isinstance(layer, MaxPool2D):
+            mods.append(nn.MaxPool2D(layer.pool, layer.pool))
+        elif isinstance(layer, Flatten):
+            mods.append(nn.Flatten())  # (C, H, W) order: see nchw_flatten_rows on get/set
+        elif isinstance(layer, Dropout):
+            mods.append(nn.Dropout(layer.rate))
+        elif isinstance(layer, Embedding):
+            init = paddle.ParamAttr(initializer=nn.initializer.Uniform(-0.05, 0.05))
+            mods.append(nn.Embedding(layer.vocab, layer.dim, weight_attr=init))
+        elif isinstance(layer, LSTM):
+            mods.append(_LastHidden(shape[-1], layer.units))
+        if getattr(layer, "activation", "linear") == "relu":
+            mods.append(nn.ReLU())
+    net = nn.Sequential(*mods)
+    _init_lstms(net)
+    r = task.recipe
+    trainable = [p for n, p in net.named_parameters() if not n.endswith("bias_hh_l0")]
+    frozen = [p for n, p in net.named_parameters() if n.endswith("bias_hh_l0")]
+    opt = paddle.optimizer.Adam(learning_rate=r.lr, beta1=r.beta1, beta2=r.beta2, epsilon=r.eps, parameters=trainable)
+    return Model(net, opt, task, frozen)
+
+
+@paddle.no_grad()
+def _init_lstms(net) -> None:
+    """Keras's LSTM: Glorot-uniform input kernel, orthogonal recurrent kernel, zero bias, forget bias 1."""
+    for m in net.sublayers():
+        if isinstance(m, nn.LSTM):
+            h = m.hidden_size
+            nn.initializer.XavierUniform()(m.weight_ih_l0)  # (4h, in): the same fans as Keras's (in, 4h)
+            nn.initializer.Orthogonal()(m.weight_hh_l0)  # (4h, h): orthonormal columns, Keras's (h, 4h) rows
+            b = np.zeros(4 * h, np.float32)
+            b[h : 2 * h] = 1.0  # unit_forget_bias, gates i, f, g, o
+            m.bias_ih_l0.set_value(b)
+            m.bias_hh_l0.set_value(np.zeros(4 * h, np.float32))
+
+
+def prepare(x: np.ndarray, y: np.ndarray | None = None):
+    xa = np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x)
+    xt = paddle.to_tensor(xa.astype(np.int64) if xa.dtype == np.int32 else xa)  # Embedding takes int64
+    if y is None:
+        return xt, None
+    return xt, paddle.to_tensor(y.astype(np.float32) if y.dtype == np.float32 else y.astype(np.int64))
+
+
+def _loss(model: Model, logits, y):
+    if model.task.binary:
+        logits = logits.squeeze(1)
+        return F.binary_cross_entropy_with_logits(logits, y), ((logits > 0).astype("float32") == y).sum()
+    return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
+
+
+def train_epoch(model: Model, data, order: np.ndarray):
+    x, y = data
+    model.net.train()
+    bs, idx = model.task.recipe.batch_size, paddle.to_tensor(order.astype(np.int64))
+    loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
+    for i in range(0, len(order), bs):
+        b = idx[i : i + bs]
+        loss, hits = _loss(model, model.net(paddle.gather(x, b)), paddle.gather(y, b))
+        loss.backward()
+        _keras_eps(model)
+        model.opt.step()
+        model.opt.clear_grad()
+        for p in model.frozen:
+            p.clear_gradient()
+        loss_sum += loss.detach() * len(b)
+        correct += hits.astype("int64")
+    return model, float(loss_sum) / len(order), int(correct) / len(order)
+
+
+def _keras_eps(model: Model) -> None:
+    """Keras adds eps to sqrt(v) before bias correction, Paddle after: rescale it to eps / sqrt(1 - b2^t)."""
+    model.steps += 1
+    r = model.task.recipe
+    model.opt._epsilon = r.eps / (1 - r.beta2**model.steps) ** 0.5
+
+
+@paddle.no_grad()
+def evaluate(model: Model, data):
+    x, y = data
+    model.net.eval()
+    bs, loss_sum, correct = model.task.recipe.batch_size, 0.0, 0
+    for i in range(0, len(x), bs):
+        loss, hits = _loss(model, model.net(x[i : i + bs]), y[i : i + bs])
+        loss_sum, correct = loss_sum + float(loss) * len(x[i : i + bs]), correct + int(hits)
+    return loss_sum / len(x), correct / len(x)
+
+
+@paddle.no_grad()
+def predict(model: Model, data) -> np.ndarray:
+    x = data[0]
+    model.net.eval()
+    bs = model.task.recipe.batch_size
+    logits = paddle.concat([model.net(x[i : i + bs]) for i in range(0, len(x), bs)])
+    return (F.sigmoid(logits) if model.task.binary else F.softmax(logits, axis=1)).numpy()
+
+
+def n_params(model: Model) -> int:
+    return sum(p.size for p in model.opt._parameter_list)
+
+
+def layer_params(model: Model) -> dict[str, int]:
+    trainable = {id(p) for p in model.opt._parameter_list}
+    return {key: sum(p.size for p in m.parameters() if id(p) in trainable) for key, m in _weighted(model)}
+
+
+def peak_device_mib(model: Model) -> float | None:
+    return paddle.device.cuda.max_memory_allocated() / 2**20 if _device == "gpu" else None
+
+
+def sync(model: Model) -> None:
+    if _device == "gpu":
+        paddle.device.synchronize()  # CPU dygraph ops are synchronous
+
+
+def _weighted(model: Model):
+    """(canonical layer key, layer) for each layer with weights, in order."""
+    mods = [m for m in model.net if not isinstance(m, nn.ReLU)]
+    names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
+    for i, m in enumerate(mods):
+        key = layer_key(i, model.task.layers[i])
+        if key in names:
+            yield key, m
+
+
+def get_weights(model: Model) -> dict[str, np.ndarray]:
+    out = {}
+    for key, m in _weighted(model):
+        if isinstance(m, nn.Linear):  # (in, out): canonical already
+            k = m.weight.numpy()
+            rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
+            out[f"{key}.kernel"] = k if rows is None else k[rows]
+            out[f"{key}.bias"] = m.bias.numpy()
+        elif isinstance(m, nn.Conv2D):
+            out[f"{key}.kernel"] = m.weight.numpy().transpose(2, 3, 1, 0)  # OIHW -> HWIO
+            out[f"{key}.bias"] = m.bias.numpy()
+        elif isinstance(m, nn.Embedding):
+            out[f"{key}.embeddings"] = m.weight.numpy()
+        elif isinstance(m, _LastHidden):
+            lstm = m.lstm
+            out[f"{key}.kernel"] = lstm.weight_ih_l0.numpy().T
+            out[f"{key}.recurrent_kernel"] = lstm.weight_hh_l0.numpy().T
+            out[f"{key}.bias"] = lstm.bias_ih_l0.numpy() + lstm.bias_hh_l0.numpy()
+    return {k: np.array(v, np.float32, order="C") for k, v in out.items()}
+
+
+@paddle.no_grad()
+def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
+    def f32(a):
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    for key, m in _weighted(model):
+        if isinstance(m, nn.Linear):
+            rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
+            k = weights[f"{key}.kernel"]
+            m.weight.set_value(f32(k if rows is None else k[np.argsort(rows)]))
+            m.bias.set_value(f32(weights[f"{key}.bias"]))
+        elif isinstance(m, nn.Conv2D):
+            m.weight.set_value(f32(weights[f"{key}.kernel"].transpose(3, 2, 0, 1)))  # HWIO -> OIHW
+            m.bias.set_value(f32(weights[f"{key}.bias"]))
+        elif isinstance(m, nn.Embedding):
+            m.weight.set_value(f32(weights[f"{key}.embeddings"]))
+        elif isinstance(m, _LastHidden):
+            m.lstm.weight_ih_l0.set_value(f32(weights[f"{key}.kernel"].T))
+            m.lstm.weight_hh_l0.set_value(f32(weights[f"{key}.recurrent_kernel"].T))
+            m.lstm.bias_ih_l0.set_value(f32(weights[f"{key}.bias"]))
+            m.lstm.bias_hh_l0.set_value(np.zeros_like(f32(weights[f"{key}.bias"])))
+    return model
