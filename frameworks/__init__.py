@@ -84,6 +84,8 @@ FRAMEWORKS: dict[str, Framework] = {
                   "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32"), tuned=()),  # no bf16 in Gluon 1.9
         Framework("paddle", "frameworks.paddle_dygraph", "paddle", {}, "paddle", "PaddlePaddle, dygraph",
                   "paddle DataLoader", ("paddlepaddle",), ("paddle",), ("fp32",), tuned=()),
+        Framework("mlx", "frameworks.mlx_nn", "mlx", {}, "mlx", "MLX (mlx.nn), CPU build", "", ("mlx", "mlx-cpu"),
+                  ("mlx",), ("fp32",)),
     )
 }  # fmt: skip
 

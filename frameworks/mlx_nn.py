@@ -1,0 +1,274 @@
+"""MLX adapter (mlx.nn, CPU build mlx[cpu] on Linux): NHWC convolutions, lazy evaluation, Keras's Adam.
+
+Added by following docs/adding-a-framework.md. What MLX does differently, and what the adapter does:
+- Lazy evaluation: operations build a graph that runs at `mx.eval`. Each training step evaluates the
+  parameters and the optimizer state (as MLX's own examples do), and `sync` is `mx.eval` of the
+  parameters: the clock never stops before the work is done.
+- Adam: `mlx.optimizers.Adam` has bias_correction=False by default (no bias correction at all) and with
+  bias_correction=True adds eps after the correction (PyTorch's placement). The one-step probe (lr 1,
+  g = 1e-3, eps = 1e-3): 0.0969 without correction, 0.500 with it; Keras's formula gives 0.0307.
+  `_KerasAdam` computes Keras's update itself: lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+- Layouts: Linear weights are (out, in) (transposed on get/set); Conv2d is NHWC with (out, kh, kw, in)
+  weights, so flattening is Keras's (H, W, C) order and needs no permutation; LSTM keeps Wx (4h, in),
+  Wh (4h, h) and ONE bias (4h), gates i, f, g, o: exactly the canonical LSTM, transposed.
+- MLX's LSTM layer loops over time steps in Python (80 for IMDB), each one a small graph: eager it is
+  slow; compiled (the tuned tier) the loop is traced once.
+- Initialisers: MLX's own default to uniform(+-1/sqrt(fan)) (LSTM) and its conv fans follow the OHWI
+  layout; the adapter loads Keras's initialisers from the framework-neutral reference instead
+  (tasks/reference.init_weights, seeded): the statistics check passes by construction, and the seed
+  is the run's. Dropout draws from MLX's own generator, seeded with mx.random.seed.
+Tiers: default eager; tuned: the training step under `mx.compile` (MLX's documented way to fuse a step),
+with the model, optimizer and random states as its inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+
+from tasks.reference import init_weights
+from tasks.spec import (
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    MaxPool2D,
+    Task,
+    canonical_shapes,
+    input_shapes,
+    layer_key,
+)  # fmt: skip
+
+LSTM_BIAS_VECTORS = 1
+_tier = "default"
+
+
+class _KerasAdam(optim.Adam):
+    """Adam as Keras computes it: eps added to sqrt(v) before the bias correction (see the docstring)."""
+
+    def apply_single(self, gradient: mx.array, parameter: mx.array, state: dict):
+        lr = self.learning_rate.astype(gradient.dtype)
+        b1, b2 = self.betas
+        t = self.step
+        m = b1 * state["m"] + (1 - b1) * gradient
+        v = b2 * state["v"] + (1 - b2) * mx.square(gradient)
+        state["m"], state["v"] = m, v
+        alpha = lr * mx.sqrt(1 - b2**t) / (1 - b1**t)
+        return parameter - (alpha * m / (mx.sqrt(v) + self.eps)).astype(gradient.dtype)
+
+
+class _Flatten(nn.Module):
+    def __call__(self, x):
+        return x.reshape(x.shape[0], -1)  # NHWC: Keras's flatten order
+
+
+class _LastHidden(nn.Module):
+    def __init__(self, n_in: int, units: int):
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, units)
+
+    def __call__(self, x):
+        return self.lstm(x)[0][:, -1, :]  # the last hidden state, as Keras's return_sequences=False
+
+
+class Net(nn.Module):
+    def __init__(self, task: Task):
+        super().__init__()
+        self.layers = []
+        for layer, shape in zip(task.layers, input_shapes(task), strict=False):
+            if isinstance(layer, Dense):
+                self.layers.append(nn.Linear(shape[-1], layer.units))
+            elif isinstance(layer, Conv2D):
+                self.layers.append(nn.Conv2d(shape[-1], layer.filters, layer.kernel))  # VALID, stride 1
+            elif isinstance(layer, MaxPool2D):
+                self.layers.append(nn.MaxPool2d(layer.pool, layer.pool))
+            elif isinstance(layer, Flatten):
+                self.layers.append(_Flatten())
+            elif isinstance(layer, Dropout):
+                self.layers.append(nn.Dropout(layer.rate))
+            elif isinstance(layer, Embedding):
+                self.layers.append(nn.Embedding(layer.vocab, layer.dim))
+            elif isinstance(layer, LSTM):
+                self.layers.append(_LastHidden(shape[-1], layer.units))
+        self.relu = [getattr(la, "activation", "linear") == "relu" for la in task.layers]
+
+    def __call__(self, x):
+        for layer, relu in zip(self.layers, self.relu, strict=True):
+            x = layer(x)
+            if relu:
+                x = nn.relu(x)
+        return x  # logits: softmax/sigmoid live in the loss and in predict
+
+
+@dataclass
+class Model:
+    net: Net
+    opt: optim.Optimizer
+    task: Task
+    step: object  # the training step (compiled in the tuned tier)
+
+
+def versions() -> dict[str, str]:
+    return {"mlx": mx.__version__, "mlx_device": str(mx.default_device())}
+
+
+def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
+              tier: str = "default") -> str:  # fmt: skip
+    global _tier
+    if precision != "fp32":
+        raise RuntimeError(f"--precision {precision}: the MLX adapter implements fp32 only")
+    if device == "gpu" and not mx.is_available(mx.gpu):
+        raise RuntimeError("--device gpu asked for, but this MLX build has no GPU backend (mlx[cpu])")
+    mx.set_default_device(mx.gpu if device != "cpu" and mx.is_available(mx.gpu) else mx.cpu)
+    _tier = tier
+    return str(mx.default_device())
+
+
+def settings() -> dict[str, str]:
+    return {
+        "execution": "lazy graphs, mx.compile of the training step" if _tier == "tuned"
+        else "lazy graphs, mx.eval after each step",
+        "optimizer": "mlx.optimizers.Adam subclass with Keras's update",
+        "data_placement": f"mx.array on {mx.default_device()} (unified memory), prepared once",
+        "threads": "MLX's CPU pool, bounded by the worker's CPU affinity",
+    }  # fmt: skip
+
+
+def _loss(model: Model, net: Net, x, y):
+    logits = net(x)
+    if model.task.binary:
+        logits = logits[:, 0]
+        loss = nn.losses.binary_cross_entropy(logits, y, with_logits=True, reduction="mean")
+        return loss, ((logits > 0) == (y > 0.5)).sum()
+    return nn.losses.cross_entropy(logits, y, reduction="mean"), (logits.argmax(axis=1) == y).sum()
+
+
+def build(task: Task, seed: int) -> Model:
+    mx.random.seed(seed)  # dropout
+    net = Net(task)
+    r = task.recipe
+    opt = _KerasAdam(learning_rate=r.lr, betas=[r.beta1, r.beta2], eps=r.eps)
+    model = Model(net, opt, task, None)
+    set_weights(model, init_weights(task, seed))  # Keras's initialisers, seeded (see the docstring)
+    value_and_grad = nn.value_and_grad(net, lambda n, x, y: _loss(model, n, x, y))
+
+    def step(x, y):
+        (loss, hits), grads = value_and_grad(net, x, y)
+        opt.update(net, grads)
+        return loss, hits
+
+    if _tier == "tuned":
+        state = [net.state, opt.state, mx.random.state]
+        step = partial(mx.compile, inputs=state, outputs=state)(step)
+    model.step = step
+    return model
+
+
+def prepare(x: np.ndarray, y: np.ndarray | None = None):
+    return mx.array(x), (None if y is None else mx.array(y))
+
+
+def train_epoch(model: Model, data, order: np.ndarray):
+    x, y = data
+    model.net.train()
+    bs, idx = model.task.recipe.batch_size, mx.array(order.astype(np.int32))
+    loss_sum, hits = mx.array(0.0), mx.array(0)
+    for i in range(0, len(order), bs):
+        b = idx[i : i + bs]
+        loss, hit = model.step(x[b], y[b])
+        loss_sum, hits = loss_sum + loss * len(b), hits + hit
+        mx.eval(model.net.parameters(), model.opt.state, loss_sum, hits)
+    return model, float(loss_sum.item()) / len(order), int(hits.item()) / len(order)
+
+
+def evaluate(model: Model, data):
+    x, y = data
+    model.net.eval()
+    bs, loss_sum, hits = model.task.recipe.batch_size, 0.0, 0
+    for i in range(0, len(x), bs):
+        loss, hit = _loss(model, model.net, x[i : i + bs], y[i : i + bs])
+        loss_sum, hits = loss_sum + loss.item() * min(bs, len(x) - i), hits + hit.item()
+    return loss_sum / len(x), hits / len(x)
+
+
+def predict(model: Model, data) -> np.ndarray:
+    x = data[0]
+    model.net.eval()
+    bs = model.task.recipe.batch_size
+    logits = mx.concatenate([model.net(x[i : i + bs]) for i in range(0, len(x), bs)])
+    probs = mx.sigmoid(logits) if model.task.binary else mx.softmax(logits, axis=1)
+    return np.array(probs)
+
+
+def _weighted(model: Model):
+    names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
+    for i, (spec, layer) in enumerate(zip(model.task.layers, model.net.layers, strict=True)):
+        if layer_key(i, spec) in names:
+            yield layer_key(i, spec), layer
+
+
+def _size(module) -> int:
+    from mlx.utils import tree_flatten
+
+    return sum(v.size for _, v in tree_flatten(module.trainable_parameters()))
+
+
+def n_params(model: Model) -> int:
+    return _size(model.net)
+
+
+def layer_params(model: Model) -> dict[str, int]:
+    return {key: _size(layer) for key, layer in _weighted(model)}
+
+
+def peak_device_mib(model: Model) -> float | None:
+    return None  # the CPU build: no device memory apart from the host's (peak RSS covers it)
+
+
+def sync(model: Model) -> None:
+    mx.eval(model.net.parameters())
+
+
+def get_weights(model: Model) -> dict[str, np.ndarray]:
+    out = {}
+    for key, layer in _weighted(model):
+        if isinstance(layer, nn.Linear):
+            out[f"{key}.kernel"], out[f"{key}.bias"] = np.array(layer.weight).T, np.array(layer.bias)
+        elif isinstance(layer, nn.Conv2d):  # (out, kh, kw, in) -> HWIO
+            out[f"{key}.kernel"], out[f"{key}.bias"] = (
+                np.array(layer.weight).transpose(1, 2, 3, 0),
+                np.array(layer.bias),
+            )
+        elif isinstance(layer, nn.Embedding):
+            out[f"{key}.embeddings"] = np.array(layer.weight)
+        elif isinstance(layer, _LastHidden):
+            out[f"{key}.kernel"] = np.array(layer.lstm.Wx).T
+            out[f"{key}.recurrent_kernel"] = np.array(layer.lstm.Wh).T
+            out[f"{key}.bias"] = np.array(layer.lstm.bias)
+    return {k: np.array(v, np.float32, order="C") for k, v in out.items()}  # copies, not views
+
+
+def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
+    def a(v):
+        return mx.array(np.ascontiguousarray(v, np.float32))
+
+    for key, layer in _weighted(model):
+        if isinstance(layer, nn.Linear):
+            layer.weight, layer.bias = a(weights[f"{key}.kernel"].T), a(weights[f"{key}.bias"])
+        elif isinstance(layer, nn.Conv2d):  # HWIO -> (out, kh, kw, in)
+            layer.weight, layer.bias = a(weights[f"{key}.kernel"].transpose(3, 0, 1, 2)), a(weights[f"{key}.bias"])
+        elif isinstance(layer, nn.Embedding):
+            layer.weight = a(weights[f"{key}.embeddings"])
+        elif isinstance(layer, _LastHidden):
+            layer.lstm.Wx = a(weights[f"{key}.kernel"].T)
+            layer.lstm.Wh = a(weights[f"{key}.recurrent_kernel"].T)
+            layer.lstm.bias = a(weights[f"{key}.bias"])
+    mx.eval(model.net.parameters())
+    return model
