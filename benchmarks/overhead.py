@@ -119,8 +119,57 @@ def mxnet_loop(ad, model, x, y):
     return epoch
 
 
+def paddle_loop(ad, model, x, y):
+    import paddle
+    from paddle.nn import functional as F
+
+    net, task = model.net, model.task
+    opt = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.opt._parameter_list)
+    (xt, yt), bs = ad.prepare(x, y), task.recipe.batch_size
+
+    def epoch():
+        net.train()
+        for i in range(0, len(x), bs):
+            out = net(xt[i : i + bs])
+            loss = (F.binary_cross_entropy_with_logits(out.squeeze(1), yt[i : i + bs]) if task.binary
+                    else F.cross_entropy(out, yt[i : i + bs]))  # fmt: skip
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+
+    return epoch
+
+
+def mlx_loop(ad, model, x, y):
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+
+    net, task = model.net, model.task
+    opt = optim.Adam(learning_rate=1e-3)
+
+    def loss_fn(n, xb, yb):
+        logits = n(xb)
+        if task.binary:
+            return nn.losses.binary_cross_entropy(logits[:, 0], yb, with_logits=True, reduction="mean")
+        return nn.losses.cross_entropy(logits, yb, reduction="mean")
+
+    grad = nn.value_and_grad(net, loss_fn)
+    (xt, yt), bs = ad.prepare(x, y), task.recipe.batch_size
+
+    def epoch():
+        net.train()
+        for i in range(0, len(x), bs):
+            _, g = grad(net, xt[i : i + bs], yt[i : i + bs])
+            opt.update(net, g)
+            mx.eval(net.parameters(), opt.state)
+
+    return epoch
+
+
 PLAIN = {"frameworks.pytorch": torch_loop, "frameworks.tensorflow_keras": keras_loop,
-         "frameworks.jax_flax": jax_loop, "frameworks.mxnet_gluon": mxnet_loop}  # fmt: skip
+         "frameworks.jax_flax": jax_loop, "frameworks.mxnet_gluon": mxnet_loop,
+         "frameworks.paddle_dygraph": paddle_loop, "frameworks.mlx_nn": mlx_loop}  # fmt: skip
 
 
 def measure(ad, task) -> dict:
@@ -136,7 +185,10 @@ def measure(ad, task) -> dict:
         box["m"], _, _ = ad.train_epoch(box["m"], data, order)
         ad.sync(box["m"])
 
-    plain_epoch = PLAIN[FRAMEWORKS[sys.argv[1]].module](ad, model, x, y)
+    module = FRAMEWORKS[sys.argv[1]].module
+    if module not in PLAIN:
+        raise SystemExit(f"no plain loop for {module} in benchmarks/overhead.py: add one beside the others")
+    plain_epoch = PLAIN[module](ad, model, x, y)
     adapter_epoch()  # warm-up: compilation, allocator, thread pools
     plain_epoch()
     rounds = []
