@@ -196,7 +196,7 @@ def _fmt(col: str, v) -> str:
         return "—"
     if col == "test_accuracy":
         return f"{v:.4f}"
-    if col.endswith("_s") and not col.endswith("_per_s"):
+    if (col.endswith("_s") and not col.endswith("_per_s")) or col.startswith("latency_"):
         return f"{v:.3g}"
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return f"{v:,.0f}"
