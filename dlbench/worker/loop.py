@@ -201,7 +201,8 @@ def run(cfg: JobConfig) -> dict:
         rss_before_train_mib=rss_before_train,
         # The peak while training, evaluating and predicting (from rss_before_train on), where the kernel
         # lets us restart its count; peak_rss_mib is the whole process's, imports and data loading included.
-        train_peak_rss_mib=_status_mib("VmHWM") if peak_reset else None,
+        # (never below the start: the kernel's count restarts from the RSS at the reset, a moment later)
+        train_peak_rss_mib=max(_status_mib("VmHWM"), rss_before_train) if peak_reset else None,
         peak_rss_mib=rss_mib(),
         peak_device_mib=ad.peak_device_mib(model),
         history=history,

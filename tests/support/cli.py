@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 LAUNCH = """
 import signal
 import sys
-# As at a terminal: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+# As at a terminal: a shell starts background jobs with SIGINT ignored (and nohup, SIGHUP), and Python
+# keeps that; the harness rightly respects an ignored signal, so the tests start from a terminal's state.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import harness
 from frameworks import FRAMEWORKS, Framework
 for mode in ("ok", "slow", "hang"):
