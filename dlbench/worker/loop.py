@@ -163,6 +163,7 @@ def run(cfg: JobConfig) -> dict:
     eval_s = time.perf_counter() - t
 
     latency = batch1_latency(ad, model, singles)
+    train_peak = max(_status_mib("VmHWM") or 0.0, rss_before_train) if peak_reset else None
     epochs = [h["epoch_s"] for h in history]
     steady = float(np.median(epochs[1:])) if len(epochs) > 1 else None
     return dict(
@@ -201,9 +202,10 @@ def run(cfg: JobConfig) -> dict:
         rss_before_train_mib=rss_before_train,
         # The peak while training, evaluating and predicting (from rss_before_train on), where the kernel
         # lets us restart its count; peak_rss_mib is the whole process's, imports and data loading included.
-        # (never below the start: the kernel's count restarts from the RSS at the reset, a moment later)
-        train_peak_rss_mib=max(_status_mib("VmHWM"), rss_before_train) if peak_reset else None,
-        peak_rss_mib=rss_mib(),
+        # After the reset the kernel refreshes its high-water mark lazily, so a reading can lag the RSS
+        # read a moment earlier: both are bounded below by what we already know.
+        train_peak_rss_mib=train_peak,
+        peak_rss_mib=max(rss_mib(), train_peak or 0.0),
         peak_device_mib=ad.peak_device_mib(model),
         history=history,
     )
