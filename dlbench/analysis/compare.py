@@ -81,11 +81,18 @@ def _runs(rows: pd.DataFrame, metric: str) -> list[list[float]]:
     return [[float(v)] for v in pd.to_numeric(rows.get(metric, pd.Series(dtype=float)), errors="coerce").dropna()]
 
 
+def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
+    """Row labels grouped by their MATCH key, in one pass."""
+    out: dict[tuple, list] = {}
+    for label, r in rows.iterrows():
+        out.setdefault(_key(r), []).append(label)
+    return out
+
+
 def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float) -> tuple[str, bool]:
     """(markdown, a significant slowdown beyond the threshold was found)."""
     base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
-    kb = {k: base.index[[_key(r) == k for _, r in base.iterrows()]] for k in {_key(r) for _, r in base.iterrows()}}
-    kn = {k: new.index[[_key(r) == k for _, r in new.iterrows()]] for k in {_key(r) for _, r in new.iterrows()}}
+    kb, kn = _by_key(base), _by_key(new)
     rows, explanations, slower = [], [], False
     for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
         b, n = base.loc[kb[k]], new.loc[kn[k]]
