@@ -32,7 +32,7 @@ from dlbench.worker.parity import synthetic_x  # noqa: E402
 from frameworks import FRAMEWORKS  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
-STEPS, ROUNDS = 40, 5
+STEPS, ROUNDS = 40, 7
 
 
 def torch_loop(ad, model, x, y):
