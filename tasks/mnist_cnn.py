@@ -9,7 +9,7 @@ Without the Dropout(0.5) (this suite's first recipe) early stopping ended most r
 0.986-0.989, and the 0.99 validation target was rarely reached.
 """
 
-from tasks.spec import AccuracyGate, Conv2D, Dense, Dropout, Flatten, Loss, MaxPool2D, Recipe, Task
+from tasks.spec import AccuracyGate, Conv2D, Dense, Dropout, Flatten, Loss, MaxPool2D, Published, Recipe, Task
 
 TASK = Task(
     name="mnist_cnn",
@@ -38,4 +38,5 @@ TASK = Task(
     # just below the lowest run, the tolerance at three times the widest median-to-median gap (0.0009).
     gate=AccuracyGate(min_full=0.988, min_quick=0.85, tolerance=0.003),
     quick={"n_train": 6000, "n_test": 1000, "epochs": 2},
+    published=Published(0.99, "99.00 %", "the seed, Keras's Simple MNIST convnet, after 10 epochs"),
 )

@@ -97,6 +97,15 @@ class AccuracyGate:
 
 
 @dataclass(frozen=True)
+class Published:
+    """The test accuracy the task's seed (the Keras tutorial it comes from) reports, and in whose words."""
+
+    test_accuracy: float
+    stated: str  # as the source states it ("99.00 %", "about 82 %")
+    source: str
+
+
+@dataclass(frozen=True)
 class Task:
     """A benchmark task: its data set, input shape, model, recipe and the facts to check."""
 
@@ -110,6 +119,7 @@ class Task:
     gate: AccuracyGate
     notes: str = ""
     quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
+    published: Published | None = None  # what our full-profile accuracy is held against
 
     @property
     def binary(self) -> bool:

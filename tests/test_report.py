@@ -213,12 +213,12 @@ def test_microbench_writes_pytest_benchmark_json_and_a_side_by_side_table(tmp_pa
     assert "| benchmark" in table and "torch" in table and "imdb_lstm: one inference batch of 32" in table
 
 
-def test_the_committed_reference_results_still_load_as_schema_0(tmp_path):
+def test_the_first_edition_reference_still_loads_as_schema_0(tmp_path):
     import shutil
 
     from tests.support.cli import ROOT
 
-    shutil.copy(ROOT / "results" / "reference" / "runs.jsonl", tmp_path / "runs.jsonl")
+    shutil.copy(ROOT / "results" / "reference-1" / "runs.jsonl", tmp_path / "runs.jsonl")
     df = report.load_runs(tmp_path)
     assert len(df) == 21 and set(df["schema"]) == {0}
     r = cli("report", "--results", str(tmp_path))
@@ -236,3 +236,40 @@ def test_new_rows_carry_the_schema(tmp_path):
     assert report.load_runs(tmp_path)["schema"].tolist() == [2]
     # schema 2: the resident memory when training starts, and the peak counted from there
     assert 50 < row["rss_before_train_mib"] <= row["train_peak_rss_mib"] <= row["peak_rss_mib"]
+
+
+def _timed(fw, seed, epoch_s, profile="full", task="mnist_cnn", acc=0.99):
+    """A row whose history has a first epoch and four steady ones around epoch_s."""
+    hist = [{"epoch_s": 3 * epoch_s}] + [{"epoch_s": epoch_s * (1 + 0.002 * d)} for d in (-1, 0, 1, 2)]
+    return _row(fw, task, acc, profile=profile, seed=seed, epoch_s=epoch_s, history=hist)
+
+
+def test_the_headline_ranks_over_runs_and_sets_the_published_accuracy_beside_ours(tmp_path):
+    from dlbench.analysis.headline import headline
+
+    rows = [_timed("a", s, v) for s, v in enumerate([1.00, 1.02, 0.99, 1.01])]
+    rows += [_timed("b", s, v) for s, v in enumerate([1.50, 1.53, 1.48, 1.52])]  # 4 vs 4: rankable
+    rows += [_timed("c", s, v) for s, v in enumerate([1.20, 1.25])]  # 2 runs: never rankable
+    rows += [_timed("a", s, 1.0, profile="quick", acc=0.90) for s in range(2)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = headline(report.load_runs(tmp_path))
+    full = text[text.index("**mnist_cnn, full profile**") :].split("\n\n")[0]
+    assert full.startswith("**mnist_cnn, full profile** — lowest median epoch: a; significantly slower")
+    assert "b 1.50x" in full and "not enough runs to rank: c" in full
+    assert "published 99.00 % (the seed, Keras's Simple MNIST convnet" in full and "0.9900–0.9900" in full
+    quick = text[text.index("**mnist_cnn, quick profile**") :]
+    assert "not comparable with any published figure" in quick.split("\n\n")[0]
+    assert "| b           | 4      | 0.9900     | 1.51" in text and "slower, p = 0.029" in text
+
+
+def test_the_readme_headline_is_the_reference_headline_verbatim():
+    """Nothing in the README's headline is typed in by hand: it is results/reference/headline.md."""
+    from tests.support.cli import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- headline: results/reference/headline.md -->\n", "<!-- /headline -->"
+    assert start in readme and end in readme, "the README lost its headline markers"
+    block = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert block == (ROOT / "results" / "reference" / "headline.md").read_text()
+    for image in re.findall(r"!\[[^]]*\]\((results/reference/[^)]+)\)", readme):
+        assert (ROOT / image).is_file(), image

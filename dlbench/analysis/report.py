@@ -1,4 +1,4 @@
-"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv and plots/ (PNG)."""
+"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv, headline.md and plots/ (PNG)."""
 
 from __future__ import annotations
 
@@ -244,17 +244,15 @@ def run_epochs(ok: pd.DataFrame) -> tuple[dict[str, list[list[float]]], str]:
     return first, "first epochs (only one epoch per run: compilation included)"
 
 
-def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
+def speed_rows(table: pd.DataFrame, ok: pd.DataFrame) -> tuple[list[dict], str]:
     """Frameworks ranked by the median over runs of each run's median epoch: run-to-run CV, ratio to the
-    fastest with its interval, and a verdict in words against the next faster one."""
-    from dlbench.analysis.stats import ALPHA, compare, cv, runs_needed
+    fastest with its interval, and a verdict in words against the next faster one; and the basis."""
+    from dlbench.analysis.stats import compare, cv
 
     runs, basis = run_epochs(ok)
     gate_of = dict(zip(table["framework"], table["gate"], strict=True))
     value = {f: [float(np.median(r)) for r in rs if r] for f, rs in runs.items()}
     ranked = sorted((f for f in value if value[f]), key=lambda f: float(np.median(value[f])))
-    if len(ranked) < 2:
-        return ""
     rows = []
     for i, f in enumerate(ranked):
         to_fastest = compare(f, runs[f], ranked[0], runs[ranked[0]]) if i else None
@@ -274,14 +272,25 @@ def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
             "× fastest [95 % CI]": vs_fastest,
             "vs the next faster": "—" if not i else to_next.verdict,
             "gate": gate_of.get(f, "—"),
+            "_to_fastest": to_fastest,
         })  # fmt: skip
+    return rows, basis
+
+
+def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
+    """The ranked speed table (speed_rows) with how to read it."""
+    from dlbench.analysis.stats import ALPHA, runs_needed
+
+    rows, basis = speed_rows(table, ok)
+    if len(rows) < 2:
+        return ""
     return (
         f"Speed, from {basis}. The run (one process, one seed) is the unit: p from a two-sided Mann–Whitney U "
         f"test over runs (significant below {ALPHA:g}, and only if the interval excludes 1; at least "
         f"{runs_needed()} runs per framework are needed before any pair can be ranked); ratio intervals from a "
         "hierarchical bootstrap (runs, then epochs within runs); the detectable difference is the smallest "
         "the runs at hand could detect (normal approximation, power 0.8, from the runs' CVs).\n\n"
-        + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+        + pd.DataFrame(rows).drop(columns="_to_fastest").to_markdown(index=False, disable_numparse=True)
         + "\n"
     )
 
@@ -397,6 +406,11 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     (results / "report.md").write_text(text)
     _html(text, results / "report.html")
     written = [results / "report.md", results / "report.html"]
+    if tables:
+        from dlbench.analysis.headline import headline
+
+        (results / "headline.md").write_text(headline(df, parity))
+        written.append(results / "headline.md")
     if frames:
         pd.concat(frames).to_csv(results / "summary.csv", index=False)
         written.append(results / "summary.csv")

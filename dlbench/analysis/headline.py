@@ -1,0 +1,92 @@
+"""The headline of a results folder: `headline.md`, which the README includes verbatim (tests/test_readme.py
+holds the two equal), so no figure in the README's headline is typed in by hand.
+
+Per task and setting: each framework's median test accuracy beside the seed's published figure, its
+median steady epoch with the interval over runs, the ratio to the fastest and the verdict in words, all
+computed from runs.jsonl by the report's own functions (the run is the unit; dlbench/analysis/stats.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dlbench.analysis.report import _differs, _fmt, groups, speed_rows, summarise
+from tasks import TASKS
+
+
+def _verdict(rows: list[dict]) -> str:
+    """One sentence: the fastest, then who is slower than it (significantly) and who cannot be told apart."""
+    fastest = rows[0]["framework"]
+    slower, tied, unranked = [], [], []
+    for r in rows[1:]:
+        c = r["_to_fastest"]
+        if not c.rankable:
+            unranked.append(r["framework"])
+        elif c.significant:
+            slower.append(f"{r['framework']} {c.ratio:.2f}x")
+        else:
+            tied.append(r["framework"])
+    out = [f"lowest median epoch: {fastest}"]
+    if slower:
+        out.append("significantly slower than it: " + ", ".join(slower))
+    if tied:
+        out.append("not distinguishable from it with these runs: " + ", ".join(tied))
+    if unranked:
+        out.append("not enough runs to rank: " + ", ".join(unranked))
+    return "; ".join(out) + "."
+
+
+def _short(c) -> str:
+    """The verdict against the fastest in a few words."""
+    if c is None:
+        return "—"
+    if not c.rankable:
+        return f"cannot rank ({c.n[0]} vs {c.n[1]} runs)"
+    return f"{'slower' if c.significant else 'not distinguishable'}, p = {c.p_value:.2g}"
+
+
+def _accuracy_line(task: str, profile: str, accs: pd.Series) -> str:
+    pub = TASKS[task].published if task in TASKS else None
+    span = f"{accs.min():.4f}–{accs.max():.4f}" if len(accs) > 1 else f"{accs.iat[0]:.4f}"
+    ours = f"each framework's median over its runs: {span}"
+    if profile != "full":  # a subset trained for 1-2 epochs says nothing about the published figure
+        return f"Test accuracy (a subset, not comparable with any published figure): {ours}."
+    if pub is None:
+        return f"Test accuracy: no published figure for this task; {ours}."
+    return f"Test accuracy: published {pub.stated} ({pub.source}); ours, {ours}."
+
+
+def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
+    """The headline markdown for these rows (every setting present; one table per task and setting)."""
+    tables, grouped = summarise(df, parity), groups(df)
+    per_task: dict[tuple, int] = {}
+    for key in tables:
+        per_task[key[:2]] = per_task.get(key[:2], 0) + 1
+    parts = []
+    for key, table in tables.items():
+        profile, task = key[0], key[1]
+        ok = grouped[key][grouped[key]["status"] == "ok"]
+        rows, basis = speed_rows(table, ok)
+        if not rows:
+            continue
+        acc = dict(zip(table["framework"], table["test_accuracy"], strict=True))
+        n_ok = dict(zip(table["framework"], table["runs"], strict=True))
+        lines = [{
+            "framework": r["framework"],
+            "runs": n_ok[r["framework"]],
+            "test acc": _fmt("test_accuracy", acc[r["framework"]]),
+            "median epoch (s)": r["median epoch (s)"],
+            "× fastest [95 % CI]": r["× fastest [95 % CI]"],
+            "vs the fastest": _short(r["_to_fastest"]),
+        } for r in rows]  # fmt: skip
+        title = f"{task}, {profile} profile" + (f" ({_differs(key)})" if per_task[key[:2]] > 1 else "")
+        parts.append(
+            f"**{title}** — {_verdict(rows)} "
+            f"{_accuracy_line(task, profile, pd.Series([acc[r['framework']] for r in rows]))} "
+            f"Speed from {basis}.\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
+        )
+    n_runs = df[df["status"] == "ok"].groupby(["task", "framework"]).size()
+    runs = f"{int(np.min(n_runs))}–{int(np.max(n_runs))}" if len(set(n_runs)) > 1 else str(int(n_runs.iat[0]))
+    return (f"{runs} runs per framework and task (seeds {', '.join(map(str, sorted(set(df['seed']))))}); "
+            "medians over runs.\n\n" + "\n\n".join(parts) + "\n")  # fmt: skip
