@@ -7,10 +7,11 @@ For the MNIST CNN and the IMDB LSTM it times the adapter's `train_epoch` on STEP
 training loop of the same network written as the framework's tutorials write one (PyTorch: zero_grad /
 backward / step over tensor slices; Keras: `model.fit` with `optimizer="adam"`; JAX: a jitted Flax
 TrainState step fed numpy batches; MXNet: `autograd.record` and `Trainer.step`). The two alternate for
-ROUNDS rounds after a warm-up each, and the ratio adapter / plain is taken per round, then its median:
-drift of the machine hits both sides alike. The plain loops skip what the suite adds for fairness
-(Keras's epsilon placement in PyTorch and Optax, summed sparse rows in Keras's Adam on TensorFlow, a
-device-side loss sum): the ratio is what that costs. Prints one JSON object.
+ROUNDS rounds after a warm-up each, the side that goes first alternating too, and the ratio adapter /
+plain is taken per round, then its median: drift of the machine hits both sides alike. The plain
+loops skip what the suite adds for fairness (Keras's epsilon placement in PyTorch and Optax, summed
+sparse rows in Keras's Adam on TensorFlow, a shuffled data order, a device-side loss and accuracy
+sum): the ratio is what that costs. Prints one JSON object.
 Synthetic inputs of the tasks' shapes: a step's cost does not depend on the pixel values.
 """
 
@@ -191,14 +192,20 @@ def measure(ad, task) -> dict:
     plain_epoch = PLAIN[module](ad, model, x, y)
     adapter_epoch()  # warm-up: compilation, allocator, thread pools
     plain_epoch()
-    rounds = []
-    for _ in range(ROUNDS):
+
+    def timed(fn) -> float:
         t0 = time.perf_counter()
-        adapter_epoch()
-        t1 = time.perf_counter()
-        plain_epoch()
-        t2 = time.perf_counter()
-        rounds.append((t1 - t0, t2 - t1))
+        fn()
+        return time.perf_counter() - t0
+
+    rounds = []
+    for i in range(ROUNDS):  # which side goes first alternates: a drift within a round hits both alike
+        if i % 2 == 0:
+            a = timed(adapter_epoch)
+            rounds.append((a, timed(plain_epoch)))
+        else:
+            p = timed(plain_epoch)
+            rounds.append((timed(adapter_epoch), p))
     a, p = np.array(rounds).T
     return {"steps": STEPS, "rounds": ROUNDS, "adapter_step_ms": 1000 * float(np.median(a)) / STEPS,
             "plain_step_ms": 1000 * float(np.median(p)) / STEPS, "ratio": float(np.median(a / p)),
