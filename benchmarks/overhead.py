@@ -10,7 +10,7 @@ TrainState step fed numpy batches; MXNet: `autograd.record` and `Trainer.step`).
 ROUNDS rounds after a warm-up each, the side that goes first alternating too, and the ratio adapter /
 plain is taken per round, then its median: drift of the machine hits both sides alike. The plain
 loops skip what the suite adds for fairness (Keras's epsilon placement in PyTorch and Optax, summed
-sparse rows in Keras's Adam on TensorFlow, a shuffled data order, a device-side loss and accuracy
+sparse rows in Keras's Adam on TensorFlow, batches gathered by index, a device-side loss and accuracy
 sum): the ratio is what that costs. Prints one JSON object.
 Synthetic inputs of the tasks' shapes: a step's cost does not depend on the pixel values.
 """
