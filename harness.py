@@ -61,10 +61,13 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    from dlbench.analysis.headline import write_headline
     from dlbench.analysis.report import ReportError, write_summary
 
     try:
-        return write_summary(Path(a.results), a.profile)
+        rc = write_summary(Path(a.results), a.profile)
+        write_headline(Path(a.results), a.profile)
+        return rc
     except ReportError as e:
         raise UsageError(str(e)) from None
 

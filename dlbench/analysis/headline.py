@@ -8,10 +8,13 @@ computed from runs.jsonl by the report's own functions (the run is the unit; dlb
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from dlbench.analysis.report import _differs, _fmt, groups, speed_rows, summarise
+from dlbench.analysis.parity import load_parity
+from dlbench.analysis.report import _differs, _fmt, groups, load_runs, speed_rows, summarise
 from tasks import TASKS
 
 
@@ -90,3 +93,13 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
     runs = f"{int(np.min(n_runs))}–{int(np.max(n_runs))}" if len(set(n_runs)) > 1 else str(int(n_runs.iat[0]))
     return (f"{runs} runs per framework and task (seeds {', '.join(map(str, sorted(set(df['seed']))))}); "
             "medians over runs.\n\n" + "\n\n".join(parts) + "\n")  # fmt: skip
+
+
+def write_headline(results: Path, profile: str | None = None) -> Path:
+    """RESULTS/headline.md from RESULTS/runs.jsonl (after `write_summary`, which checked the folder)."""
+    df = load_runs(results)
+    if profile:
+        df = df[df["profile"] == profile]
+    (results / "headline.md").write_text(headline(df, load_parity(results)[0]))
+    print(f"written: {results / 'headline.md'}")
+    return results / "headline.md"

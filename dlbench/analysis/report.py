@@ -1,4 +1,4 @@
-"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv, headline.md and plots/ (PNG)."""
+"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv and plots/ (PNG)."""
 
 from __future__ import annotations
 
@@ -406,11 +406,6 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     (results / "report.md").write_text(text)
     _html(text, results / "report.html")
     written = [results / "report.md", results / "report.html"]
-    if tables:
-        from dlbench.analysis.headline import headline
-
-        (results / "headline.md").write_text(headline(df, parity))
-        written.append(results / "headline.md")
     if frames:
         pd.concat(frames).to_csv(results / "summary.csv", index=False)
         written.append(results / "summary.csv")
