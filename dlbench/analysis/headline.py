@@ -1,4 +1,4 @@
-"""The headline of a results folder: `headline.md`, which the README includes verbatim (tests/test_readme.py
+"""The headline of a results folder: `headline.md`, which the README includes verbatim (tests/test_report.py
 holds the two equal), so no figure in the README's headline is typed in by hand.
 
 Per task and setting: each framework's median test accuracy beside the seed's published figure, its
