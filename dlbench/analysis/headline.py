@@ -21,6 +21,8 @@ from tasks import TASKS
 def _verdict(rows: list[dict]) -> str:
     """One sentence: the fastest, then who is slower than it (significantly) and who cannot be told apart."""
     fastest = rows[0]["framework"]
+    if len(rows) == 1:  # e.g. a tuned tier run for one framework: its comparison is the report's tier section
+        return f"only {fastest} ran in this setting."
     slower, tied, unranked = [], [], []
     for r in rows[1:]:
         c = r["_to_fastest"]
@@ -89,7 +91,8 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
             f"{_accuracy_line(task, profile, pd.Series([acc[r['framework']] for r in rows]))} "
             f"Speed from {basis}.\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
         )
-    n_runs = df[df["status"] == "ok"].groupby(["task", "framework"]).size()
+    by = ["task", "framework"] + (["tier"] if "tier" in df else [])  # a tuned tier's runs are not more runs
+    n_runs = df[df["status"] == "ok"].groupby(by, dropna=False).size()
     runs = f"{int(np.min(n_runs))}–{int(np.max(n_runs))}" if len(set(n_runs)) > 1 else str(int(n_runs.iat[0]))
     return (f"{runs} runs per framework and task (seeds {', '.join(map(str, sorted(set(df['seed']))))}); "
             "medians over runs.\n\n" + "\n\n".join(parts) + "\n")  # fmt: skip
