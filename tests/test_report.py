@@ -238,10 +238,10 @@ def test_new_rows_carry_the_schema(tmp_path):
     assert 50 < row["rss_before_train_mib"] <= row["train_peak_rss_mib"] <= row["peak_rss_mib"]
 
 
-def _timed(fw, seed, epoch_s, profile="full", task="mnist_cnn", acc=0.99):
+def _timed(fw, seed, epoch_s, profile="full", task="mnist_cnn", acc=0.99, **kw):
     """A row whose history has a first epoch and four steady ones around epoch_s."""
     hist = [{"epoch_s": 3 * epoch_s}] + [{"epoch_s": epoch_s * (1 + 0.002 * d)} for d in (-1, 0, 1, 2)]
-    return _row(fw, task, acc, profile=profile, seed=seed, epoch_s=epoch_s, history=hist)
+    return _row(fw, task, acc, profile=profile, seed=seed, epoch_s=epoch_s, history=hist, **kw)
 
 
 def test_the_headline_ranks_over_runs_and_sets_the_published_accuracy_beside_ours(tmp_path):
@@ -260,6 +260,18 @@ def test_the_headline_ranks_over_runs_and_sets_the_published_accuracy_beside_our
     quick = text[text.index("**mnist_cnn, quick profile**") :]
     assert "not comparable with any published figure" in quick.split("\n\n")[0]
     assert "| b           | 4      | 0.9900     | 1.51" in text and "slower, p = 0.029" in text
+
+
+def test_the_headline_counts_runs_per_tier_and_names_a_lone_framework(tmp_path):
+    from dlbench.analysis.headline import headline
+
+    rows = [_timed(fw, s, v, tier="default") for fw, v in (("a", 1.0), ("b", 1.5)) for s in range(3)]
+    rows += [_timed("a", s, 0.9, tier="tuned") for s in range(3)]  # a's tuned runs are not 6 runs of a
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = headline(report.load_runs(tmp_path))
+    assert text.startswith("3 runs per framework and task")
+    tuned = text[text.index("tier tuned)**") :].split("\n\n")[0]
+    assert "only a ran in this setting." in tuned and "lowest median epoch" not in tuned
 
 
 def test_the_readme_headlines_are_the_reference_headlines_verbatim():
