@@ -274,6 +274,24 @@ def test_the_headline_counts_runs_per_tier_and_names_a_lone_framework(tmp_path):
     assert "only a ran in this setting." in tuned and "lowest median epoch" not in tuned
 
 
+def test_the_headline_sets_each_tuned_tier_against_its_own_default(tmp_path):
+    from dlbench.analysis.headline import headline
+
+    jitter = (1.00, 1.01, 0.99, 1.02)  # distinct run medians: ties would move Mann-Whitney off its exact p
+    rows = [_timed(fw, s, v * j, tier="default") for fw, v in (("a", 1.0), ("b", 1.5)) for s, j in enumerate(jitter)]
+    rows += [_timed("a", s, 0.8 * j, tier="tuned") for s, j in enumerate(jitter)]  # faster: 0.80x
+    rows += [_timed("b", s, 1.5 * 1.3 * j, tier="tuned") for s, j in enumerate(jitter)]  # slower: 1.30x
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = headline(report.load_runs(tmp_path))
+    block = text[text.index("**Tuned tier against default, full profile") :]
+    a, b = (next(line for line in block.splitlines() if line.startswith(f"| mnist_cnn | {fw} ")) for fw in "ab")
+    assert "| 4, 4 " in a and "| 0.80 [" in a and "faster, p = 0.029" in a
+    assert "| 1.30 [" in b and "slower, p = 0.029" in b and "never within 5 epochs" in b
+    no_tuned = [r for r in rows if r["tier"] == "default"]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in no_tuned))
+    assert "Tuned tier against default" not in headline(report.load_runs(tmp_path))
+
+
 def test_the_readme_headlines_are_the_reference_headlines_verbatim():
     """Nothing in the README's headlines is typed in by hand: each block is its folder's headline.md."""
     from tests.support.cli import ROOT

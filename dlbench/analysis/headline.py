@@ -4,6 +4,7 @@ holds the two equal), so no figure in the README's headline is typed in by hand.
 Per task and setting: each framework's median test accuracy beside the seed's published figure, its
 median steady epoch with the interval over runs, the ratio to the fastest and the verdict in words, all
 computed from runs.jsonl by the report's own functions (the run is the unit; dlbench/analysis/stats.py).
+Where a framework ran both tiers, its tuned tier against its default (dlbench/analysis/tiers.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from dlbench.analysis.parity import load_parity
 from dlbench.analysis.report import _differs, _fmt, groups, load_runs, speed_rows, summarise
+from dlbench.analysis.tiers import tier_rows
 from tasks import TASKS
 
 
@@ -49,6 +51,42 @@ def _short(c) -> str:
     if not c.rankable:
         return f"cannot rank ({c.n[0]} vs {c.n[1]} runs)"
     return f"{'slower' if c.significant else 'not distinguishable'}, p = {c.p_value:.2g}"
+
+
+def _tier_short(c) -> str:
+    """The tuned tier against the default in a few words (a ratio below 1 is faster)."""
+    if not c.rankable:
+        return f"cannot rank ({c.n[0]} vs {c.n[1]} runs)"
+    if not c.significant:
+        return f"not distinguishable, p = {c.p_value:.2g}"
+    return f"{'faster' if c.ratio < 1 else 'slower'}, p = {c.p_value:.2g}"
+
+
+def _tiers(df: pd.DataFrame) -> list[str]:
+    """Per setting (tier aside) where a framework ran both tiers: its tuned tier against its default."""
+    parts = []
+    for key, g in groups(df.assign(task="*", tier="*")).items():
+        ok = g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
+        rows = tier_rows(ok)
+        if not rows:
+            continue
+        lines = [{
+            "task": r["task"],
+            "framework": r["framework"],
+            "runs": r["runs (default, tuned)"],
+            "epoch (s) default → tuned": r["epoch (s) default → tuned"],
+            "tuned / default [95 % CI]": r["tuned / default"],
+            "tuned tier": _tier_short(r["_compared"]),
+            "compile payback": r["compile payback"],
+        } for r in rows]  # fmt: skip
+        parts.append(
+            f"**Tuned tier against default, {key[0]} profile ({_differs(key[:-1] + (None,))})** — each "
+            "framework's tuned tier (what its documentation offers for speed) against its own default tier, "
+            "steady epochs over runs; compile payback: the epoch from which the tuned tier's cumulative "
+            "training time is no longer behind.\n\n"
+            + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
+        )
+    return parts
 
 
 def _accuracy_line(task: str, profile: str, accs: pd.Series) -> str:
@@ -91,6 +129,8 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
             f"{_accuracy_line(task, profile, pd.Series([acc[r['framework']] for r in rows]))} "
             f"Speed from {basis}.\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
         )
+    if "tier" in df:
+        parts += _tiers(df)
     by = ["task", "framework"] + (["tier"] if "tier" in df else [])  # a tuned tier's runs are not more runs
     n_runs = df[df["status"] == "ok"].groupby(by, dropna=False).size()
     runs = f"{int(np.min(n_runs))}–{int(np.max(n_runs))}" if len(set(n_runs)) > 1 else str(int(n_runs.iat[0]))

@@ -382,9 +382,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
 
     for key, g in groups(df.assign(task="*", tier="*")).items():  # one setting, every task and tier
         ok = g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
-        steps = {t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
-                 for t in set(ok["task"]) if t in TASKS and "n_train" in ok}  # fmt: skip
-        text = section(ok, steps)
+        text = section(ok)
         if text:
             parts.append(f"## Tiers ({key[0]} profile; {_differs(key[:-1] + (None,))})\n\n{text}")
     parts.append(manifest(df[df["status"] == "ok"]))

@@ -41,9 +41,19 @@ def payback(default: list[float], tuned: list[float]) -> tuple[int | None, str]:
     return n + extra, f"not within {n} epochs; at their last epochs' rates, epoch {n + extra}"
 
 
-def section(ok: pd.DataFrame, steps_per_epoch: dict[str, int]) -> str:
-    """Per task (one setting of profile, device, threads, precision): default vs tuned per framework."""
-    rows = []
+def steps_per_epoch(ok: pd.DataFrame) -> dict[str, int]:
+    """Training steps in an epoch per task, from the rows' training-set size and the recipe's batch."""
+    from tasks import TASKS
+
+    return {t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
+            for t in set(ok["task"]) if t in TASKS and "n_train" in ok}  # fmt: skip
+
+
+def tier_rows(ok: pd.DataFrame) -> list[dict]:
+    """Per task and framework with both tiers (one setting otherwise): tuned against default, over runs.
+
+    `_compared` keeps the comparison (stats.compare) for callers that word the verdict themselves."""
+    rows, steps_of = [], steps_per_epoch(ok)
     for (task, fw), g in ok.groupby(["task", "framework"]):
         d, t = g[g["tier"] == "default"], g[g["tier"] == "tuned"]
         if d.empty or t.empty:
@@ -53,7 +63,7 @@ def section(ok: pd.DataFrame, steps_per_epoch: dict[str, int]) -> str:
         c = compare("tuned", runs_t, "default", runs_d)
         ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.2f}, {c.ci[1]:.2f}]"
         epoch, words = payback(epoch_profile(list(d["history"])), epoch_profile(list(t["history"])))
-        steps = steps_per_epoch.get(task)
+        steps = steps_of.get(task)
         if epoch is not None and steps:
             words += f", {epoch * steps:,} steps"
         rows.append({
@@ -66,7 +76,14 @@ def section(ok: pd.DataFrame, steps_per_epoch: dict[str, int]) -> str:
             "tuned / default": f"{c.ratio:.2f}{ci}",
             "verdict": c.verdict.replace("tuned", "the tuned tier").replace("default", "the default tier"),
             "compile payback": words,
+            "_compared": c,
         })  # fmt: skip
+    return rows
+
+
+def section(ok: pd.DataFrame) -> str:
+    """Per task (one setting of profile, device, threads, precision): default vs tuned per framework."""
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in tier_rows(ok)]
     if not rows:
         return ""
     return (
