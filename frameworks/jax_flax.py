@@ -25,9 +25,15 @@ whole epoch as one jitted lax.scan over its steps (JAX's documented way to remov
 Speed, measured on the MNIST CNN (2 threads, 30 steps of 128): XLA_FLAGS --xla_cpu_use_thunk_runtime=false,
 --xla_cpu_use_onednn=true and --xla_cpu_enable_fast_math=true all stayed within noise of the default
 (2.0-2.2 s). A CNN step takes ~70 ms, while a whole Iris step, dispatch included, takes ~0.1 ms
-(steady epoch 0.0007 s for 7 steps), so dispatch is not the cost and scanning whole epochs was not
-pursued: the time is in XLA:CPU's compiled step itself (not profiled further), about 4x PyTorch's
-per epoch, while JAX's inference is the fastest. Defaults are kept: this is the JAX a user would write.
+(steady epoch 0.0007 s for 7 steps), so dispatch is not the CNN's cost: the time is in XLA:CPU's
+compiled step itself, about 4x PyTorch's per epoch, while JAX's inference is the fastest. Defaults are
+kept: this is the JAX a user would write.
+The tuned tier's scan pays on Iris (0.33x the default's epoch) and IMDB (0.86x) but makes the MNIST CNN's
+epoch 5.8x slower (results/reference-jax). Not the while loop (jax-ml/jax#12868 reports convolutions
+slower inside loop bodies on CPU): timed on 20 MNIST steps, 2 threads, a Python loop of jitted steps took
+104-139 ms a step; the same 20 steps inlined into one jit with no loop 396-465 ms, a scan with unroll=20
+349-378 ms, a Python loop of length-1 scans 425 ms. Any program that wraps the step (in a scan, even of
+length 1, or beside other steps) is slow; the cause is not found (XLA:CPU not profiled yet).
 """
 
 from __future__ import annotations

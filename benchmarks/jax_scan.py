@@ -1,0 +1,85 @@
+"""Why is JAX's tuned tier (the epoch as one jitted lax.scan) slower on the MNIST CNN? Run in the main
+environment, after the machine is quiet:
+
+    .venv/bin/python benchmarks/jax_scan.py
+
+Times STEPS training steps of the adapter's own `_step` (frameworks/jax_flax.py) wrapped five ways, two
+rounds each, each case on a fresh state after its compile, and prints the median ms per step over three
+timings. Synthetic MNIST-shaped inputs: a step's cost does not depend on the pixel values. The cases
+separate the while loop (jax-ml/jax#12868: convolutions slower inside loop bodies on XLA:CPU) from
+everything else that changes when steps share one compiled program.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+
+from frameworks import jax_flax as A  # noqa: E402
+from tasks import TASKS  # noqa: E402
+
+STEPS, BATCH = 20, 128
+
+A.configure(2, "cpu")
+TASK = TASKS["mnist_cnn"]
+_rng = np.random.default_rng(0)
+X = jax.numpy.asarray(_rng.random((BATCH * 40, 28, 28, 1), np.float32))
+Y = jax.numpy.asarray(_rng.integers(0, 10, BATCH * 40))
+IDX, MASK = (jax.numpy.asarray(a) for a in A._batches(_rng.permutation(BATCH * 40)[: BATCH * STEPS], BATCH))
+
+
+def _body(s, batch):
+    return A._step(s, X, Y, batch[0], batch[1], False)[0], None
+
+
+def python_loop():
+    """The default tier: one jitted call per step."""
+    step = jax.jit(A._step, static_argnums=(5,))
+    return lambda s: [s := step(s, X, Y, IDX[i], MASK[i], False)[0] for i in range(STEPS)][-1]
+
+
+def scan(unroll: int = 1):
+    """The tuned tier's shape: all steps in one lax.scan (unroll > 1 repeats the body inside the loop)."""
+    f = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m), unroll=unroll)[0])
+    return lambda s: f(s, IDX, MASK)
+
+
+def inlined():
+    """All steps in one jit with no loop at all: Python unrolls them while tracing."""
+    f = jax.jit(lambda s: [s := _body(s, (IDX[i], MASK[i]))[0] for i in range(STEPS)][-1])
+    return f
+
+
+def length1_scans():
+    """One step per call, as in the default tier, but each inside a scan of length 1."""
+    f = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m))[0])
+    return lambda s: [s := f(s, IDX[i : i + 1], MASK[i : i + 1]) for i in range(STEPS)][-1]
+
+
+CASES = {
+    "python loop of jitted steps (default tier)": python_loop(),
+    "one scan over the steps (tuned tier)": scan(),
+    f"one scan, unroll={STEPS}": scan(STEPS),
+    "one jit, steps inlined, no loop": inlined(),
+    "python loop of length-1 scans": length1_scans(),
+}
+
+if __name__ == "__main__":
+    print(f"jax {jax.__version__}, {STEPS} MNIST CNN training steps of {BATCH}, median ms per step")
+    for rnd in range(2):
+        for name, fn in CASES.items():
+            jax.block_until_ready(fn(A.build(TASK, 0)["state"]).params)  # compile
+            times = []
+            for _ in range(3):
+                state = A.build(TASK, 0)["state"]
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(state).params)
+                times.append(time.perf_counter() - t0)
+            print(f"round {rnd}: {name:44s} {1000 * np.median(times) / STEPS:7.1f}", flush=True)
