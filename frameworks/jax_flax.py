@@ -30,10 +30,11 @@ compiled step itself, about 4x PyTorch's per epoch, while JAX's inference is the
 kept: this is the JAX a user would write.
 The tuned tier's scan pays on Iris (0.33x the default's epoch) and IMDB (0.86x) but makes the MNIST CNN's
 epoch 5.8x slower (results/reference-jax). Not the while loop (jax-ml/jax#12868 reports convolutions
-slower inside loop bodies on CPU): timed on 20 MNIST steps, 2 threads, a Python loop of jitted steps took
-104-139 ms a step; the same 20 steps inlined into one jit with no loop 396-465 ms, a scan with unroll=20
-349-378 ms, a Python loop of length-1 scans 425 ms. Any program that wraps the step (in a scan, even of
-length 1, or beside other steps) is slow; the cause is not found (XLA:CPU not profiled yet).
+slower inside loop bodies on CPU): benchmarks/jax_scan.py, 20 MNIST steps, 2 threads, two rounds: a Python
+loop of jitted steps 104-107 ms a step, one scan 395-399, a scan with unroll=20 366-431, the 20 steps
+inlined into one jit with no loop 362-406, a Python loop of length-1 scans 424-433. Any program that
+wraps the step (in a scan, even of length 1, or beside other steps) is slow; the cause is not found
+(XLA:CPU not profiled yet).
 """
 
 from __future__ import annotations
