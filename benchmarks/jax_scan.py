@@ -42,7 +42,13 @@ def _body(s, batch):
 def python_loop():
     """The default tier: one jitted call per step."""
     step = jax.jit(A._step, static_argnums=(5,))
-    return lambda s: [s := step(s, X, Y, IDX[i], MASK[i], False)[0] for i in range(STEPS)][-1]
+
+    def run(s):
+        for i in range(STEPS):
+            s = step(s, X, Y, IDX[i], MASK[i], False)[0]
+        return s
+
+    return run
 
 
 def scan(unroll: int = 1):
@@ -53,14 +59,25 @@ def scan(unroll: int = 1):
 
 def inlined():
     """All steps in one jit with no loop at all: Python unrolls them while tracing."""
-    f = jax.jit(lambda s: [s := _body(s, (IDX[i], MASK[i]))[0] for i in range(STEPS)][-1])
-    return f
+
+    def run(s):
+        for i in range(STEPS):
+            s = _body(s, (IDX[i], MASK[i]))[0]
+        return s
+
+    return jax.jit(run)
 
 
 def length1_scans():
     """One step per call, as in the default tier, but each inside a scan of length 1."""
     f = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m))[0])
-    return lambda s: [s := f(s, IDX[i : i + 1], MASK[i : i + 1]) for i in range(STEPS)][-1]
+
+    def run(s):
+        for i in range(STEPS):
+            s = f(s, IDX[i : i + 1], MASK[i : i + 1])
+        return s
+
+    return run
 
 
 CASES = {

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.analysis.parity import load_parity
-from dlbench.analysis.report import _differs, _fmt, groups, load_runs, speed_rows, summarise
+from dlbench.analysis.report import _differs, _fmt, groups, load_runs, speed_rows, summarise, tier_settings
 from dlbench.analysis.tiers import tier_rows
 from tasks import TASKS
 
@@ -65,8 +65,7 @@ def _tier_short(c) -> str:
 def _tiers(df: pd.DataFrame) -> list[str]:
     """Per setting (tier aside) where a framework ran both tiers: its tuned tier against its default."""
     parts = []
-    for key, g in groups(df.assign(task="*", tier="*")).items():
-        ok = g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
+    for key, ok in tier_settings(df).items():
         rows = tier_rows(ok)
         if not rows:
             continue

@@ -145,6 +145,14 @@ def groups(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     return {k: df.iloc[out[k]] for k in ranked}
 
 
+def tier_settings(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The `ok` rows per setting with task and tier set aside (key: tier None): where tiers are compared."""
+    return {
+        key: g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
+        for key, g in groups(df.assign(task="*", tier="*")).items()
+    }
+
+
 def time_to_target(values) -> tuple[float | None, int, int]:
     """(median with never-reached counted as infinitely slow, reached, runs); None when fewer than half reached."""
     v = [float(x) if x is not None and pd.notna(x) else float("inf") for x in values]
@@ -380,8 +388,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
                          + "\n\n".join(f"![{p.stem}]({p.relative_to(results)})" for p in paths) + "\n")  # fmt: skip
     from dlbench.analysis.tiers import manifest, section
 
-    for key, g in groups(df.assign(task="*", tier="*")).items():  # one setting, every task and tier
-        ok = g[g["status"] == "ok"].assign(task=df.loc[g.index, "task"], tier=df.loc[g.index, "tier"])
+    for key, ok in tier_settings(df).items():  # one setting, every task and tier
         text = section(ok)
         if text:
             parts.append(f"## Tiers ({key[0]} profile; {_differs(key[:-1] + (None,))})\n\n{text}")

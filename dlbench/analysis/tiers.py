@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.analysis.stats import compare
+from tasks import TASKS
 
 MANIFEST_KEYS = ("tier", "execution", "optimizer", "precision", "deterministic", "data_placement", "threads")
 
@@ -43,8 +44,6 @@ def payback(default: list[float], tuned: list[float]) -> tuple[int | None, str]:
 
 def steps_per_epoch(ok: pd.DataFrame) -> dict[str, int]:
     """Training steps in an epoch per task, from the rows' training-set size and the recipe's batch."""
-    from tasks import TASKS
-
     return {t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
             for t in set(ok["task"]) if t in TASKS and "n_train" in ok}  # fmt: skip
 
