@@ -13,7 +13,7 @@ Added by following docs/adding-a-framework.md. What MLX does differently, and wh
   Wh (4h, h) and ONE bias (4h), gates i, f, g, o: exactly the canonical LSTM, transposed.
 - MLX's LSTM layer loops over time steps in Python (80 for IMDB), each one a small graph. Compiling
   the step (the tuned tier) traces that loop once, yet measured here (results/reference-mlx, 2-core
-  CPU) the compiled IMDB epoch is 1.21x the eager one (slower); on Iris it is 0.14x.
+  CPU) the compiled IMDB epoch is 1.20x the eager one (slower); on Iris it is 0.19x.
 - Initialisers: MLX's own default to uniform(+-1/sqrt(fan)) (LSTM) and its conv fans follow the OHWI
   layout; the adapter loads Keras's initialisers from the framework-neutral reference instead
   (tasks/reference.init_weights, seeded): the statistics check passes by construction, and the seed
