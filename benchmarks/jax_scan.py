@@ -7,11 +7,15 @@ Times STEPS training steps of the adapter's own `_step` (frameworks/jax_flax.py)
 rounds each, each case on a fresh state after its compile, and prints the median ms per step over three
 timings. Synthetic MNIST-shaped inputs: a step's cost does not depend on the pixel values. The cases
 separate the while loop (jax-ml/jax#12868: convolutions slower inside loop bodies on XLA:CPU) from
-everything else that changes when steps share one compiled program.
+everything else that changes when steps share one compiled program. First it prints the dimension
+labels of every convolution in each compiled program: b01f_01io->b01f (NHWC input, HWIO kernel) is the
+form XLA:CPU's emitter can hand to Eigen's convolution (xla/service/cpu/ir_emission_utils.cc); any other
+form it emits as its own loop nest.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -80,6 +84,23 @@ def length1_scans():
     return run
 
 
+def conv_labels(jitted, *args) -> list[str]:
+    """The dim_labels of every convolution in the program XLA:CPU compiled for these arguments."""
+    return re.findall(r" convolution\(.*?dim_labels=([^,\s]+)", jitted.lower(*args).compile().as_text())
+
+
+def programs(state) -> dict:
+    """The single compiled programs behind the cases, with their arguments."""
+    step_fn = jax.jit(A._step, static_argnums=(5,))
+    scan_fn = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m))[0])
+    return {
+        "the jitted step (default tier)": (step_fn, (state, X, Y, IDX[0], MASK[0], False)),
+        "one scan over the steps (tuned tier)": (scan_fn, (state, IDX, MASK)),
+        "a length-1 scan": (scan_fn, (state, IDX[:1], MASK[:1])),
+        "one jit, steps inlined, no loop": (inlined(), (state,)),
+    }
+
+
 CASES = {
     "python loop of jitted steps (default tier)": python_loop(),
     "one scan over the steps (tuned tier)": scan(),
@@ -89,7 +110,11 @@ CASES = {
 }
 
 if __name__ == "__main__":
-    print(f"jax {jax.__version__}, {STEPS} MNIST CNN training steps of {BATCH}, median ms per step")
+    print(f"jax {jax.__version__}: convolutions per compiled program (dim_labels, count)")
+    for name, (fn, args) in programs(A.build(TASK, 0)["state"]).items():
+        labels = conv_labels(fn, *args)
+        print(f"{name:44s} {', '.join(f'{k} x{labels.count(k)}' for k in sorted(set(labels)))}")
+    print(f"{STEPS} MNIST CNN training steps of {BATCH}, median ms per step")
     for rnd in range(2):
         for name, fn in CASES.items():
             jax.block_until_ready(fn(A.build(TASK, 0)["state"]).params)  # compile
