@@ -9,8 +9,8 @@ timings. Synthetic MNIST-shaped inputs: a step's cost does not depend on the pix
 separate the while loop (jax-ml/jax#12868: convolutions slower inside loop bodies on XLA:CPU) from
 everything else that changes when steps share one compiled program. First it prints the dimension
 labels of every convolution in each compiled program: b01f_01io->b01f (NHWC input, HWIO kernel) is the
-form XLA:CPU's emitter can hand to Eigen's convolution (xla/service/cpu/ir_emission_utils.cc); any other
-form it emits as its own loop nest.
+form XLA:CPU's emitter can hand to Eigen's convolution (its conditions are in
+xla/service/cpu/ir_emission_utils.cc); other forms cannot go there.
 """
 
 from __future__ import annotations
@@ -43,9 +43,19 @@ def _body(s, batch):
     return A._step(s, X, Y, batch[0], batch[1], False)[0], None
 
 
+def _jit_step():
+    """The adapter's step, jitted on its own as the default tier does."""
+    return jax.jit(A._step, static_argnums=(5,))
+
+
+def _jit_scan(unroll: int = 1):
+    """The steps of the given batches in one jitted lax.scan, as the tuned tier does."""
+    return jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m), unroll=unroll)[0])
+
+
 def python_loop():
     """The default tier: one jitted call per step."""
-    step = jax.jit(A._step, static_argnums=(5,))
+    step = _jit_step()
 
     def run(s):
         for i in range(STEPS):
@@ -57,7 +67,7 @@ def python_loop():
 
 def scan(unroll: int = 1):
     """The tuned tier's shape: all steps in one lax.scan (unroll > 1 repeats the body inside the loop)."""
-    f = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m), unroll=unroll)[0])
+    f = _jit_scan(unroll)
     return lambda s: f(s, IDX, MASK)
 
 
@@ -74,7 +84,7 @@ def inlined():
 
 def length1_scans():
     """One step per call, as in the default tier, but each inside a scan of length 1."""
-    f = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m))[0])
+    f = _jit_scan()
 
     def run(s):
         for i in range(STEPS):
@@ -91,10 +101,9 @@ def conv_labels(jitted, *args) -> list[str]:
 
 def programs(state) -> dict:
     """The single compiled programs behind the cases, with their arguments."""
-    step_fn = jax.jit(A._step, static_argnums=(5,))
-    scan_fn = jax.jit(lambda s, i, m: jax.lax.scan(_body, s, (i, m))[0])
+    scan_fn = _jit_scan()
     return {
-        "the jitted step (default tier)": (step_fn, (state, X, Y, IDX[0], MASK[0], False)),
+        "the jitted step (default tier)": (_jit_step(), (state, X, Y, IDX[0], MASK[0], False)),
         "one scan over the steps (tuned tier)": (scan_fn, (state, IDX, MASK)),
         "a length-1 scan": (scan_fn, (state, IDX[:1], MASK[:1])),
         "one jit, steps inlined, no loop": (inlined(), (state,)),
