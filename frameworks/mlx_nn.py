@@ -14,6 +14,9 @@ Added by following docs/adding-a-framework.md. What MLX does differently, and wh
 - MLX's LSTM layer loops over time steps in Python (80 for IMDB), each one a small graph. Compiling
   the step (the tuned tier) traces that loop once, yet measured here (results/reference-mlx, 2-core
   CPU) the compiled IMDB epoch is 1.20x the eager one (slower); on Iris it is 0.19x.
+- Threads: mlx.core has no thread-count setting (the worker's CPU affinity bounds it), and its CPU
+  build uses one core on the MNIST CNN and the IMDB LSTM here: 10 training steps took the same time
+  pinned to 1 or 2 CPUs (README, "MLX's MNIST again"), where PyTorch's took 0.61-0.76x as long at 2.
 - Initialisers: MLX's own default to uniform(+-1/sqrt(fan)) (LSTM) and its conv fans follow the OHWI
   layout; the adapter loads Keras's initialisers from the framework-neutral reference instead
   (tasks/reference.init_weights, seeded): the statistics check passes by construction, and the seed
