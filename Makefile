@@ -1,4 +1,4 @@
-# Two commands for a new user: `make bench` (set up, run the quick benchmark, print its table) and
+# Two commands for a new user: `make bench` (set up, run the speed protocol, print its verdicts) and
 # `make test` (set up, run the tests). Setup builds one virtual environment per requirements/NAME.in
 # (main -> .venv, NAME -> .venv-NAME) with uv, from the lock file for its Python (NAME-pyX.Y.lock: every
 # package pinned, with hashes). It is idempotent: an environment is rebuilt only when its lock changed.
@@ -56,8 +56,7 @@ endef
 	|| { rm -rf .venv-$*; echo "warning: could not build .venv-$* (needs Python $$py): $* runs will be 'unavailable'"; }
 
 bench: setup
-	$(PY) harness.py run $(BENCH_ARGS)
-	$(PY) harness.py report
+	$(PY) harness.py speed $(BENCH_ARGS)
 
 test: setup
 	$(PY) -m pytest -q tests

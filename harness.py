@@ -1,11 +1,11 @@
 """dlbench: run the framework x task matrix, each pairing in its own worker process; report; check parity.
 
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
+    python harness.py speed [--frameworks all] [--tasks all] [--anchor torch] [--budget 540]
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
-    python harness.py microbench [--frameworks torch,jax]
-    python harness.py overhead [--frameworks torch,jax]
+    python harness.py microbench|overhead [--frameworks torch,jax]
     python harness.py compare BASE NEW [--threshold 5%]
     python harness.py merge A B ... -o OUT
     python harness.py list
@@ -60,14 +60,18 @@ def cmd_run(a: argparse.Namespace) -> int:
     return matrix.run(cfg)
 
 
+def cmd_speed(a: argparse.Namespace) -> int:
+    from dlbench.driver.speed import run
+
+    return run(c.speed_config(a, FRAMEWORKS, ALIASES, TASKS))
+
+
 def cmd_report(a: argparse.Namespace) -> int:
-    from dlbench.analysis.headline import write_headline
-    from dlbench.analysis.report import ReportError, write_summary
+    from dlbench.analysis.report import ReportError
+    from dlbench.analysis.speed import write_reports
 
     try:
-        rc = write_summary(Path(a.results), a.profile)
-        write_headline(Path(a.results), a.profile)
-        return rc
+        return write_reports(Path(a.results), a.profile)
     except ReportError as e:
         raise UsageError(str(e)) from None
 
@@ -154,15 +158,18 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
         sp.add_argument("--results", default="results", help="results folder (default results/)")
 
+    def training(sp):  # how the frameworks train: run, speed and parity share these
+        sp.add_argument("--device", default="cpu", choices=devices)
+        sp.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
+        sp.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
+
     r = sub.add_parser("run", help="run the framework x task matrix")
     common(r)
+    training(r)
     r.add_argument("--profile", default="quick", choices=profiles)
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
-    r.add_argument("--device", default="cpu", choices=devices)
-    r.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
-    r.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
@@ -173,16 +180,24 @@ def parser() -> argparse.ArgumentParser:
                    help="interleaved (default: seed by seed, frameworks shuffled) or fixed")  # fmt: skip
     r.add_argument("--order-seed", type=int, help="seed of the interleaved order (default: drawn, recorded)")
     r.set_defaults(fn=cmd_run)
+    sp = sub.add_parser("speed", help="the speed protocol: verdicts against an anchor, per task (make bench)")
+    common(sp)
+    training(sp)
+    sp.add_argument("--anchor", default="torch", help="the framework every other is compared with (default torch)")
+    sp.add_argument("--budget", type=float, default=540, help="seconds for the whole protocol (default 540)")
+    sp.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
+    sp.add_argument("--target", default="5%", help="planned 95 %% interval half-width of each ratio (default 5%%)")
+    sp.add_argument("--pilot", type=int, default=2, help="pilot groups (default 2)")
+    sp.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
+    sp.set_defaults(fn=cmd_speed)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")
     s.add_argument("--profile", choices=profiles, help="only this profile's rows")
     s.set_defaults(fn=cmd_report)
     q = sub.add_parser("parity", help="check that every framework trains the same model (exit 1 if not)")
     common(q)
+    training(q)
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
-    q.add_argument("--device", default="cpu", choices=devices)
-    q.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
-    q.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
     common(a, frameworks=False, tasks=False)

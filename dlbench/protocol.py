@@ -9,8 +9,13 @@ starts with EVENT_PREFIX is one JSON object, an event; any other line is the fra
 
     {"event": "training"}                                                                  before the first epoch
     {"event": "epoch", "epoch": 3, "max_epochs": 30, "epoch_s": ..., "val_accuracy": ...}   after each epoch
+                                                                       (a speed run: after each window)
     {"event": "result", ...measured fields...}                                            once, at the end
     {"event": "error", "status": "error" | "diverged", "error": "ValueError: ..."}         instead of result
+
+A speed worker (Mode.SPEED) instead answers commands from stdin (dlbench/worker/speed.py): "started",
+then "ready" for each task, "window" for each window, "error" (with "task") for a task that failed,
+and "result" when told to end.
 
 A worker exits 0 after `result` and 1 after `error`. One that ends with neither is classified by the
 driver (killed by a signal: crashed; past its deadline: timeout; over its memory cap: oom; stopped by
@@ -30,6 +35,9 @@ from enum import Enum
 # The version of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
 # 2: rss_before_train_mib is the resident memory when training starts (it was the peak so far), and
 #    train_peak_rss_mib is new: the peak from then on.
+# Fields added without changing another's meaning keep the version: `sitting` (this invocation's id, boot id
+# and start) and provenance.machine's boot_id, microcode and kernel; the speed protocol's rows ("kind":
+# "speed") live in their own file, speed.jsonl.
 SCHEMA = 2
 EVENT_PREFIX = "@@dlbench "
 
@@ -61,6 +69,7 @@ class Status(Word):
 class Mode(Word):
     RUN = "run"  # train one task x seed and measure it
     PARITY = "parity"  # the parity measurements of dlbench/worker/parity.py, for several tasks
+    SPEED = "speed"  # one speed run: warm up, then timed windows of whole steps (dlbench/worker/speed.py)
 
 
 class Event(Word):
@@ -68,6 +77,10 @@ class Event(Word):
     EPOCH = "epoch"
     RESULT = "result"
     ERROR = "error"
+    # A speed worker (Mode.SPEED) takes commands on stdin, one JSON object a line, and answers each:
+    STARTED = "started"  # imported and configured: device, settings, versions, import_s
+    READY = "ready"  # {"do": "task"} done: the task is built and warmed up; its window lengths
+    WINDOW = "window"  # {"do": "window", "steps": k} done: its seconds
 
 
 class Profile(Word):
@@ -116,6 +129,9 @@ class JobConfig:
     tasks: tuple[str, ...] = ()
     inputs: str = ""  # parity: folder of TASK.npz inputs
     out: str = ""  # parity: folder for TASK.npz measurements
+    # speed: a long window lasts about window_target_s (dlbench/worker/speed.py)
+    window_target_s: float = 0.25
+    warmup_max: int = 6
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

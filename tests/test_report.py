@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 
 from dlbench.analysis import report
@@ -137,9 +138,22 @@ def test_epochs_of_one_run_are_not_independent_samples():
     assert c.n == (2, 2) and not c.significant and c.verdict.startswith("not enough runs to rank")
 
 
-def test_the_detectable_difference_follows_the_runs_noise():
-    # z(0.975) + z(0.8) = 2.8016; CV 5 % on both sides, 5 runs each: 2.8016 * sqrt(2 * 0.05^2 / 5) = 8.86 %.
-    assert abs(detectable(0.05, 5, 0.05, 5) - 0.0886) < 5e-4
+def _mw_power(diff, cv, n, trials=20_000, seed=42):
+    """The Mann-Whitney test's power, simulated here independently of stats.power (another seed, scipy's
+    test one sample pair at a time would be slow: the exact p depends only on the ranks)."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(seed)
+    s = np.sqrt(np.log1p(cv**2))
+    a, b = rng.normal(0, s, (trials, n)), rng.normal(np.log1p(diff), s, (trials, n))
+    return float(np.mean(st.mannwhitneyu(a, b, axis=1).pvalue < 0.05))
+
+
+def test_the_detectable_difference_is_the_exact_tests_not_a_normal_approximation():
+    d = detectable(0.05, 5, 0.05, 5)
+    assert 0.78 <= _mw_power(d, 0.05, 5) <= 0.84  # power 0.8 at the difference it names
+    # z(0.975) + z(0.8) = 2.8016: the normal approximation's 8.86 % has only about half that power
+    assert _mw_power(2.8016 * np.sqrt(2 * 0.05**2 / 5), 0.05, 5) < 0.6 and d > 0.1
     assert detectable(0.05, 3, 0.05, 3) is None  # 3 vs 3 can never be significant, whatever the difference
 
 
@@ -254,12 +268,26 @@ def test_the_headline_ranks_over_runs_and_sets_the_published_accuracy_beside_our
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = headline(report.load_runs(tmp_path))
     full = text[text.index("**mnist_cnn, full profile**") :].split("\n\n")[0]
-    assert full.startswith("**mnist_cnn, full profile** — lowest median epoch: a; significantly slower")
-    assert "b 1.50x" in full and "not enough runs to rank: c" in full
+    # one comparison survives Holm's correction over the family (b; c cannot be ranked with 2 runs)
+    assert full.startswith("**mnist_cnn, full profile** — lowest median epoch: a; slower than it after Holm's")
+    assert "b 1.50x" in full and "not enough runs to rank: c" in full and "picked from these same runs" in full
     assert "published 99.00 % (the seed, Keras's Simple MNIST convnet" in full and "0.9900–0.9900" in full
     quick = text[text.index("**mnist_cnn, quick profile**") :]
     assert "not comparable with any published figure" in quick.split("\n\n")[0]
-    assert "| b           | 4      | 0.9900     | 1.51" in text and "slower, p = 0.029" in text
+    assert "| b           | 4      | 0.9900     | 1.51" in text and "slower, Holm p = 0.029" in text
+
+
+def test_the_headline_corrects_for_the_family_and_leaves_gated_frameworks_unranked(tmp_path):
+    from dlbench.analysis.headline import headline
+
+    jitter = (1.00, 1.02, 0.99, 1.01)
+    rows = [_timed(fw, s, v * j) for fw, v in (("a", 1.0), ("b", 1.5), ("c", 1.6)) for s, j in enumerate(jitter)]
+    rows += [_timed("d", s, 2.0 * j, acc=0.5) for s, j in enumerate(jitter)]  # far below MNIST's accuracy floor
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = headline(report.load_runs(tmp_path))
+    # b and c: each p = 0.029 alone; Holm over the two makes both 0.057: neither is called slower
+    assert "not distinguishable from it with these runs after Holm's correction: b, c" in text
+    assert "not ranked, outside the accuracy gate: d" in text and "not ranked: accuracy gate" in text
 
 
 def test_the_headline_counts_runs_per_tier_and_names_a_lone_framework(tmp_path):

@@ -154,12 +154,15 @@ def tier_settings(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
 
 
 def time_to_target(values) -> tuple[float | None, int, int]:
-    """(median with never-reached counted as infinitely slow, reached, runs); None when fewer than half reached."""
+    """(median with never-reached counted as infinitely slow, reached, runs); None ("not reached") when the
+    median run did not reach the target: fewer than half reached, or exactly half (the median of an even
+    count is then the mean of a reached and an unreached run: infinite)."""
     v = [float(x) if x is not None and pd.notna(x) else float("inf") for x in values]
     reached = sum(np.isfinite(v))
-    if not v or reached * 2 < len(v):
+    median = float(np.median(v)) if v else float("inf")
+    if not np.isfinite(median):
         return None, reached, len(v)
-    return float(np.median(v)), reached, len(v)
+    return median, reached, len(v)
 
 
 def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.DataFrame]:
@@ -277,7 +280,7 @@ def speed_rows(table: pd.DataFrame, ok: pd.DataFrame) -> tuple[list[dict], str]:
             "runs": len(value[f]),
             "median epoch (s)": _fmt("epoch_s", float(np.median(value[f]))),
             "run-to-run CV": "— (1 run)" if c is None else f"{100 * c:.1f} %",
-            "× fastest [95 % CI]": vs_fastest,
+            "× fastest [bootstrap]": vs_fastest,
             "vs the next faster": "—" if not i else to_next.verdict,
             "gate": gate_of.get(f, "—"),
             "_to_fastest": to_fastest,
@@ -297,7 +300,9 @@ def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
         f"test over runs (significant below {ALPHA:g}, and only if the interval excludes 1; at least "
         f"{runs_needed()} runs per framework are needed before any pair can be ranked); ratio intervals from a "
         "hierarchical bootstrap (runs, then epochs within runs); the detectable difference is the smallest "
-        "the runs at hand could detect (normal approximation, power 0.8, from the runs' CVs).\n\n"
+        "the runs at hand could detect with power 0.8 by this test (simulated from the runs' CVs). The fastest is "
+        "picked from these same runs and the p values are not corrected for the comparisons made: for verdicts, "
+        "use the speed protocol (`harness.py speed`, docs/speed-protocol.md).\n\n"
         + pd.DataFrame(rows).drop(columns="_to_fastest").to_markdown(index=False, disable_numparse=True)
         + "\n"
     )
@@ -351,7 +356,8 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         "interval of the median from order statistics where a framework has 6 runs or more, else the range "
         "of its runs (`ok runs` says how many); `—` = not measured (e.g. no steady epoch when only one epoch "
         "ran). Time to target: the median over all runs with a run that never reached the target counted as "
-        "infinitely slow, `not reached` when fewer than half of the runs reached it. Rows are compared only "
+        "infinitely slow, `not reached` when the median run did not reach it (fewer than half, or exactly half). "
+        "Rows are compared only "
         "with rows of the same settings (profile, task, device, threads, epochs cap, schema): one section "
         "per setting. Gate: a framework's timings are "
         "comparable only if its test accuracy reached the task's floor and (full profile) lies within the "

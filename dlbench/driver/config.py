@@ -70,6 +70,30 @@ class ParityConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """`harness.py speed`: the speed protocol (dlbench/driver/speed.py)."""
+
+    frameworks: tuple[Variant, ...]  # the anchor among them
+    tasks: tuple[str, ...]
+    anchor: Variant
+    threads: int
+    device: Device
+    precision: Precision
+    results: Path  # rows go to results/speed.jsonl
+    data_dir: str | None
+    argv: tuple[str, ...]
+    budget_s: float = 540.0  # the whole protocol, data preparation included
+    equivalence: float = 0.10  # +-10 %: the two one-sided tests' margin
+    target: float = 0.05  # the planned precision: 95 % interval half-width of each ratio to the anchor
+    pilot: int = 2  # processes per framework before the plan (they count in the verdicts too)
+    pilot_pairs: int = 2  # window pairs per task in a pilot process
+    window_target_s: float = 0.15  # seconds of a long window
+    timeout_s: float = 900.0  # per process
+    max_rss_mib: float | None = None
+    order_seed: int = 0
+
+
+@dataclass(frozen=True)
 class AssessConfig:
     threads: int
     results: Path
@@ -197,6 +221,12 @@ def check_output(folder: Path) -> None:
         raise UsageError(f"cannot write results into {str(folder)!r} ({why}): choose another --results") from None
 
 
+def count(value: int, what: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise UsageError(f"{what} must be between {low} and {high}, got {value}")
+    return value
+
+
 def positive(value: float | None, what: str) -> float | None:
     """A positive, finite number (nan and inf would silently switch a limit off), or None."""
     if value is not None and not 0 < value < float("inf"):
@@ -224,3 +254,29 @@ def merge(sources: list[Path], out: Path) -> int:
         print(w, file=sys.stderr)
     print(f"{added} row(s) added to {out / 'runs.jsonl'}, {dup} already there (same run_id)")
     return 0
+
+
+def speed_config(a, registry, aliases, tasks) -> SpeedConfig:
+    """`harness.py speed`'s arguments, checked: the anchor runs in every sitting, so it joins the frameworks."""
+    import sys
+
+    frameworks = variants(a.frameworks, a.tier, registry, aliases)
+    anchor = variants(a.anchor, "default", registry, aliases)
+    if len(anchor) != 1:
+        raise UsageError(f"--anchor names one framework, got {a.anchor!r}")
+    return SpeedConfig(
+        frameworks=tuple(dict.fromkeys((anchor[0], *frameworks))),
+        tasks=names(a.tasks, tasks, "task"),
+        anchor=anchor[0],
+        threads=threads(a.threads),
+        device=Device(a.device),
+        precision=precision(a.precision, Device(a.device), frameworks, registry),
+        results=results_dir(a.results),
+        data_dir=a.data_dir,
+        argv=tuple(sys.argv[1:]),
+        budget_s=positive(a.budget, "--budget"),
+        equivalence=percent(a.equivalence, "--equivalence"),
+        target=percent(a.target, "--target"),
+        pilot=count(a.pilot, "--pilot", 2, 20),
+        order_seed=secrets.randbelow(2**31),  # shifts the Williams rows; recorded in design.json
+    )

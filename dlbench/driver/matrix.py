@@ -15,7 +15,7 @@ import numpy as np
 from dlbench.driver import signals
 from dlbench.driver.config import Executor, Order, RunConfig, Variant, check_output
 from dlbench.driver.progress import Progress
-from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine
+from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine, sitting
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
 from dlbench.protocol import SCHEMA, JobConfig, Mode, Status
 from dlbench.results import append_row, recorded_ok
@@ -39,7 +39,7 @@ def run(cfg: RunConfig) -> int:
         ds = TASKS[t].dataset
         if ds not in data:
             data[ds] = prepare(ds, cfg.data_dir)
-    common = {"machine": machine(), "git": git(), "argv": list(cfg.argv)}
+    common = {"machine": machine(), "git": git(), "argv": list(cfg.argv), "sitting": sitting()}
     plan = planned(cfg)
     run_index = {key: i for i, key in enumerate(plan)}
     todo: list[Key] = list(plan)
@@ -148,10 +148,11 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
         "epochs_cap": cfg.epochs,
         "precision": cfg.precision,
         "tier": variant.tier,
+        "sitting": common["sitting"],  # this invocation and its boot: rows of one sitting compare directly
         **out,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "provenance": {
-            **common,
+            **{k: v for k, v in common.items() if k != "sitting"},
             "machine": node,
             "executor": cfg.executor,
             "environment": fw.env,

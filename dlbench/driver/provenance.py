@@ -40,11 +40,48 @@ def usable_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
+def _read(path: str) -> str | None:
+    """A /proc or /sys entry's text, stripped; None where it is missing or unreadable (never an error)."""
+    try:
+        return Path(path).read_text(errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+def _microcode() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("microcode"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (a new one after every restart; the same CPU model string can hide
+    another host: a VM's CPU changes between boots, and speed with it)."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def sitting() -> dict:
+    """One invocation of the harness: an id of its own, the boot it ran on, when it started. Speed is
+    compared within a sitting only (dlbench/analysis/speed.py)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    return {"id": uuid.uuid4().hex[:12], "boot_id": boot_id(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+
+
 @functools.cache  # asked for once per pairing (on a Ray node, per node): the machine does not change
 def machine() -> dict:
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
+        "kernel": platform.release(),
+        "boot_id": boot_id(),
+        "microcode": _microcode(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_allowed": len(usable_cpus()),

@@ -32,6 +32,8 @@ def main() -> int:
     try:
         if cfg.mode == Mode.PARITY:
             from dlbench.worker.parity import run_parity as job
+        elif cfg.mode == Mode.SPEED:
+            from dlbench.worker.speed import serve as job
         else:
             from dlbench.worker.loop import run as job
         emit(Event.RESULT, **job(cfg))

@@ -1,0 +1,217 @@
+"""The speed protocol's tables: per sitting and task, each framework against the anchor, in words.
+
+Speed is compared only within a sitting (one `harness.py speed` invocation on one boot). Across
+sittings, frameworks meet only through each sitting's own ratio to its anchor, which every sitting
+measures; a sitting without anchor processes on a task is not ranked there. Busy rows (other processes
+used the CPUs) are counted and left out: a busy row is not a measurement.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench.analysis.design import process_value
+from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, against_anchor, against_differences, bimodal
+from dlbench.results import read_rows
+
+DECIDED = (Verdict.FASTER, Verdict.SLOWER, Verdict.EQUIVALENT)
+
+
+def label(row: dict) -> str:
+    tier = row.get("tier") or "default"
+    return row["framework"] if tier == "default" else f"{row['framework']} ({tier})"
+
+
+def usable(row: dict) -> bool:
+    """An ok, quiet speed row with windows and a sitting, whose time per step is positive."""
+    if not (row.get("kind") == "speed" and row["status"] == "ok" and not row.get("machine_busy")
+            and row.get("window_s") and isinstance(row.get("sitting"), dict)):  # fmt: skip
+        return False
+    try:
+        return process_value(row) > 0
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
+
+
+def load_speed(results: Path) -> tuple[list[dict], list[str]]:
+    """The speed rows of RESULTS/speed.jsonl (all of them), and warnings about skipped lines."""
+    path = results / "speed.jsonl" if results.is_dir() else results
+    found = read_rows(path)
+    warning = found.warning(path)
+    return [r for r in found.rows if r.get("kind") == "speed"], [warning] if warning else []
+
+
+def values(rows: list[dict]) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
+    """sitting id -> task -> framework label -> group -> that process's time per step (usable rows only)."""
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for r in rows:
+        if usable(r):
+            out[r["sitting"]["id"]][r["task"]][label(r)][r.get("round", r.get("seed"))] = process_value(r)
+    return out
+
+
+def diffs(rows: list[dict]) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
+    """sitting -> task -> framework -> group -> log(framework's time per step / the anchor's in that group):
+    the pairing that cancels what a group shares (its processes' start, the minutes it ran in)."""
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    by: dict = defaultdict(dict)
+    for r in rows:
+        if usable(r):
+            by[r["sitting"]["id"], r["task"], r.get("round", r.get("seed"))][label(r)] = r
+    for (sid, task, g), per in by.items():
+        anchor = anchor_of(rows, sid)
+        if anchor not in per:
+            continue
+        for f, r in per.items():
+            if f == anchor:
+                continue
+            out[sid][task][f][g] = float(np.log(process_value(r)) - np.log(process_value(per[anchor])))
+    return out
+
+
+def anchor_of(rows: list[dict], sitting_id: str) -> str | None:
+    names = {r.get("anchor") for r in rows if (r.get("sitting") or {}).get("id") == sitting_id}
+    names.discard(None)
+    return names.pop() if len(names) == 1 else None
+
+
+def verdict_table(vals: dict[str, dict[int, float]], anchor: str, bimodal_of: dict[str, str],
+                  delta: float = DELTA, d: dict[str, dict[int, float]] | None = None,
+                  ) -> tuple[pd.DataFrame, list[Comparison]]:  # fmt: skip
+    """One task in one sitting: a row per framework, the anchor first, then by ratio. With `d` (per
+    framework, per group, the log ratio to the anchor's turns beside it) the comparisons are paired."""
+    comps = (
+        against_differences(d, anchor, ALPHA, delta) if d is not None else against_anchor(vals, anchor, ALPHA, delta)
+    )
+    by = {c.framework: c for c in comps}
+    lines = [{"framework": anchor, "processes": len(vals.get(anchor, [])),
+              "ms / step": _ms(vals.get(anchor)), "× anchor [95 % interval]": "1", "verdict": "anchor",
+              "windows": bimodal_of.get(anchor, "")}]  # fmt: skip
+    for f in sorted((f for f in vals if f != anchor), key=lambda f: by[f].ratio if f in by else np.inf):
+        c = by.get(f)
+        lines.append({
+            "framework": f, "processes": len(vals[f]), "ms / step": _ms(vals[f]),
+            "× anchor [95 % interval]": f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]" if c else "—",
+            "verdict": c.words if c else _why_not(vals, f, anchor),
+            "windows": bimodal_of.get(f, ""),
+        })  # fmt: skip
+    return pd.DataFrame(lines), comps
+
+
+def _why_not(vals: dict, f: str, anchor: str) -> str:
+    n_anchor = len(vals.get(anchor) or {})
+    if n_anchor == 0:
+        return "not ranked: no anchor processes in this sitting"
+    shared = len(set(vals[f]) & set(vals.get(anchor) or {}))
+    return f"not compared: {shared} group(s) with the anchor, 2 needed"
+
+
+def _ms(v: dict | None) -> str:
+    if not v:
+        return "—"
+    return f"{1000 * float(np.exp(np.mean(np.log(list(v.values()))))):.3g}"  # geometric mean over processes
+
+
+def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, str]:
+    flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if usable(r) and r["sitting"]["id"] == sitting_id and r["task"] == task:
+            per_step = np.asarray(r["window_s"]) / np.asarray(r["window_steps"])
+            long = per_step if r["window_kind"] == "epoch" else per_step[np.asarray(r["window_steps"]) ==
+                                                                         max(r["window_steps"])]  # fmt: skip
+            flagged[label(r)][0] += bimodal(long)
+            flagged[label(r)][1] += 1
+    return {f: f"bimodal in {a} of {b}" for f, (a, b) in flagged.items() if a}
+
+
+def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
+    """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
+    vals = values(rows)
+    sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
+    parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
+    for sid in sittings:
+        anchor = anchor_of(rows, sid)
+        info = next(r for r in rows if (r.get("sitting") or {}).get("id") == sid)
+        busy = sum(1 for r in rows if (r.get("sitting") or {}).get("id") == sid and r.get("machine_busy"))
+        failed = [r for r in rows if (r.get("sitting") or {}).get("id") == sid and r["status"] != "ok"]
+        head = (f"Sitting {sid} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
+                f"{info['provenance']['machine'].get('cpu')}, {info['threads']} threads, started "
+                f"{info['sitting'].get('started')}); anchor {anchor}.")  # fmt: skip
+        if busy:
+            head += f" {busy} busy row(s) left out."
+        if failed:
+            head += " Failed: " + "; ".join(f"{label(r)} {r['task']} {r['status']} ({r.get('error')})"
+                                            for r in failed[:5]) + "."  # fmt: skip
+        parts.append(head)
+        for task, per in vals.get(sid, {}).items():
+            if anchor is None:
+                parts.append(f"**{task}**: not ranked: this sitting names no single anchor.")
+                continue
+            d = diffs(rows)[sid][task]
+            table, comps = verdict_table(per, anchor, _bimodal_notes(rows, sid, task), delta, d)
+            n_dec = sum(c.verdict in DECIDED for c in comps)
+            decided, total = decided + n_dec, total + len(comps)
+            for c in comps:
+                ratios[c.framework][(task, sid)] = c.ratio
+            parts.append(f"**{task}** — {n_dec} of {len(comps)} comparisons decided; Holm-corrected within "
+                         f"the task, equivalence within ±{100 * delta:g} %.\n\n"
+                         + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
+    if ratios:
+        gm = "; ".join(f"{f} {np.exp(np.mean(np.log(list(r.values())))):.2f}x" for f, r in sorted(
+            ratios.items(), key=lambda kv: np.mean(np.log(list(kv[1].values())))))  # fmt: skip
+        parts.append(f"Geometric mean of the ratios to the anchor over tasks: {gm}.")
+    if len(sittings) > 1:
+        parts.append(bridge(rows, vals, sittings))
+    parts.insert(0, f"Speed protocol: {decided} of {total} comparisons decided (faster, slower or equivalent).")
+    return "\n\n".join(parts) + "\n"
+
+
+def bridge(rows, vals, sittings) -> str:
+    """Across sittings: each sitting's ratio to its own anchor, never one sitting's time against another's."""
+    lines = []
+    for sid in sittings:
+        anchor = anchor_of(rows, sid)
+        for task, per in vals[sid].items():
+            a = list((per.get(anchor) or {}).values()) if anchor else []
+            for f, v in per.items():
+                if f == anchor:
+                    continue
+                ratio = (f"{np.exp(np.mean(np.log(list(v.values()))) - np.mean(np.log(a))):.3g}" if a
+                         else "not ranked: no anchor processes in this sitting")  # fmt: skip
+                lines.append({"task": task, "framework": f, "sitting": sid, "anchor": anchor, "× its anchor": ratio})
+    return (
+        "**Across sittings** — through each sitting's own anchor only (speed is never compared across "
+        "sittings directly):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
+    )
+
+
+def _started(rows, sid) -> str:
+    return next((r["sitting"].get("started") or "" for r in rows if (r.get("sitting") or {}).get("id") == sid), "")
+
+
+def write_speed_report(results: Path, sitting_id: str | None = None, delta: float = DELTA) -> str:
+    """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting); returns the markdown of `sitting_id` (or all)."""
+    rows, warnings = load_speed(results)
+    text = report(rows, delta)
+    (results / "speed.md").write_text("\n".join(warnings + [text]))
+    return text if sitting_id is None else report(rows, delta, sitting_id)
+
+
+def write_reports(results: Path, profile: str | None = None) -> int:
+    """`harness.py report`: report.md and headline.md from runs.jsonl, speed.md from speed.jsonl, each where
+    its file exists (ReportError, through write_summary, when neither does)."""
+    from dlbench.analysis.headline import write_headline
+    from dlbench.analysis.report import write_summary
+
+    rc = 0
+    if (results / "runs.jsonl").exists() or not (results / "speed.jsonl").is_file():
+        rc = write_summary(results, profile)
+        write_headline(results, profile)
+    if (results / "speed.jsonl").is_file():
+        print(write_speed_report(results))
+        print(f"written: {results / 'speed.md'}")
+    return rc

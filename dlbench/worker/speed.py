@@ -1,0 +1,175 @@
+"""A speed worker, inside the framework's interpreter: it builds a task, warms it up, and times windows of
+whole training steps when the driver says so.
+
+A speed run answers "how long does a training step take here", apart from convergence (accuracy, epochs
+and time to target stay with the full profile). The driver (dlbench/driver/speed.py) keeps one worker
+per framework alive at once, and has them take turns, window by window: this machine's speed drifts by
+up to 2x over seconds (other tenants of the host), and windows of different frameworks a moment apart
+see the same drift, which a comparison within a cycle of turns then cancels. Only one worker computes
+at a time; the others wait on their stdin.
+
+The commands (one JSON object a line on stdin; every answer an event, dlbench/protocol.py):
+    {"do": "task", "task": NAME, "npz": PATH}   load the full-size training split, build the model at
+        the task's batch and run its first window (compilation, first pass): answer "ready"
+    {"do": "warm"}                              windows until two agree (recorded, not timed), then
+        answer "ready" with the long and short window lengths
+    {"do": "window", "steps": K, "repeat": R}   R windows, each one `train_epoch` call over the first K
+        steps of a fresh permutation (whole batches only), synced before and after: answer their seconds
+    {"do": "end"}                               answer "result" and exit
+
+A window's time carries a fixed cost as well (Keras's `fit` builds its data adapter and callbacks each
+call: about 0.1 s on TensorFlow, next to 30 ms a step on MNIST) which a real epoch pays once per epoch,
+not once per K steps. So windows come in pairs, a long (about `window_target_s`) and a short (a quarter
+of its steps), and the least-squares line time = call + step x K separates the two; a run's value is
+
+    s_per_step = step + call / epoch_steps,
+
+the time per step of a real epoch (dlbench/analysis/design.py computes it from the recorded windows).
+Where an epoch is short (Iris: 7 steps) every window is a whole epoch and the value is their total
+time over their total steps. Both are means over whole windows: they do not flip between modes as a
+median of two-speed epochs does (TensorFlow's MNIST epochs alternate between two speeds in one run).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import math
+import sys
+import time
+import traceback
+
+from dlbench.protocol import Event, JobConfig, Status, emit
+from dlbench.worker.cpus import pin
+from dlbench.worker.loop import epoch_order, rss_mib
+
+# Warm-up ends when two consecutive windows agree within this fraction (compilation, caches, allocator
+# pools and autotuning are done by then), or after JobConfig.warmup_max windows; recorded either way.
+STEADY_TOLERANCE = 0.10
+LONG_STEPS = (2, 64)  # the long window's bounds, in steps (MLX's CPU build: about 0.9 s a step)
+WHOLE_EPOCH_STEPS = 32  # an epoch of at most this many steps is itself the window
+
+
+def fit_line(steps: list[int], seconds: list[float]) -> tuple[float, float, float]:
+    """Least squares seconds = call + step * steps: (call, step, residual variance)."""
+    n = len(steps)
+    mk, mt = sum(steps) / n, sum(seconds) / n
+    sxx = sum((k - mk) ** 2 for k in steps)
+    step = sum((k - mk) * (t - mt) for k, t in zip(steps, seconds, strict=True)) / sxx
+    call = mt - step * mk
+    return call, step, sum((t - call - step * k) ** 2 for k, t in zip(steps, seconds, strict=True)) / max(1, n - 2)
+
+
+class Task:
+    """One task built and warmed up in this process."""
+
+    def __init__(self, ad, cfg: JobConfig, name: str, npz: str):
+        from tasks import TASKS
+        from tasks.data import load_splits
+
+        self.ad, self.cfg, self.task = ad, cfg, TASKS[name]
+        t = time.perf_counter()
+        s = load_splits(self.task, "full", npz)
+        self.train, self.n = ad.prepare(s.x_train, s.y_train), len(s.x_train)
+        del s
+        self.model = ad.build(self.task, cfg.seed)
+        ad.sync(self.model)
+        self.build_s = time.perf_counter() - t
+        self.bs = self.task.recipe.batch_size
+        self.epoch_steps = math.ceil(self.n / self.bs)
+        self.whole = self.epoch_steps <= WHOLE_EPOCH_STEPS
+        self.index = 0
+
+    def window(self, k: int) -> float:
+        import numpy as np
+
+        order = epoch_order(self.cfg.seed, self.index, self.n)
+        if not self.whole:
+            order = order[: k * self.bs]  # whole batches only: no ragged last batch, no retrace for one
+        self.index += 1
+        self.ad.sync(self.model)
+        t = time.perf_counter()
+        self.model, loss, _ = self.ad.train_epoch(self.model, self.train, order)
+        self.ad.sync(self.model)
+        dt = time.perf_counter() - t
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"loss is not finite in window {self.index}: {loss}")
+        return dt
+
+    def compile(self) -> dict:
+        """The first window: compilation and the first pass (the driver runs these side by side)."""
+        self.probe = [self.epoch_steps if self.whole else 2]
+        self.seconds = [self.window(self.probe[0])]
+        return dict(task=self.task.name, build_s=self.build_s, compile_s=self.seconds[0])
+
+    def warm_up(self) -> dict:
+        """Windows until two agree (one framework at a time); then the long and short window lengths."""
+        probe, seconds = self.probe, self.seconds
+        # A step longer than the long window (MLX's CPU build: about 0.9 s) has nothing left to amortise:
+        # one window after the first suffices, and more would cost seconds each.
+        most = 2 if seconds[-1] / probe[-1] > self.cfg.window_target_s else max(2, self.cfg.warmup_max)
+        while len(seconds) < most:
+            k = self.epoch_steps if self.whole else self._long(seconds[-1] / probe[-1])
+            probe.append(k)
+            seconds.append(self.window(k))
+            per = [s / k for s, k in zip(seconds[-2:], probe[-2:], strict=True)]
+            if (len(seconds) >= 3 or most == 2) and abs(per[1] - per[0]) <= STEADY_TOLERANCE * per[0]:
+                break
+        per = [s / k for s, k in zip(seconds[-2:], probe[-2:], strict=True)]
+        long = self.epoch_steps if self.whole else self._long(per[-1])
+        return dict(task=self.task.name, long=long, short=long if self.whole else max(1, long // 4),
+                    epoch_steps=self.epoch_steps, window_kind="epoch" if self.whole else "pairs",
+                    warmup_steps=probe, warmup_s=seconds, warmup_steady=abs(per[1] - per[0]) <= STEADY_TOLERANCE *
+                    per[0], build_s=self.build_s, n_train=self.n, batch_size=self.bs)  # fmt: skip
+
+    def _long(self, step_s: float) -> int:
+        return int(min(max(round(self.cfg.window_target_s / max(step_s, 1e-9)), LONG_STEPS[0]), LONG_STEPS[1],
+                       self.epoch_steps))  # fmt: skip
+
+
+def serve(cfg: JobConfig, commands=None) -> dict:
+    """Import, configure, answer "started", then serve commands until "end"; the result event's fields."""
+    import numpy as np
+
+    cpus = pin(cfg.threads, cfg.cpus)
+    t0 = time.perf_counter()
+    ad = importlib.import_module(cfg.module)
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, str(cfg.tier))
+    started = dict(
+        device=device,
+        cpus=cpus,
+        settings={
+            "tier": str(cfg.tier),
+            "precision": str(cfg.precision),
+            "deterministic": str(cfg.deterministic),
+            **ad.settings(),
+        },  # fmt: skip
+        versions=ad.versions(),
+        numpy_version=np.__version__,
+        python=sys.version.split()[0],
+        import_s=time.perf_counter() - t0,
+    )
+    emit(Event.STARTED, **started)
+    task = None
+    for line in commands or sys.stdin:
+        cmd = json.loads(line)
+        if cmd["do"] == "end":
+            break
+        try:
+            if cmd["do"] == "task":
+                task = None  # the previous task's model and data go before the next is built
+                gc.collect()
+                task = Task(ad, cfg, cmd["task"], cmd["npz"])
+                emit(Event.READY, **task.compile())
+            elif cmd["do"] == "warm":
+                emit(Event.READY, **task.warm_up())
+            elif cmd["do"] == "window":
+                emit(Event.WINDOW, s=[task.window(int(cmd["steps"])) for _ in range(int(cmd.get("repeat", 1)))])
+        except Exception as e:  # noqa: BLE001 - a failure is that task's row, with its cause; the worker goes on
+            traceback.print_exc()
+            status = Status.DIVERGED if isinstance(e, FloatingPointError) else Status.ERROR
+            emit(Event.ERROR, status=status, error=f"{type(e).__name__}: {e}".splitlines()[0][:500],
+                 task=cmd.get("task") or (task.task.name if task else None))  # fmt: skip
+            task = None
+    return {**started, "peak_rss_mib": rss_mib()}

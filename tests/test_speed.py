@@ -1,0 +1,99 @@
+"""The speed protocol end to end, on fake frameworks: groups, rows with their sitting and boot, the plan,
+the verdict tables; and every run row carries the boot it ran on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbench.analysis.speed import report
+from dlbench.driver.provenance import boot_id
+from tests.support.cli import cli, launch, rows
+
+BOOT = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _speed_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "speed.jsonl").read_text().splitlines()]
+
+
+def test_a_speed_sitting_on_fakes_gives_rows_a_plan_and_verdicts(tmp_path):
+    p = launch("speed", "--frameworks", "fake-ok,fake-slow", "--anchor", "fake-ok", "--tasks", "iris_mlp",
+               "--budget", "40", "--results", str(tmp_path))  # fmt: skip
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    got = _speed_rows(tmp_path)
+    assert {r["framework"] for r in got} == {"fake-ok", "fake-slow"} and {r["status"] for r in got} == {"ok"}
+    groups = {r["round"] for r in got}
+    assert groups >= {0, 1}, "the pilot is two groups"
+    for g in groups:  # one process per framework in every group, alive together
+        assert len({r["process_id"] for r in got if r["round"] == g}) == 2
+    anchor = next(r for r in got if r["framework"] == "fake-ok")
+    other = next(r for r in got if r["framework"] == "fake-slow" and r["round"] == anchor["round"])
+    assert anchor["pairs"] >= other["pairs"] and set(anchor["window_turn"]).isdisjoint(other["window_turn"])
+    design = json.loads((tmp_path / "design.json").read_text())
+    assert design["anchor"] == "fake-ok" and "fake-slow / iris_mlp" in design["components"]
+    assert design["groups"] == len(groups)
+    # fake-slow sleeps 0.2 s an epoch against fake-ok's nothing: far slower, whatever the groups
+    assert "fake-slow" in out and "slower" in out and (tmp_path / "speed.md").read_text().count("slower") >= 1
+    for r in got:
+        assert r["sitting"]["boot_id"] == boot_id() and r["provenance"]["machine"]["boot_id"] == boot_id()
+
+
+def test_the_anchor_turns_are_about_sqrt_k_and_spread_through_the_cycle():
+    from dlbench.driver.speed import anchor_slots
+
+    assert anchor_slots(7) == {0, 2, 5} or len(anchor_slots(7)) == 3
+    for k in range(1, 30):
+        slots = anchor_slots(k)
+        assert len(slots) == max(1, round(k**0.5)) and all(0 <= i <= k for i in slots) and 0 in slots
+
+
+@pytest.mark.skipif(not BOOT.is_file(), reason="no /proc boot id on this system")
+def test_every_new_run_row_carries_its_boot_and_sitting(tmp_path):
+    r = cli("run", "--frameworks", "torch", "--tasks", "iris_mlp", "--epochs", "1", "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    (row,) = rows(tmp_path)
+    assert row["sitting"]["boot_id"] == BOOT.read_text().strip() == row["provenance"]["machine"]["boot_id"]
+    assert len(row["sitting"]["id"]) == 12 and row["provenance"]["machine"]["kernel"]
+
+
+def test_a_missing_boot_id_is_null_not_an_error(monkeypatch):
+    from dlbench.driver import provenance
+
+    monkeypatch.setattr(provenance, "_read", lambda path: None)
+    assert provenance.boot_id() is None and provenance.sitting()["boot_id"] is None
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--budget", "0"], "--budget must be a positive"),
+        (["--anchor", "nosuch"], "unknown framework nosuch"),
+        (["--pilot", "1"], "--pilot must be between 2 and 20"),
+        (["--equivalence", "ten"], "--equivalence must be a number"),
+        (["--results", ""], "--results must name a folder"),
+    ],
+)
+def test_bad_speed_input_is_one_line_and_exit_2(args, words):
+    r = cli("speed", *args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr
+
+
+def test_the_report_leaves_busy_failed_and_broken_rows_out_and_says_so():
+    base = {"kind": "speed", "tier": "default", "task": "iris_mlp", "profile": "speed", "anchor": "a", "threads": 2,
+            "sitting": {"id": "s", "boot_id": "b", "started": "t"}, "window_kind": "epoch", "epoch_steps": 7,
+            "provenance": {"machine": {"cpu": "test"}}}  # fmt: skip
+    good = [{**base, "framework": f, "round": g, "status": "ok", "machine_busy": False, "window_steps": [7, 7],
+             "window_s": [0.007 * k * (1 + g / 100), 0.007 * k]}
+            for f, k in (("a", 1), ("b", 3)) for g in range(3)]  # fmt: skip
+    busy = {**good[0], "round": 9, "machine_busy": True}
+    failed = {**base, "framework": "b", "round": 9, "status": "crashed", "error": "worker killed by SIGSEGV"}
+    broken = {**good[0], "round": 8, "window_s": [0.0, 0.0]}  # a non-positive time is not a measurement
+    text = report([*good, busy, failed, broken])
+    assert "1 busy row(s) left out" in text and "crashed (worker killed by SIGSEGV)" in text
+    assert "| a           | 3" in text and "3.00x slower" in text
