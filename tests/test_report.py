@@ -321,12 +321,14 @@ def test_the_headline_sets_each_tuned_tier_against_its_own_default(tmp_path):
 
 
 def test_the_readme_headlines_are_the_reference_headlines_verbatim():
-    """Nothing in the README's headlines is typed in by hand: each block is its folder's headline.md."""
+    """Nothing in the README's headlines is typed in by hand: each block is its folder's headline.md (or,
+    for the speed verdicts, speed.md)."""
     from tests.support.cli import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"<!-- headline: (\S+) -->\n(.*?)<!-- /headline -->", readme, flags=re.S)
+    blocks = re.findall(r"<!-- (?:headline|speed): (\S+) -->\n(.*?)<!-- /(?:headline|speed) -->", readme, flags=re.S)
     assert "results/reference/headline.md" in dict(blocks), "the README lost its headline markers"
+    assert any(p.endswith("/speed.md") for p, _ in blocks), "the README lost its speed verdicts' markers"
     for path, block in blocks:
         assert block == (ROOT / path).read_text(), path
     for image in re.findall(r"!\[[^]]*\]\((results/reference[^/]*/[^)]+)\)", readme):

@@ -97,3 +97,24 @@ def test_the_report_leaves_busy_failed_and_broken_rows_out_and_says_so():
     text = report([*good, busy, failed, broken])
     assert "1 busy row(s) left out" in text and "crashed (worker killed by SIGSEGV)" in text
     assert "| a           | 3" in text and "3.00x slower" in text
+
+
+def _committed_speed_folders() -> list[Path]:
+    import subprocess
+
+    from tests.support.cli import ROOT
+
+    out = subprocess.run(["git", "ls-files", "results/*/speed.jsonl"], cwd=ROOT, capture_output=True, text=True)
+    return sorted({ROOT / Path(line).parent for line in out.stdout.split()})
+
+
+@pytest.mark.parametrize("folder", _committed_speed_folders(), ids=lambda p: p.name)
+def test_a_committed_speed_sitting_is_one_boot_one_clean_commit_and_its_tables_are_its_rows(folder):
+    from dlbench.analysis.speed import load_speed
+
+    got, warnings = load_speed(folder)
+    assert not warnings and got
+    assert len({r["sitting"]["id"] for r in got}) == 1 and len({r["sitting"]["boot_id"] for r in got}) == 1
+    assert len({r["provenance"]["git"]["commit"] for r in got}) == 1
+    assert not any(r["provenance"]["git"]["dirty"] for r in got), "a published row comes from a clean tree"
+    assert (folder / "speed.md").read_text() == report(got)

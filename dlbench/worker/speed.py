@@ -49,6 +49,7 @@ from dlbench.worker.loop import epoch_order, rss_mib
 STEADY_TOLERANCE = 0.10
 LONG_STEPS = (2, 64)  # the long window's bounds, in steps (MLX's CPU build: about 0.9 s a step)
 WHOLE_EPOCH_STEPS = 32  # an epoch of at most this many steps is itself the window
+CALL_SHARE = 4.0  # a long window's steps take at least this many times a call's fixed cost
 
 
 def fit_line(steps: list[int], seconds: list[float]) -> tuple[float, float, float]:
@@ -104,28 +105,44 @@ class Task:
         return dict(task=self.task.name, build_s=self.build_s, compile_s=self.seconds[0])
 
     def warm_up(self) -> dict:
-        """Windows until two agree (one framework at a time); then the long and short window lengths."""
+        """Windows until two agree (one framework at a time); then the long and short window lengths.
+
+        Where an epoch is the window, whole epochs. Otherwise windows of two sizes in turn (2 and 8 steps;
+        1 and 2 where a step is longer than a long window, as MLX's 0.9 s), which separate a call's fixed
+        cost from a step's: the long window must be long enough that its steps outweigh the call four
+        times over (TensorFlow's `fit`: about 0.1 s a call against 25 ms a step), or the line through
+        the pairs would rest on noise."""
         probe, seconds = self.probe, self.seconds
-        # A step longer than the long window (MLX's CPU build: about 0.9 s) has nothing left to amortise:
-        # one window after the first suffices, and more would cost seconds each.
-        most = 2 if seconds[-1] / probe[-1] > self.cfg.window_target_s else max(2, self.cfg.warmup_max)
+        slow = not self.whole and seconds[-1] / probe[-1] > self.cfg.window_target_s
+        sizes = (self.epoch_steps,) if self.whole else (LONG_STEPS[0],) if slow else (2, min(8, self.epoch_steps))
+        most = 2 if slow else max(1 + 2 * len(sizes), self.cfg.warmup_max)  # slow: nothing to amortise
         while len(seconds) < most:
-            k = self.epoch_steps if self.whole else self._long(seconds[-1] / probe[-1])
+            k = sizes[len(seconds) % len(sizes)]
             probe.append(k)
             seconds.append(self.window(k))
-            per = [s / k for s, k in zip(seconds[-2:], probe[-2:], strict=True)]
-            if (len(seconds) >= 3 or most == 2) and abs(per[1] - per[0]) <= STEADY_TOLERANCE * per[0]:
+            if len(seconds) > 2 * len(sizes) and self._agree(k):
                 break
-        per = [s / k for s, k in zip(seconds[-2:], probe[-2:], strict=True)]
-        long = self.epoch_steps if self.whole else self._long(per[-1])
-        return dict(task=self.task.name, long=long, short=long if self.whole else max(1, long // 4),
-                    epoch_steps=self.epoch_steps, window_kind="epoch" if self.whole else "pairs",
-                    warmup_steps=probe, warmup_s=seconds, warmup_steady=abs(per[1] - per[0]) <= STEADY_TOLERANCE *
-                    per[0], build_s=self.build_s, n_train=self.n, batch_size=self.bs)  # fmt: skip
+        last = {n: t for n, t in zip(probe[1:], seconds[1:], strict=True)}  # each size's latest window
+        steady = all(self._agree(n) for n in last)
+        if self.whole:
+            long = short = self.epoch_steps
+        else:
+            lo, hi = sizes if len(sizes) == 2 else (0, sizes[0])  # slow: the call's cost is taken as nil
+            step = max((last[hi] - last.get(lo, 0.0)) / (hi - lo), 1e-6)
+            long = self._long(step, max(last[lo] - lo * step, 0.0) if lo else 0.0)
+            short = max(1, long // 4)
+        return dict(task=self.task.name, long=long, short=short, epoch_steps=self.epoch_steps,
+                    window_kind="epoch" if self.whole else "pairs", warmup_steps=probe, warmup_s=seconds,
+                    warmup_steady=steady, build_s=self.build_s, n_train=self.n, batch_size=self.bs)  # fmt: skip
 
-    def _long(self, step_s: float) -> int:
-        return int(min(max(round(self.cfg.window_target_s / max(step_s, 1e-9)), LONG_STEPS[0]), LONG_STEPS[1],
-                       self.epoch_steps))  # fmt: skip
+    def _agree(self, k: int) -> bool:
+        """The last two warm-up windows of k steps agree within STEADY_TOLERANCE."""
+        same = [t for t, n in zip(self.seconds[1:], self.probe[1:], strict=True) if n == k]
+        return len(same) >= 2 and abs(same[-1] - same[-2]) <= STEADY_TOLERANCE * same[-2]
+
+    def _long(self, step_s: float, call_s: float = 0.0) -> int:
+        want = max(self.cfg.window_target_s, CALL_SHARE * call_s) / max(step_s, 1e-9)
+        return int(min(max(round(want), LONG_STEPS[0]), LONG_STEPS[1], self.epoch_steps))
 
 
 def serve(cfg: JobConfig, commands=None) -> dict:
