@@ -113,6 +113,8 @@ class Task:
         times over (TensorFlow's `fit`: about 0.1 s a call against 25 ms a step), or the line through
         the pairs would rest on noise."""
         probe, seconds = self.probe, self.seconds
+        probe.append(probe[0])  # a second first-sized window: the first held compilation, this one does not
+        seconds.append(self.window(probe[0]))
         slow = not self.whole and seconds[-1] / probe[-1] > self.cfg.window_target_s
         sizes = (self.epoch_steps,) if self.whole else (LONG_STEPS[0],) if slow else (2, min(8, self.epoch_steps))
         most = 2 if slow else max(1 + 2 * len(sizes), self.cfg.warmup_max)  # slow: nothing to amortise
