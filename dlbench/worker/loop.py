@@ -72,6 +72,12 @@ def batch1_latency(ad, model, singles: list, warmup: int = 20, calls: int = 200,
             "latency_b1_warmup_calls": warmup}  # fmt: skip
 
 
+def manifest(cfg: JobConfig, ad) -> dict:
+    """The fairness manifest: everything that shaped a row's speed, under one key."""
+    return {"tier": str(cfg.tier), "precision": str(cfg.precision), "deterministic": str(cfg.deterministic),
+            **ad.settings()}  # fmt: skip
+
+
 def epoch_order(seed: int, epoch: int, n: int):
     """The training order of one epoch: the same permutation for every framework."""
     import numpy as np
@@ -169,13 +175,7 @@ def run(cfg: JobConfig) -> dict:
     return dict(
         device=device,
         cpus=cpus,  # the CPUs this worker was pinned to
-        # The fairness manifest: everything that shaped this row's speed, under one key.
-        settings={
-            "tier": str(cfg.tier),
-            "precision": str(cfg.precision),
-            "deterministic": str(cfg.deterministic),
-            **ad.settings(),
-        },  # fmt: skip
+        settings=manifest(cfg, ad),
         versions=ad.versions(),
         numpy_version=np.__version__,
         python=sys.version.split()[0],

@@ -42,7 +42,7 @@ import traceback
 
 from dlbench.protocol import Event, JobConfig, Status, emit
 from dlbench.worker.cpus import pin
-from dlbench.worker.loop import epoch_order, rss_mib
+from dlbench.worker.loop import epoch_order, manifest, rss_mib
 
 # Warm-up ends when two consecutive windows agree within this fraction (compilation, caches, allocator
 # pools and autotuning are done by then), or after JobConfig.warmup_max windows; recorded either way.
@@ -158,12 +158,7 @@ def serve(cfg: JobConfig, commands=None) -> dict:
     started = dict(
         device=device,
         cpus=cpus,
-        settings={
-            "tier": str(cfg.tier),
-            "precision": str(cfg.precision),
-            "deterministic": str(cfg.deterministic),
-            **ad.settings(),
-        },  # fmt: skip
+        settings=manifest(cfg, ad),
         versions=ad.versions(),
         numpy_version=np.__version__,
         python=sys.version.split()[0],
