@@ -321,15 +321,28 @@ def test_the_headline_sets_each_tuned_tier_against_its_own_default(tmp_path):
 
 
 def test_the_readme_headlines_are_the_reference_headlines_verbatim():
-    """Nothing in the README's headlines is typed in by hand: each block is its folder's headline.md (or,
-    for the speed verdicts, speed.md)."""
+    """Nothing in the README's or docs' headlines is typed in by hand: each block is its folder's headline.md
+    (or, for the speed verdicts, speed.md); the README shows the speed verdicts, docs/ the reference."""
+    from tests.support.cli import ROOT
+
+    pattern = r"<!-- (?:headline|speed): (\S+) -->\n(.*?)<!-- /(?:headline|speed) -->"
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {page: re.findall(pattern, page.read_text(), flags=re.S) for page in pages}
+    assert any(p.endswith("/speed.md") for p, _ in found[ROOT / "README.md"]), "the README lost its speed verdicts"
+    assert "results/reference/headline.md" in dict(found[ROOT / "docs" / "reference-results.md"]), "lost markers"
+    for page, blocks in found.items():
+        for path, block in blocks:
+            assert block == (ROOT / path).read_text(), f"{page.name}: {path}"
+        for image in re.findall(r"!\[[^]]*\]\(((?:\.\./)?results/[^)]+)\)", page.read_text()):
+            assert (page.parent / image).resolve().is_file(), f"{page.name}: {image}"
+
+
+def test_the_readme_fits_on_a_screen_and_its_links_resolve():
     from tests.support.cli import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"<!-- (?:headline|speed): (\S+) -->\n(.*?)<!-- /(?:headline|speed) -->", readme, flags=re.S)
-    assert "results/reference/headline.md" in dict(blocks), "the README lost its headline markers"
-    assert any(p.endswith("/speed.md") for p, _ in blocks), "the README lost its speed verdicts' markers"
-    for path, block in blocks:
-        assert block == (ROOT / path).read_text(), path
-    for image in re.findall(r"!\[[^]]*\]\((results/reference[^/]*/[^)]+)\)", readme):
-        assert (ROOT / image).is_file(), image
+    assert len(readme.splitlines()) <= 200
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for link in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text()):
+            if not link.startswith("http"):
+                assert (page.parent / link).exists(), f"{page.name}: {link}"
