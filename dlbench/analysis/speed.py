@@ -130,7 +130,7 @@ def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, st
 
 def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
     """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
-    vals = values(rows)
+    vals, paired = values(rows), diffs(rows)  # each computed once for every sitting and task
     sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
     parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
     for sid in sittings:
@@ -151,7 +151,7 @@ def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None
             if anchor is None:
                 parts.append(f"**{task}**: not ranked: this sitting names no single anchor.")
                 continue
-            d = diffs(rows)[sid][task]
+            d = paired[sid][task]
             table, comps = verdict_table(per, anchor, _bimodal_notes(rows, sid, task), delta, d)
             n_dec = sum(c.verdict in DECIDED for c in comps)
             decided, total = decided + n_dec, total + len(comps)

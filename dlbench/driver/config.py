@@ -88,8 +88,7 @@ class SpeedConfig:
     pilot: int = 2  # processes per framework before the plan (they count in the verdicts too)
     pilot_pairs: int = 2  # window pairs per task in a pilot process
     window_target_s: float = 0.15  # seconds of a long window
-    timeout_s: float = 900.0  # per process
-    max_rss_mib: float | None = None
+    timeout_s: float = 900.0  # per answer of a worker
     order_seed: int = 0
 
 
