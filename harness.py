@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from dlbench.driver import config as c
-from dlbench.driver.config import UsageError
-from dlbench.protocol import Device, Precision, Profile, Tier
-from frameworks import ALIASES, FRAMEWORKS
-from tasks import TASKS
-from tasks.data import DataError
+try:  # Ctrl-C while the imports run (a second or more): a line, not a traceback; nothing has started
+    from dlbench.driver import config as c
+    from dlbench.driver.config import UsageError
+    from dlbench.files import InputError, error_line, escape_what_the_terminal_cannot_print
+    from dlbench.protocol import Device, Precision, Profile, Tier
+    from frameworks import ALIASES, FRAMEWORKS
+    from tasks import TASKS
+    from tasks.data import DataError
+except KeyboardInterrupt:
+    sys.exit("harness.py: stopped while starting; nothing was run")
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -47,7 +50,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         epochs=a.epochs,
         timeout_s=c.positive(a.timeout, "--timeout") or c.DEFAULT_TIMEOUT_S[profile],
         results=c.results_dir(a.results),
-        data_dir=a.data_dir,
+        data_dir=c.data_dir(a.data_dir),
         resume=a.resume,
         max_rss_mib=c.positive(a.max_rss_mib, "--max-rss-mib"),
         executor=c.Executor(a.executor),
@@ -71,7 +74,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from dlbench.analysis.speed import write_reports
 
     try:
-        return write_reports(Path(a.results), a.profile)
+        return write_reports(c.results_dir(a.results), a.profile)
     except ReportError as e:
         raise UsageError(str(e)) from None
 
@@ -96,11 +99,11 @@ def cmd_assess(a: argparse.Namespace) -> int:
     from dlbench.driver import assess
 
     return assess.run(
-        c.AssessConfig(threads=c.threads(a.threads), results=c.results_dir(a.results), data_dir=a.data_dir)
+        c.AssessConfig(threads=c.threads(a.threads), results=c.results_dir(a.results), data_dir=c.data_dir(a.data_dir))
     )
 
 
-def cmd_microbench(a: argparse.Namespace) -> int:
+def cmd_microbench(a: argparse.Namespace) -> int:  # microbench and overhead
     from dlbench.driver import microbench
 
     cfg = c.MicrobenchConfig(
@@ -109,27 +112,20 @@ def cmd_microbench(a: argparse.Namespace) -> int:
         timeout_s=c.positive(a.timeout, "--timeout"),
         results=c.results_dir(a.results),
     )
-    return microbench.run(cfg)
-
-
-def cmd_overhead(a: argparse.Namespace) -> int:
-    from dlbench.driver import microbench
-
-    cfg = c.MicrobenchConfig(c.names(a.frameworks, FRAMEWORKS, "framework"), c.threads(a.threads),
-                             c.positive(a.timeout, "--timeout"), c.results_dir(a.results))  # fmt: skip
-    return microbench.run_overhead(cfg)
+    return (microbench.run if a.cmd == "microbench" else microbench.run_overhead)(cfg)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
     from dlbench.analysis import compare
 
-    return compare.run(Path(a.base), Path(a.new), c.percent(a.threshold, "--threshold"), a.output)
+    output = None if a.output is None else c.path(a.output, "--output")
+    return compare.run(c.path(a.base, "BASE"), c.path(a.new, "NEW"), c.percent(a.threshold, "--threshold"), output)
 
 
 def cmd_merge(a: argparse.Namespace) -> int:
     from dlbench.driver.config import merge
 
-    return merge([Path(x) for x in a.sources], c.results_dir(a.output))
+    return merge([c.path(x, "a merge source") for x in a.sources], c.path(a.output, "-o/--output"))
 
 
 def cmd_list(a: argparse.Namespace) -> int:
@@ -210,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("overhead", help="each adapter's training step against a plain tutorial loop")
     common(o, tasks=False)
     o.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
-    o.set_defaults(fn=cmd_overhead)
+    o.set_defaults(fn=cmd_microbench)
     cp = sub.add_parser("compare", help="NEW against BASE: what got faster or slower, and what differs")
     cp.add_argument("base", help="a results folder or a runs.jsonl")
     cp.add_argument("new", help="a results folder or a runs.jsonl")
@@ -228,12 +224,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from dlbench.driver import signals
 
+    escape_what_the_terminal_cannot_print()
     try:
         args = parser().parse_args(argv)
         with signals.stop_signals():
             return args.fn(args)
-    except (UsageError, DataError) as e:
-        print(f"harness.py: error: {e}", file=sys.stderr)
+    except (UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
+        print(f"harness.py: error: {error_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `harness.py list | head`
         sys.stderr.close()

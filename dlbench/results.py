@@ -5,9 +5,10 @@ that does not end in a newline (a fragment left by a crash or a full disk) gets 
 row never glues onto the fragment. A write that fails (ENOSPC, EIO) is undone (the file is cut back
 to its size before) and the row is kept in a recovery file instead, whose path is returned.
 
-Reading: `read_rows` is the one reader (report, --resume, compare). Each line is decoded and checked
-field by field against FIELDS; a line that is not UTF-8, not JSON, not an object or has a field of
-the wrong type is skipped and reported with its line number, never fatal. Standard library only.
+Reading: `read_rows` is the one reader (report, --resume, compare, merge), bounded (dlbench/files.py:
+regular files only, a size, line and depth cap). Each line is decoded and checked field by field against
+FIELDS; a line that is too long, not UTF-8, not JSON, too deep, not an object or has a field of the
+wrong type is skipped and reported with its line number, never fatal. Standard library only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlbench import files
 from dlbench.protocol import Status
 
 _NUM, _INT, _STR, _BOOL, _DICT, _LIST = "number", "int", "str", "bool", "dict", "list"
@@ -97,22 +99,24 @@ class Rows:
         if not self.bad:
             return None
         where = ", ".join(f"{n} ({why})" for n, why in self.bad[:5]) + (" ..." if len(self.bad) > 5 else "")
-        return f"warning: skipped {len(self.bad)} malformed line(s) in {path}: line {where}"
+        return files.one_line(f"warning: skipped {len(self.bad)} malformed line(s) in {path}: line {where}")
 
 
 def read_rows(path: Path) -> Rows:
-    """Every usable row of a results file; raises OSError only if the file cannot be read at all."""
+    """Every usable row of a results file, read bounded (dlbench/files.py): a line too long, not UTF-8, not
+    JSON, nested too deep or not a row is skipped with its number. InputError if `path` is not a regular
+    file or too large; OSError only if it cannot be opened at all."""
     out = Rows()
-    for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+    for n, raw in files.lines(path):
+        if raw is None:
+            out.bad.append((n, f"longer than {files.LINE_CAP >> 20} MiB"))
+            continue
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            out.bad.append((n, "not UTF-8"))
-            continue
-        except ValueError:
-            out.bad.append((n, "not JSON"))
+            row = files.loads(raw)
+        except ValueError as e:
+            out.bad.append((n, str(e)))
             continue
         why = problem(row)
         if why:
@@ -162,17 +166,14 @@ def append_row(path: Path, row: dict) -> Path | None:
             spare = folder / f"runs.recovered-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                with open(spare, "ab") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                _append(spare, data, os.write)  # whole or cut back: no fragment of a row left behind
                 return spare
             except OSError:
                 continue
         raise OSError(e.errno, f"cannot write the row to {path} ({e.strerror}) nor to a recovery file") from None
 
 
-def _append(path: Path, data: bytes) -> None:
+def _append(path: Path, data: bytes, write=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -181,7 +182,7 @@ def _append(path: Path, data: bytes) -> None:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data  # a fragment without its newline: the new row starts on its own line
         try:
-            done = _write(fd, data)
+            done = (write or _write)(fd, data)
             if done != len(data):
                 raise OSError(errno.ENOSPC, f"short write ({done} of {len(data)} bytes)")
             os.fsync(fd)
@@ -195,9 +196,14 @@ def _append(path: Path, data: bytes) -> None:
 def recorded_ok(path: Path, same: Callable[[dict], bool]) -> set:
     """(task, framework, seed, tier) of the usable rows recorded ok for which `same(row)` holds."""
     try:
-        rows = read_rows(path).rows
-    except OSError:
+        found = read_rows(path)
+    except FileNotFoundError:
         return set()
+    if found.bad:
+        import sys
+
+        print(found.warning(path), file=sys.stderr)
+    rows = found.rows
     return {(r["task"], r["framework"], r["seed"], r.get("tier") or "default") for r in rows
             if r["status"] == Status.OK and same(r)}  # fmt: skip
 

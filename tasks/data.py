@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlbench import files
 from tasks.spec import Task
 
 
@@ -71,6 +72,7 @@ SOURCES: dict[str, tuple[Source, ...]] = {
 ETL_VERSION = 2  # bump when an ETL's output changes, so old caches are not reused (2: Keras's "br", RandomState)
 IMDB_SHUFFLE_SEED = 113  # Keras's imdb.load_data seed: the split files are sorted by class
 IRIS_SPLIT_SEED = 0
+SOURCE_CAP = 1 << 30
 
 
 def cache_dir() -> Path:
@@ -135,6 +137,9 @@ def _download(dataset: str, src: Source, dirs: list[Path]) -> Path:
 
 def verify(path: Path, src: Source) -> dict[str, str]:
     """Hash a local file; raise DataError if it fails its published md5 (the IMDB tarball excepted)."""
+    size = path.stat().st_size
+    if size > SOURCE_CAP:  # the largest source is 84 MB: hashing a huge (or sparse) file would only take time
+        raise DataError(f"{path} is {size >> 20} MiB, not {src.name} (at most {SOURCE_CAP >> 20} MiB): remove it")
     h = file_hashes(path)
     h["verified"] = "md5"
     if h["md5"] != src.md5:
@@ -177,7 +182,10 @@ def _etl_mnist(paths: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 def _etl_iris(paths: dict[str, Path]) -> dict[str, np.ndarray]:
-    rows = np.loadtxt(paths["iris.csv"], delimiter=",", skiprows=1, dtype=np.float64)
+    try:  # md5-verified before, so only a changed ETL or numpy meets a bad table here
+        rows = np.loadtxt(paths["iris.csv"], delimiter=",", skiprows=1, dtype=np.float64, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{paths['iris.csv']} is not a table of numbers ({str(e)[:80]}): restore it") from None
     if rows.shape != (150, 5):
         raise DataError(f"{paths['iris.csv']} has shape {rows.shape}, expected (150, 5)")
     return {"x": rows[:, :4].astype(np.float32), "y": rows[:, 4].astype(np.int32)}
@@ -185,7 +193,8 @@ def _etl_iris(paths: dict[str, Path]) -> dict[str, np.ndarray]:
 
 # Keras's text_to_word_sequence filters; the apostrophe is kept ("don't" is in the word index).
 _FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
-_REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/([0-9]{1,9})_([0-9]{1,2})\.txt$")
+REVIEW_CAP = 1 << 20  # the longest review in aclImdb is 13.7 kB: a member of a megabyte is not a review
 
 
 def tokenize(text: str) -> list[str]:
@@ -218,7 +227,13 @@ def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
                 split, cls, rid, rating = match.groups()
                 if not (7 <= int(rating) <= 10 if cls == "pos" else 1 <= int(rating) <= 4):
                     raise DataError(f"{tar_path}: {m.name} has a rating outside its class")
-                text = tar.extractfile(m).read().decode("utf-8")
+                if m.size > REVIEW_CAP:
+                    raise DataError(f"{tar_path}: {m.name} is {m.size} bytes, not a review: a corrupt copy")
+                try:  # the reviews are UTF-8 without a byte-order mark; a copy that adds one still matches
+                    text = files.text(tar.extractfile(m).read(REVIEW_CAP + 1))
+                except ValueError as e:
+                    raise DataError(f"{tar_path}: {m.name} is {e}: a corrupt or re-encoded copy; "
+                                    "delete it and run again") from None  # fmt: skip
                 reviews.setdefault((split, cls), []).append((int(rid), encode_review(text, word_index)))
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tar_path} is not a readable tar.gz ({e}): delete it and run again") from None
@@ -262,7 +277,7 @@ def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dic
 def _read_meta(path: Path) -> dict | None:
     """A cache entry's metadata, or None if it is missing, unreadable or not what we wrote."""
     try:
-        meta = json.loads(path.read_text())
+        meta = files.read_json(path)
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) and isinstance(meta.get("sha256"), str) else None

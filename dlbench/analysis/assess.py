@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import ast
 import io
-import json
 import tokenize
 from pathlib import Path
 
 import pandas as pd
 
+from dlbench import files
 from frameworks import FRAMEWORKS, ROOT
 
 FACTS = ROOT / "frameworks" / "facts.json"
@@ -54,10 +54,12 @@ def code_lines(path: Path) -> int:
 
 def render(results: Path, runs: pd.DataFrame) -> str:
     """The assessment section of the report: a measured table and a documented one."""
-    facts = json.loads(FACTS.read_text())
+    facts = files.read_json(FACTS)
     measured = {}
-    if (results / "assessment.json").is_file():
-        measured = json.loads((results / "assessment.json").read_text())
+    if (results / "assessment.json").exists():  # InputError (one line) if it is not a bounded JSON object
+        measured = files.read_json(results / "assessment.json")
+        if not isinstance(measured, dict):
+            raise files.InputError(f"{results / 'assessment.json'} is not a JSON object: run `harness.py assess` again")
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     documented = {key for fw in FRAMEWORKS.values() for key in fw.facts}
     profile = "full" if (ok.get("profile") == "full").any() else "quick"

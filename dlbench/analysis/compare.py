@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlbench import files
 from dlbench.analysis.stats import ALPHA, compare
 
 # metric -> (label, True when larger is better)
@@ -161,7 +162,7 @@ def run(base: Path, new: Path, threshold: float, output: str | None) -> int:
     out = Path(output) if output else rows_of(new).parent / "compare.md"
     print(text)
     try:
-        out.write_text(text)
+        files.write_whole(out, text)
     except OSError as e:
         raise UsageError(f"cannot write {out} ({e.strerror}): give --output") from None
     print(f"written: {out}", file=sys.stderr)

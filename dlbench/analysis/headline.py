@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlbench import files
 from dlbench.analysis.parity import load_parity
 from dlbench.analysis.report import _differs, _fmt, groups, load_runs, speed_rows, summarise, tier_settings
 from dlbench.analysis.stats import ALPHA
@@ -159,6 +160,9 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
         parts += _tiers(df)
     by = ["task", "framework"] + (["tier"] if "tier" in df else [])  # a tuned tier's runs are not more runs
     n_runs = df[df["status"] == "ok"].groupby(by, dropna=False).size()
+    if n_runs.empty:  # e.g. only an interrupted first run: nothing to rank, and the rows say why
+        statuses = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+        return f"No run finished ok yet, so nothing is ranked ({statuses}): see report.md for each row's cause.\n"
     runs = f"{int(np.min(n_runs))}–{int(np.max(n_runs))}" if len(set(n_runs)) > 1 else str(int(n_runs.iat[0]))
     return (f"{runs} runs per framework and task (seeds {', '.join(map(str, sorted(set(df['seed']))))}); "
             "medians over runs.\n\n" + "\n\n".join(parts) + "\n")  # fmt: skip
@@ -169,6 +173,6 @@ def write_headline(results: Path, profile: str | None = None) -> Path:
     df = load_runs(results)
     if profile:
         df = df[df["profile"] == profile]
-    (results / "headline.md").write_text(headline(df, load_parity(results)[0]))
+    files.write_whole(results / "headline.md", headline(df, load_parity(results)[0]))
     print(f"written: {results / 'headline.md'}")
     return results / "headline.md"

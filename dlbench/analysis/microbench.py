@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from dlbench import files
 
 
 def microbench_table(folder: Path) -> str:
@@ -14,7 +15,9 @@ def microbench_table(folder: Path) -> str:
     rows = []
     for path in sorted(folder.glob("*.json")):
         try:
-            data = json.loads(path.read_text())
+            data = files.read_json(path)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
         except (OSError, ValueError):
             print(f"warning: {path} is not readable JSON, skipped", file=sys.stderr)
             continue
@@ -32,7 +35,7 @@ def microbench_table(folder: Path) -> str:
 def overhead_table(path: Path) -> str:
     """RESULTS/overhead.json (`harness.py overhead`) as a table: each adapter's step against a plain loop."""
     try:
-        data = json.loads(path.read_text())
+        data = files.read_json(path)
         fws = data["frameworks"]
     except (OSError, ValueError, KeyError, TypeError):
         return f"{path} is not readable: run `python harness.py overhead` again."

@@ -10,12 +10,13 @@ reads the verdicts back for the report's gate.
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dlbench import files
 from dlbench.worker.parity import STEPS, expected_layer_params
 from tasks.reference import forward, max_rel_diff
 from tasks.spec import Task
@@ -130,10 +131,10 @@ def load_parity(results: Path) -> tuple[dict[tuple[str, str], str], str | None]:
     path = results / "parity.csv"
     if not path.exists():
         return {}, None
-    try:
-        p = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        why = type(e).__name__
+    try:  # bounded, from a regular file only (dlbench/files.py): a FIFO here would hang pandas
+        p = pd.read_csv(io.BytesIO(files.read_bytes(path)), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        why = str(e) if isinstance(e, files.InputError) else type(e).__name__
         return {}, f"{path} is unreadable ({why}): parity is not taken into account; run `harness.py parity`"
     if not {"task", "framework", "verdict"} <= set(p.columns):
         return {}, f"{path} has no task, framework and verdict columns: parity is not taken into account"
@@ -205,6 +206,4 @@ def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: 
 
 def _replace(path: Path, text: str) -> None:
     """Write whole or not at all: an earlier file stays as it was until the new one is complete."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    files.write_whole(path, text)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dlbench import files  # noqa: E402
 from dlbench.analysis.stats import median_interval  # noqa: E402
 
 DPI = 110
@@ -33,9 +34,13 @@ def _tasks(ok: pd.DataFrame) -> list[str]:
 
 
 def _save(fig, path: Path) -> Path:
+    import io
+
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
     plt.close(fig)
+    files.write_whole(path, png.getvalue())  # whole or not at all, the path named if the disk is full
     return path
 
 
@@ -67,7 +72,8 @@ def learning_curves(ok: pd.DataFrame, task: str, out: Path) -> Path:
         axes[row, 0].set_ylabel(name)
         axes[row, 0].set_xlabel("epoch")
         axes[row, 1].set_xlabel("training time (s, validation not counted)")
-    axes[0, 0].legend(fontsize=8)
+    if axes[0, 0].get_legend_handles_labels()[0]:  # no run with a history: no legend (and no warning)
+        axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"{task}: learning curves (one line per seed)")
     return _save(fig, out / f"learning_curves_{task}.png")
 

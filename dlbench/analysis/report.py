@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlbench import files
 from dlbench.analysis.microbench import microbench_table, overhead_table
 from dlbench.analysis.parity import load_parity
 from dlbench.results import check_writable, read_rows
@@ -414,11 +415,11 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     if (results / "microbench").is_dir():
         parts.append("## Micro-benchmarks\n\n" + microbench_table(results / "microbench") + "\n")
     text = "# dlbench report\n\n" + "\n".join(parts)
-    (results / "report.md").write_text(text)
+    files.write_whole(results / "report.md", text)
     _html(text, results / "report.html")
     written = [results / "report.md", results / "report.html"]
     if frames:
-        pd.concat(frames).to_csv(results / "summary.csv", index=False)
+        files.write_whole(results / "summary.csv", pd.concat(frames).to_csv(index=False))
         written.append(results / "summary.csv")
     print(text)
     print(f"written: {', '.join(map(str, written))}")
@@ -464,5 +465,5 @@ def _html(markdown_text: str, path: Path) -> None:
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}"
              "td{text-align:right}img{max-width:100%}")  # fmt: skip
-    path.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
+    files.write_whole(path, f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
                     f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlbench import files
 from dlbench.analysis.design import process_value
 from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, against_anchor, against_differences, bimodal
 from dlbench.results import read_rows
@@ -197,7 +198,7 @@ def write_speed_report(results: Path, sitting_id: str | None = None, delta: floa
     """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting); returns the markdown of `sitting_id` (or all)."""
     rows, warnings = load_speed(results)
     text = report(rows, delta)
-    (results / "speed.md").write_text("\n".join(warnings + [text]))
+    files.write_whole(results / "speed.md", "\n".join(warnings + [text]))
     return text if sitting_id is None else report(rows, delta, sitting_id)
 
 

@@ -7,12 +7,13 @@ which framework comes from its registry entry. dlbench/analysis/assess.py render
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dlbench import files
 from dlbench.analysis.assess import code_lines
+from dlbench.driver import children
 from dlbench.driver.config import AssessConfig, check_output
 from dlbench.driver.provenance import machine
 from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
@@ -27,7 +28,7 @@ def run(cfg: AssessConfig) -> int:
     out["machine"] = machine()
     path = cfg.results / "assessment.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    files.write_whole(path, json.dumps(out, indent=1))
     print(f"written: {path}; `python harness.py report` shows it")
     return 0
 
@@ -44,7 +45,7 @@ def _install_mib(python: Path, dists: list[str]) -> float | None:
         "        total += p.stat().st_size if p.is_file() else 0\n"
         "print(total)\n"
     )
-    r = subprocess.run([str(python), "-c", code, *dists], capture_output=True, text=True)
+    r = children.run([str(python), "-c", code, *dists], capture_output=True, text=True)
     return round(int(r.stdout.strip()) / 2**20, 1) if r.returncode == 0 and r.stdout.strip() else None
 
 
@@ -58,7 +59,7 @@ def measure(npz: Path, threads: int, log=print) -> dict:
             if not env.python.exists():
                 out["etl"][fw.pipeline] = {"error": f"{env.venv} missing: {env.missing_hint}"}
             else:
-                r = subprocess.run([str(env.python), "-m", "dlbench.worker.pipelines", fw.pipeline, str(npz),
+                r = children.run([str(env.python), "-m", "dlbench.worker.pipelines", fw.pipeline, str(npz),
                                     str(threads)], cwd=ROOT, capture_output=True, text=True, timeout=1800)  # fmt: skip
                 lines = r.stdout.strip().splitlines()
                 out["etl"][fw.pipeline] = json.loads(lines[-1]) if r.returncode == 0 and lines else {

@@ -6,6 +6,7 @@ which the harness prints as one line with exit status 2.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,12 +108,24 @@ class MicrobenchConfig:
     results: Path
 
 
+def _items(value: str, what: str) -> list[str]:
+    """A comma-separated list's items, stripped; UsageError if one is empty or named twice."""
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or "" in items:
+        raise UsageError(f"{what} has an empty item in {value!r}: separate the items with single commas")
+    twice = sorted({v for v in items if items.count(v) > 1})
+    if twice:
+        raise UsageError(f"{what} names {', '.join(twice)} more than once: give each once")
+    return items
+
+
 def names(value: str, known, what: str) -> tuple[str, ...]:
     """Comma-separated names, each one of `known`, or "all"."""
-    chosen = list(known) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    chosen = list(known) if value == "all" else _items(value, f"the {what} list")
     unknown = [n for n in chosen if n not in known]
-    if unknown or not chosen:
-        raise UsageError(f"unknown {what} {', '.join(unknown) or repr(value)}: choose from {', '.join(known)}")
+    if unknown:
+        shown = ", ".join(repr(n) if not n.isprintable() or len(n) > 40 else n for n in unknown)
+        raise UsageError(f"unknown {what} {shown[:200]}: choose from {', '.join(known)}")
     return tuple(chosen)
 
 
@@ -143,19 +156,22 @@ def variants(value: str, tier: str, registry, aliases) -> tuple[Variant, ...]:
 
 
 def non_negative_ints(value: str, what: str) -> tuple[int, ...]:
-    try:
-        nums = [int(v) for v in value.split(",")]
-    except ValueError:
-        raise UsageError(f"{what} must be integers separated by commas, got {value!r}") from None
+    """Comma-separated decimal integers (ASCII digits only: int() would take "١" or "1_0"), each once."""
+    items = _items(value, what)
+    if not all(re.fullmatch(r"[0-9]{1,30}", v) for v in items):
+        raise UsageError(f"{what} must be integers separated by commas, got {value[:80]!r}")
+    nums = [int(v) for v in items]
     if any(not 0 <= n <= MAX_SEED for n in nums):
         raise UsageError(f"{what} must be between 0 and {MAX_SEED} (every framework's seed range), got {value!r}")
+    if len(set(nums)) < len(nums):
+        raise UsageError(f"{what} names a seed more than once ({value!r}): give each once")
     return tuple(nums)
 
 
 def seeds(seeds: str | None, repeats: int | None) -> tuple[int, ...]:
     """--seeds 0,1,2 or --repeats 3 (seeds 0..2); seed 0 by default."""
     if repeats is None:
-        return non_negative_ints(seeds or "0", "--seeds")
+        return non_negative_ints("0" if seeds is None else seeds, "--seeds")
     if seeds is not None:
         raise UsageError("give either --seeds or --repeats, not both")
     if not 1 <= repeats <= MAX_REPEATS:
@@ -184,11 +200,26 @@ def order_seed(value: int | None) -> int:
     return value
 
 
+def path(value: str, what: str, kind: str = "path") -> Path:
+    """A path given on the command line: not empty (Path("") is the current folder, silently)."""
+    if not value.strip():
+        raise UsageError(f"{what} must name a {kind}, got an empty string")
+    return Path(value)
+
+
 def results_dir(value: str) -> Path:
     """--results: a folder name; that it can be written is checked before any work (dlbench/results.py)."""
-    if not value.strip():
-        raise UsageError("--results must name a folder, got an empty string")
-    return Path(value)
+    return path(value, "--results", "folder")
+
+
+def data_dir(value: str | None) -> str | None:
+    """--data-dir (else $DLBENCH_DATA_DIR): if given, an existing folder; an empty variable counts as unset."""
+    import os
+
+    for given, what in ((value, "--data-dir"), (os.environ.get("DLBENCH_DATA_DIR") or None, "DLBENCH_DATA_DIR")):
+        if given is not None and not path(given, what, "folder").is_dir():
+            raise UsageError(f"{what} {given!r} is not a folder: point it at the data (see docs/setup-and-commands.md)")
+    return value
 
 
 def threads(value: int | None) -> int:
@@ -201,13 +232,14 @@ def threads(value: int | None) -> int:
 
 
 def percent(value: str, what: str) -> float:
-    """ "5%" or "0.05" -> 0.05; finite, 0 <= x < 10."""
-    try:
-        x = float(value[:-1]) / 100 if value.strip().endswith("%") else float(value)
-    except ValueError:
-        raise UsageError(f"{what} must be a number or a percentage like 5%, got {value!r}") from None
+    """ "5%" or "0.05" -> 0.05; ASCII decimal (float() would take "١" or "1_0"), finite, 0 <= x < 10."""
+    v = value.strip()
+    m = re.fullmatch(r"([0-9]{0,6}(?:\.[0-9]{0,9})?)(%?)", v)
+    if not m or not m.group(1).strip("."):
+        raise UsageError(f"{what} must be a number or a percentage like 5%, got {value[:80]!r}")
+    x = float(m.group(1)) / (100 if m.group(2) else 1)
     if not 0 <= x < 10:
-        raise UsageError(f"{what} must be between 0% and 1000%, got {value!r}")
+        raise UsageError(f"{what} must be between 0% and 1000%, got {value[:80]!r}")
     return x
 
 
@@ -271,7 +303,7 @@ def speed_config(a, registry, aliases, tasks) -> SpeedConfig:
         device=Device(a.device),
         precision=precision(a.precision, Device(a.device), frameworks, registry),
         results=results_dir(a.results),
-        data_dir=a.data_dir,
+        data_dir=data_dir(a.data_dir),
         argv=tuple(sys.argv[1:]),
         budget_s=positive(a.budget, "--budget"),
         equivalence=percent(a.equivalence, "--equivalence"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from dlbench.driver import children
 from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 
@@ -12,7 +12,7 @@ from tasks import TASKS
 def _importable(python: Path, package: str) -> bool:
     """Whether `package` can be found by `python`, without importing it (that can take seconds)."""
     code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({package!r}) is None)"
-    return subprocess.run([str(python), "-c", code], capture_output=True).returncode == 0
+    return children.run([str(python), "-c", code], capture_output=True).returncode == 0
 
 
 def run() -> int:

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
+from dlbench import files
 from dlbench.analysis.microbench import microbench_table, overhead_table
+from dlbench.driver import children
 from dlbench.driver.config import MicrobenchConfig, check_output
 from dlbench.driver.supervise import worker_env
 from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
@@ -30,14 +32,14 @@ def run(cfg: MicrobenchConfig) -> int:
             "DLBENCH_THREADS": str(cfg.threads),
         }
         try:
-            r = subprocess.run(cmd, cwd=ROOT, env=vars_, capture_output=True, text=True, timeout=cfg.timeout_s)
+            r = children.run(cmd, cwd=ROOT, env=vars_, capture_output=True, text=True, timeout=cfg.timeout_s)
             tail = (r.stdout.strip().splitlines() or ["no output"])[-1]
         except subprocess.TimeoutExpired:  # this framework's numbers are missing; the others still run
             tail = f"timed out after {cfg.timeout_s:g} s (--timeout): no numbers"
         print(f"microbench: {f}: {tail}", file=sys.stderr)
     table = microbench_table(out)
     print(table)
-    (cfg.results / "microbench.md").write_text(table + "\n")
+    files.write_whole(cfg.results / "microbench.md", table + "\n")
     print(f"written: {out}/*.json (pytest-benchmark JSON), {cfg.results / 'microbench.md'}")
     return 0
 
@@ -53,7 +55,7 @@ def run_overhead(cfg: MicrobenchConfig) -> int:
             continue
         vars_ = worker_env(cfg.threads, fw.env_vars, "cpu")
         try:
-            r = subprocess.run([str(env.python), "benchmarks/overhead.py", f, str(cfg.threads)], cwd=ROOT, env=vars_,
+            r = children.run([str(env.python), "benchmarks/overhead.py", f, str(cfg.threads)], cwd=ROOT, env=vars_,
                                capture_output=True, text=True, timeout=cfg.timeout_s)  # fmt: skip
             lines = r.stdout.strip().splitlines()
             out[f] = json.loads(lines[-1]) if r.returncode == 0 and lines else {
@@ -63,7 +65,7 @@ def run_overhead(cfg: MicrobenchConfig) -> int:
         print(f"overhead: {f}: " + ", ".join(f"{t} {m['ratio']:.2f}x" for t, m in out[f].items() if "ratio" in m)
               if "error" not in out[f] else f"overhead: {f}: {out[f]['error']}", file=sys.stderr)  # fmt: skip
     path = cfg.results / "overhead.json"
-    path.write_text(json.dumps({"threads": cfg.threads, "frameworks": out}, indent=1))
+    files.write_whole(path, json.dumps({"threads": cfg.threads, "frameworks": out}, indent=1))
     print(overhead_table(path))
     print(f"written: {path}; `python harness.py report` shows it")
     return 0

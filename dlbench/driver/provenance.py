@@ -4,23 +4,42 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import platform
 import subprocess
 from pathlib import Path
 
+from dlbench import files
+from dlbench.driver import children
 from frameworks import ROOT, Environment
 
 
+def tool(*argv: str, timeout: float = 30, cwd: Path = ROOT) -> tuple[str | None, str | None]:
+    """(stdout, None) of an external tool that succeeded, else (None, why): missing from the PATH, failed,
+    timed out. Provenance degrades to null with the reason; it never stops a row from being written."""
+    try:
+        r = children.run(list(argv), cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    except FileNotFoundError:
+        return None, f"{argv[0]} not found on the PATH"
+    except subprocess.TimeoutExpired:
+        return None, f"{argv[0]} did not answer within {timeout:g} s"
+    except OSError as e:
+        return None, f"{argv[0]} could not run ({e.strerror or e})"
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+        return None, f"{argv[0]} failed: {tail[:120]}"
+    return r.stdout, None
+
+
 def git() -> dict:
-    """The repository's commit and whether tracked files differ from it."""
-
-    def run(*args):
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    """The repository's commit and whether tracked files differ from it; nulls and the reason without git."""
+    commit, why = tool("git", "rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "unavailable": why}
+    status, why = tool("git", "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip()),
+            **({"unavailable": why} if why else {})}  # fmt: skip
 
 
 def _cpu_model() -> str:
@@ -76,6 +95,9 @@ def sitting() -> dict:
 
 @functools.cache  # asked for once per pairing (on a Ray node, per node): the machine does not change
 def machine() -> dict:
+    """The machine's identity; an entry that cannot be read is null (the boot id, the microcode) or, for
+    the GPUs, null with the reason in `unavailable`."""
+    gpus, why = _gpus()
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
@@ -87,35 +109,36 @@ def machine() -> dict:
         "cpus_allowed": len(usable_cpus()),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "harness_python": platform.python_version(),
-        "gpus": _gpus(),
+        "gpus": gpus,
+        **({"unavailable": {"gpus": why}} if why else {}),
     }
 
 
-def _gpus() -> list[dict]:
-    """Name, driver and memory of each NVIDIA GPU (nvidia-smi), for the provenance; [] without one."""
-    try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return []
+def _gpus() -> tuple[list[dict] | None, str | None]:
+    """(name, driver and memory of each NVIDIA GPU, None); ([], None) where no NVIDIA driver is installed
+    (no /proc/driver/nvidia: a machine without one); (None, why) where nvidia-smi should answer and does not."""
+    out, why = tool("nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader")
+    if out is None:
+        return ([], None) if not Path("/proc/driver/nvidia").exists() else (None, why)
     keys = ("name", "driver", "memory")
-    return [dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in r.stdout.splitlines()]
+    return [dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in out.splitlines()
+            if line.strip()], None  # fmt: skip
 
 
 def cpu_busy_s() -> float | None:
     """Busy CPU seconds of the whole machine so far (all cores), from /proc/stat."""
     try:
         f = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
+        idle = f[3] + f[4]  # idle + iowait
+    except (OSError, ValueError, IndexError):
         return None
-    idle = f[3] + f[4]  # idle + iowait
     return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def environment_lock(env: Environment) -> dict | None:
     """The lock file that `make setup` built the environment from, and its SHA-256 (None if built otherwise)."""
     try:
-        stamp = json.loads((ROOT / env.venv / ".stamp").read_text())
+        stamp = files.read_json(ROOT / env.venv / ".stamp")
     except (OSError, ValueError):
         return None
     return stamp if isinstance(stamp, dict) else None
@@ -130,5 +153,5 @@ def environment_sha256(env: Environment) -> str | None:
     the same fingerprint ran on the same stack, whatever the lock says. None if the environment is missing."""
     if not env.python.exists():
         return None
-    r = subprocess.run([str(env.python), "-c", _PACKAGES], capture_output=True, text=True, timeout=120)
-    return hashlib.sha256(r.stdout.encode()).hexdigest() if r.returncode == 0 else None
+    out, _ = tool(str(env.python), "-c", _PACKAGES, timeout=120)
+    return hashlib.sha256(out.encode()).hexdigest() if out is not None else None

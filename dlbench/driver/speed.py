@@ -41,7 +41,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dlbench.driver import signals
+from dlbench import files
+from dlbench.driver import children, signals
 from dlbench.driver.config import SpeedConfig, Variant, check_output
 from dlbench.driver.provenance import cpu_busy_s, environment_lock, environment_sha256, git, machine, sitting
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, worker_env
@@ -116,10 +117,10 @@ class Live:
         if not self.env.python.exists():
             raise WorkerGone(Status.UNAVAILABLE, f"{self.env.venv} does not exist: {self.env.missing_hint}")
         path = tmp / f"{self.id}.json"
-        path.write_text(jc.to_json())
+        files.write_whole(path, jc.to_json())
         self.err = open(tmp / f"{self.id}.err", "w+")  # noqa: SIM115 - closed in stop()
         env = {**worker_env(cfg.threads, fw.env_vars, cfg.device), "DLBENCH_PARENT_PID": str(os.getpid())}
-        self.proc = subprocess.Popen([str(self.env.python), "-m", "dlbench.worker", str(path)], cwd=ROOT, env=env,
+        self.proc = children.popen([str(self.env.python), "-m", "dlbench.worker", str(path)], cwd=ROOT, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                      start_new_session=True)  # fmt: skip
         self.events: queue.Queue = queue.Queue()
@@ -385,7 +386,7 @@ def run(cfg: SpeedConfig) -> int:
                       "pilot_groups": cfg.pilot, "pilot_pairs": cfg.pilot_pairs, "pilot_group_s": s.group_s,
                       "components": {f"{f} / {t}": vars(c) for (f, t), c in comps.items()},
                       **design.to_json()}  # fmt: skip
-            (cfg.results / "design.json").write_text(json.dumps(record, indent=1) + "\n")
+            files.write_whole(cfg.results / "design.json", json.dumps(record, indent=1) + "\n")
             print(f"speed: plan ({left:.0f} s left): {design.groups} groups in all, {design.group_s:.0f} s a group",
                   file=sys.stderr)  # fmt: skip
             for r in range(cfg.pilot, design.groups):

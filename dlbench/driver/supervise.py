@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dlbench.driver import signals
+from dlbench import files
+from dlbench.driver import children, signals
 from dlbench.driver.monitor import Monitor
 from dlbench.driver.provenance import cpu_busy_s, machine
 from dlbench.protocol import Event, JobConfig, Status, parse
@@ -84,7 +85,7 @@ def run_worker(
     address space than they use."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
-        cfg_path.write_text(cfg.to_json())
+        files.write_whole(cfg_path, cfg.to_json())
         # The worker asks the kernel to kill it if this process dies (dlbench/worker/__main__.py).
         env = {**env, "DLBENCH_PARENT_PID": str(os.getpid())}
         with open(err_path, "w+") as err:
@@ -92,7 +93,7 @@ def run_worker(
             proc, interrupted, timed_out, over_cap, peak_mib = None, False, False, False, 0.0
             result = error = None
             try:
-                proc = subprocess.Popen(
+                proc = children.popen(
                     [str(python), "-m", "dlbench.worker", str(cfg_path)],
                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
                     start_new_session=True,  # its own process group: a timeout kills its children too

@@ -1,0 +1,603 @@
+"""Every input surface (docs/input-surfaces.md) against input hostile in form as well as content: special
+files, unbounded size and depth, undecodable bytes and byte-order marks, empty, enormous and non-ASCII
+strings, duplicated items, a full disk, missing tools, a terminal that cannot print, signals at random
+moments. The promise: one line and exit status 2 for bad input, never a traceback, never a hang, the
+good rows beside a bad one kept, nothing the harness started left running."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import harness
+from dlbench import files
+from dlbench.analysis import headline, microbench, parity, report
+from dlbench.analysis import speed as speed_report
+from dlbench.driver import provenance
+from dlbench.results import read_rows
+from tasks import data
+from tests.support.cli import LAUNCH, ROOT
+from tests.test_hostile import good_row
+
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
+
+
+@contextlib.contextmanager
+def no_hang(seconds: float = 20):
+    """Fail (not hang) if the block blocks longer than `seconds`."""
+
+    def boom(*_):
+        raise AssertionError(f"blocked for more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def special(kind: str, path: Path) -> Path:
+    """Make `path` a file of `kind`: fifo, folder, socket, zero (a link to /dev/zero: endless)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()
+    else:
+        path.symlink_to(f"/dev/{kind}")
+    return path
+
+
+SPECIAL = ["fifo", "folder", "socket", "zero"]  # /dev/null is a regular file in some containers
+
+
+# ---------------------------------------------------------------- files: the bounded reader itself
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_the_bounded_reader_refuses_every_kind_of_file_but_a_regular_one_at_once(tmp_path, kind):
+    path = special(kind, tmp_path / "x")
+    with no_hang(), pytest.raises(files.InputError, match="not a regular file"):
+        files.read_bytes(path)
+    with no_hang(), pytest.raises(files.InputError, match="not a regular file"):
+        list(files.lines(path))
+
+
+@FUZZ
+@given(chunks=st.lists(st.binary(max_size=40) | st.sampled_from([b"\n", b"\r\n", b"x" * 100]), max_size=30),
+       cap=st.integers(1, 64))  # fmt: skip
+def test_lines_keeps_every_line_within_the_cap_and_numbers_the_long_ones(tmp_path, chunks, cap):
+    path = tmp_path / "f"
+    raw = b"".join(chunks)
+    path.write_bytes(raw)
+    got = list(files.lines(path, line_cap=cap))
+    want = raw.split(b"\n")
+    if want and want[-1] == b"":
+        want = want[:-1]
+    assert [n for n, _ in got] == list(range(1, len(want) + 1))
+    for (_, line), w in zip(got, want, strict=True):  # a line is long when its content exceeds the cap
+        assert line == (None if len(w) > cap else w.rstrip(b"\r"))
+
+
+def test_a_file_over_its_size_cap_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * 2048)
+    with pytest.raises(files.InputError, match=r"big\.json is 0 MiB, more than the 0 MiB"):
+        files.read_bytes(path, cap=1024)
+
+
+@FUZZ
+@given(depth=st.integers(1, 200_000), brackets=st.sampled_from(["[]", "{}"]))
+@example(depth=1_000_000, brackets="[]")
+def test_json_of_any_depth_is_decoded_or_refused_never_a_recursion_error(depth, brackets):
+    text = brackets[0] * depth + brackets[1] * depth if brackets == "[]" else '{"a":' * depth + "1" + "}" * depth
+    try:
+        value = files.loads(text)
+    except ValueError as e:
+        assert "nested deeper" in str(e) and depth > files.DEPTH_CAP - 1
+    else:
+        assert files.depth(value) <= files.DEPTH_CAP
+
+
+@FUZZ
+@given(row=st.fixed_dictionaries({"seed": st.integers(0, 9)}),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252"]),
+       name=st.text(min_size=1, max_size=20))  # fmt: skip
+def test_any_encoding_is_read_as_utf8_with_a_bom_dropped_or_refused_by_name(row, encoding, name):
+    payload = json.dumps({**row, "name": name}, ensure_ascii=False)
+    try:
+        raw = payload.encode(encoding)
+    except UnicodeEncodeError:
+        return
+    try:
+        assert files.loads(raw) == {**row, "name": name}  # UTF-8 bytes, with or without a BOM, or ASCII-only
+    except ValueError as e:
+        assert str(e).startswith(("not UTF-8", "not JSON")), e
+        assert encoding not in ("utf-8", "utf-8-sig")
+
+
+# ---------------------------------------------------------------- every reader of results, in every form
+
+
+def _runs_file(tmp_path: Path, form: str) -> Path:
+    """A results folder whose runs.jsonl holds good rows around one line hostile in `form`."""
+    good = [json.dumps(good_row(s)).encode() for s in range(2)]
+    bad = {
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "long": b'{"x": "' + b"y" * (files.LINE_CAP + 10) + b'"}',
+        "undecodable": b"\xff\xfe\x00garbage",
+        "bom": codecs.BOM_UTF8 + json.dumps(good_row(7)).encode(),
+        "utf16": json.dumps(good_row(8)).encode("utf-16"),
+        "nul": b"\x00" * 64,
+        "duplicate": good[0],
+        "empty": b"",
+    }[form]
+    (tmp_path / "runs.jsonl").write_bytes(good[0] + b"\n" + bad + b"\n" + good[1] + b"\n")
+    return tmp_path
+
+
+FORMS = ["deep", "long", "undecodable", "bom", "utf16", "nul", "duplicate", "empty"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_reader_keeps_the_good_rows_around_a_hostile_line(tmp_path, form):
+    folder = _runs_file(tmp_path, form)
+    with no_hang():
+        found = read_rows(folder / "runs.jsonl")
+    seeds = [r["seed"] for r in found.rows]
+    assert seeds[0] == 0 and seeds[-1] == 1  # the rows on both sides survive
+    if form == "bom":
+        assert seeds == [0, 7, 1]  # a byte-order mark (an editor's) is not a reason to lose a row
+    elif form in ("duplicate", "empty"):
+        assert not found.bad
+    else:
+        assert [n for n, _ in found.bad] == [2], found.bad
+
+
+def run_cli(*args, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """The harness as a user runs it (with the fake frameworks registered)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}  # the harness from any current folder
+    return subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=kw.pop("cwd", ROOT), capture_output=True,
+                          text=True, errors="backslashreplace", timeout=timeout, env=env, **kw)  # fmt: skip
+
+
+def one_line_2(r: subprocess.CompletedProcess, *words: str) -> None:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("harness.py: error: "), r.stderr[-2000:]
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def _commands(folder: Path, other: Path) -> dict[str, list[str]]:
+    return {
+        "report": ["report", "--results", str(folder)],
+        "compare": ["compare", str(folder), str(other), "--output", str(other / "c.md")],
+        "merge": ["merge", str(folder), "-o", str(other)],
+        "resume": [
+            "run",
+            "--frameworks",
+            "fake-ok",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "1",
+            "--resume",
+            "--results",
+            str(folder),
+        ],  # fmt: skip
+    }
+
+
+@pytest.mark.parametrize("command", ["report", "compare", "merge", "resume"])
+@pytest.mark.parametrize("kind", ["fifo", "zero", "socket"])
+def test_every_command_that_reads_results_refuses_a_special_file_in_one_line(tmp_path, command, kind):
+    folder, other = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    other.mkdir()
+    _runs_file(other, "duplicate")
+    special(kind, folder / "runs.jsonl")
+    r = run_cli(*_commands(folder, other)[command], timeout=60)
+    one_line_2(r, str(folder))  # the line names the file (merge and --resume check it as a file first)
+
+
+@pytest.mark.parametrize("command", ["report", "compare", "merge", "resume"])
+def test_every_command_that_reads_results_survives_a_line_nested_a_hundred_thousand_deep(tmp_path, command):
+    folder, other = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    other.mkdir()
+    _runs_file(folder, "deep")
+    _runs_file(other, "empty")
+    r = run_cli(*_commands(folder, other)[command], timeout=120)
+    assert "Traceback" not in r.stderr and "RecursionError" not in r.stderr, r.stderr[-2000:]
+    assert "line 2 (nested deeper than" in r.stderr, r.stderr[-2000:]
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+
+
+def test_speed_rows_parity_assessment_and_microbench_files_refuse_special_files(tmp_path):
+    for name in ("speed.jsonl", "parity.csv", "assessment.json", "overhead.json"):
+        special("fifo", tmp_path / name)
+    (tmp_path / "microbench").mkdir()
+    special("fifo", tmp_path / "microbench" / "torch.json")
+    with no_hang():
+        with pytest.raises(files.InputError, match="speed.jsonl is a FIFO"):
+            speed_report.load_speed(tmp_path)
+        verdicts, warning = parity.load_parity(tmp_path)
+        assert verdicts == {} and "parity.csv is a FIFO" in warning
+        with pytest.raises(files.InputError, match="assessment.json is a FIFO"):
+            from dlbench.analysis import assess
+
+            assess.render(tmp_path, report.pd.DataFrame([good_row(0)]))
+        assert "not readable" in microbench.overhead_table(tmp_path / "overhead.json")
+        assert "No micro-benchmarks" in microbench.microbench_table(tmp_path / "microbench")
+
+
+# ---------------------------------------------------------------- any set of valid rows: report and headline
+
+STATUSES = ["ok", "error", "diverged", "crashed", "timeout", "oom", "interrupted", "unavailable", "lost"]
+ROW = st.builds(
+    lambda status, fw, task, profile, seed, tier, epoch, acc: good_row(
+        seed, status=status, framework=fw, task=task, profile=profile, tier=tier,
+        steady_epoch_s=epoch if status == "ok" else None, first_epoch_s=epoch if status == "ok" else None,
+        test_accuracy=acc if status == "ok" else None,
+        history=[{"epoch_s": epoch or 0.1}] if status == "ok" else None,
+        error=None if status == "ok" else "cause"),
+    st.sampled_from(STATUSES), st.sampled_from(["torch", "jax", "fake-ok", "é"]),
+    st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm", "nope"]), st.sampled_from(["quick", "full"]),
+    st.integers(0, 3), st.sampled_from(["default", "tuned"]), st.floats(1e-4, 1e3), st.floats(0, 1),
+)  # fmt: skip
+
+
+@settings(FUZZ, max_examples=60)
+@given(rows=st.lists(ROW, min_size=1, max_size=12))
+@example(rows=[good_row(0, status="interrupted", test_accuracy=None, history=None, error="stopped by SIGINT")])
+def test_any_set_of_valid_rows_gives_a_report_and_a_headline(tmp_path, rows):
+    """The states a user reaches by accident (only an interrupted first run, one framework failing every
+    seed, a tier without its default) are all valid rows: the report renders them all."""
+    folder = tmp_path / uuid.uuid4().hex
+    folder.mkdir()
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report.write_summary(folder, figures=False)
+    text = headline.headline(report.load_runs(folder))
+    assert text.strip() and (folder / "report.md").read_text().strip()
+
+
+# ---------------------------------------------------------------- options: every string, every subcommand
+
+HOSTILE = st.sampled_from(["", " ", ",", ",,", "all,", "torch,torch", "torch, torch", "a" * 5000, "é", "１", "١",
+                           "\u202e", "\n", "\x1b[31m", "-1", "0,0", "nan", "inf", "1e999", "5%%", "%", "💥",
+                           "../../..", "/", "/dev/null", "/proc/self/mem", "~"]) | st.text(max_size=30).filter(
+                               lambda s: "\x00" not in s)  # fmt: skip
+OPTIONS = {
+    "run": ["--frameworks", "--tasks", "--seeds", "--results", "--data-dir", "--timeout", "--epochs", "--threads",
+            "--max-rss-mib", "--order-seed", "--repeats", "--ray-address", "--profile", "--tier", "--device",
+            "--precision", "--order", "--executor"],
+    "speed": ["--frameworks", "--tasks", "--anchor", "--budget", "--equivalence", "--target", "--pilot",
+              "--results", "--data-dir", "--threads"],
+    "parity": ["--frameworks", "--tasks", "--timeout", "--results", "--threads"],
+    "report": ["--results", "--profile"],
+    "compare": ["--threshold", "--output"],
+    "merge": ["-o"],
+    "assess": ["--results", "--data-dir"],
+    "microbench": ["--frameworks", "--timeout"],
+    "overhead": ["--frameworks", "--timeout"],
+}  # fmt: skip
+
+
+@pytest.fixture
+def stubbed(monkeypatch, tmp_path):
+    """The subcommands' library calls replaced by a recorder: what reaches them is a checked config."""
+    from dlbench.driver import assess, matrix
+    from dlbench.driver import microbench as mb
+    from dlbench.driver import parity as par
+    from dlbench.driver import speed as sp
+
+    calls = []
+    for mod, fn in ((matrix, "run"), (sp, "run"), (par, "run"), (assess, "run"), (mb, "run"), (mb, "run_overhead")):
+        monkeypatch.setattr(mod, fn, lambda cfg, *_, **__: calls.append(cfg) or 0)
+    monkeypatch.chdir(tmp_path)  # a hostile --results that is valid becomes a folder here, not in the repo
+    monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    return calls
+
+
+@settings(FUZZ, max_examples=400)
+@given(command=st.sampled_from(sorted(OPTIONS)), data=st.data(), value=HOSTILE)
+def test_any_string_for_any_option_is_a_checked_config_or_one_line_and_exit_2(stubbed, capsys, command, data, value):
+    option = data.draw(st.sampled_from(OPTIONS[command]))
+    positional = {"compare": ["a", "b"], "merge": ["a"]}.get(command, [])
+    for p in positional:
+        Path(p).mkdir(exist_ok=True)
+        (Path(p) / "runs.jsonl").write_text(json.dumps(good_row(0)) + "\n")
+    capsys.readouterr()
+    rc = harness.main([command, *positional, option, value])
+    err = capsys.readouterr().err
+    if rc == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("harness.py: error: "), err
+    else:
+        assert rc in (0, 1) and "Traceback" not in err, err
+        if command in ("run", "speed", "parity"):
+            cfg = stubbed[-1]
+            assert cfg.frameworks and len(set(cfg.frameworks)) == len(cfg.frameworks)
+            assert cfg.tasks and len(set(cfg.tasks)) == len(cfg.tasks)
+            assert str(cfg.results).strip()
+        if command == "run":
+            assert len(set(stubbed[-1].seeds)) == len(stubbed[-1].seeds)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["report", "--results", ""], "--results must name a folder"),
+        (["compare", "", ""], "BASE must name a path"),
+        (["compare", "a", "b", "--output", ""], "must name a path"),
+        (["merge", "", "-o", "x"], "a merge source must name a path"),
+        (["run", "--seeds", ""], "--seeds has an empty item"),
+        (["run", "--seeds", "0,0"], "more than once"),
+        (["run", "--seeds", "١"], "--seeds must be integers"),
+        (["run", "--frameworks", "torch,torch"], "names torch more than once"),
+        (["run", "--tasks", ""], "empty item"),
+        (["run", "--data-dir", ""], "--data-dir must name a folder"),
+        (["run", "--data-dir", "/nonexistent/data"], "is not a folder"),
+        (["speed", "--anchor", ""], "empty item"),
+        (["speed", "--equivalence", "1_0%"], "must be a number or a percentage"),
+    ],
+)
+def test_the_issues_empty_and_absurd_strings_are_one_line_and_exit_2(tmp_path, args, words):
+    one_line_2(run_cli(*args, cwd=tmp_path, timeout=60), words)
+    assert not list(tmp_path.iterdir())  # nothing written into the current folder
+
+
+# ---------------------------------------------------------------- environment variables
+
+
+@settings(FUZZ, max_examples=60)
+@given(var=st.sampled_from(["DLBENCH_DATA_DIR", "DLBENCH_CACHE_DIR", "XDG_CACHE_HOME"]),
+       value=st.sampled_from(["", " ", "/nonexistent", "relative", "é", "a" * 300, "/dev/null", "/proc"])
+       | st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s))  # fmt: skip
+def test_any_data_or_cache_variable_is_used_or_refused_in_one_line(stubbed, monkeypatch, capsys, var, value):
+    monkeypatch.setenv(var, value)
+    capsys.readouterr()
+    rc = harness.main(["run", "--frameworks", "torch", "--tasks", "iris_mlp"])
+    err = capsys.readouterr().err
+    assert rc in (0, 2) and "Traceback" not in err, err
+    if rc == 2:
+        assert len(err.strip().splitlines()) == 1, err
+    try:  # the data step meets the cache folder: a DataError (one line in the harness) or arrays
+        npz, _ = data.prepare("iris")
+        assert npz.is_file()
+    except data.DataError as e:
+        assert "\n" not in str(e)
+
+
+def test_a_data_dir_variable_that_names_no_folder_is_one_line(tmp_path):
+    r = run_cli("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--results", str(tmp_path),
+                env={"DLBENCH_DATA_DIR": str(tmp_path / "nowhere")}, timeout=60)  # fmt: skip
+    one_line_2(r, "DLBENCH_DATA_DIR", "is not a folder")
+
+
+# ---------------------------------------------------------------- raw data: text from outside
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as t:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            import io
+
+            t.addfile(info, io.BytesIO(blob))
+    return path
+
+
+@settings(FUZZ, max_examples=80)
+@given(blob=st.binary(max_size=200) | st.text(max_size=50).map(lambda s: s.encode("utf-16")),
+       name=st.sampled_from(["aclImdb/train/pos/1_9.txt", "aclImdb/test/neg/" + "9" * 5000 + "_1.txt",
+                             "aclImdb/train/pos/١_٩.txt", "aclImdb/train/neg/2_99999.txt", "é/ü.txt"]))  # fmt: skip
+def test_any_bytes_in_a_raw_review_are_a_dataerror_line_never_a_traceback(tmp_path, blob, name):
+    tar = _tar(tmp_path / f"{uuid.uuid4().hex}.tar.gz", {name: blob})
+    words = tmp_path / "w.json"
+    words.write_text('{"the": 1}')
+    with pytest.raises(data.DataError) as e:  # one review is never the 25,000 of a split: always refused
+        data._etl_imdb({"aclImdb_v1.tar.gz": tar, "imdb_word_index.json": words})
+    assert "\n" not in str(e.value)
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=80))
+def test_a_review_with_a_byte_order_mark_encodes_as_the_same_review_without(text):
+    index = {"the": 1, "movie": 17}
+    plain = data.encode_review(files.text(text.encode()), index)
+    assert data.encode_review(files.text(codecs.BOM_UTF8 + text.encode()), index) == plain
+
+
+# ---------------------------------------------------------------- tools, /proc, terminal
+
+
+def test_provenance_without_git_or_nvidia_smi_on_the_path_is_null_with_the_reason(tmp_path):
+    r = run_cli("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--results",
+                str(tmp_path), env={"PATH": str(tmp_path / "empty")}, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    (row,) = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert row["status"] == "ok"
+    assert row["provenance"]["git"] == {"commit": None, "dirty": None, "unavailable": "git not found on the PATH"}
+
+
+@settings(FUZZ, max_examples=30)
+@given(tool=st.sampled_from(["git", "nvidia-smi", "true", "false", "/nonexistent/x", "/dev/null", "/"]),
+       args=st.lists(st.text(max_size=10).filter(lambda s: "\x00" not in s), max_size=3))  # fmt: skip
+def test_any_external_tool_call_returns_its_output_or_the_reason(tool, args):
+    out, why = provenance.tool(tool, *args, timeout=20)
+    assert (out is None) != (why is None) and (why is None or "\n" not in why)
+
+
+def test_a_missing_proc_entry_is_null_and_the_machine_record_still_forms(monkeypatch):
+    monkeypatch.setattr(provenance, "_read", lambda path: None)
+    real = Path.read_text
+
+    def no_proc(self, *a, **kw):
+        if str(self).startswith("/proc"):
+            raise FileNotFoundError(2, "No such file", str(self))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    provenance.machine.cache_clear()
+    try:
+        m = provenance.machine()
+        assert m["boot_id"] is None and m["microcode"] is None and m["cpu"]
+        assert provenance.cpu_busy_s() is None
+        json.dumps(m)
+    finally:
+        provenance.machine.cache_clear()
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "LANG": "C"},
+                                 {"PYTHONIOENCODING": "latin-1"}])  # fmt: skip
+def test_a_terminal_that_cannot_print_non_ascii_gets_escapes_not_a_crash(tmp_path, env):
+    (tmp_path / "runs.jsonl").write_text(json.dumps(good_row(0, framework="fake-ok", error=None)) + "\n")
+    for args in (["report", "--results", str(tmp_path)], ["list"], ["run", "--frameworks", "ü"]):
+        r = run_cli(*args, env=env, timeout=120)
+        assert "Traceback" not in r.stderr and "UnicodeEncodeError" not in r.stderr, r.stderr[-2000:]
+        assert r.returncode in (0, 2), r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- a full disk, everywhere the program writes
+
+
+def _fsize(limit: int):
+    """A child's file-size limit: every write past `limit` bytes fails with EFBIG (Python ignores
+    SIGXFSZ), as on a disk that fills up; works without root, unlike a small tmpfs."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+@pytest.mark.parametrize("command", ["report", "compare", "merge", "run"])
+def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, command):
+    folder, other = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    other.mkdir()
+    _runs_file(folder, "duplicate")
+    (other / "runs.jsonl").write_text(json.dumps(good_row(5)) + "\n")  # merge has rows to add
+    before = {p: p.read_bytes() for p in (folder / "runs.jsonl", other / "runs.jsonl")}
+    args = {**_commands(folder, other), "run": ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp",
+                                                "--epochs", "1", "--results", str(folder)]}[command]  # fmt: skip
+    size = min(p.stat().st_size for p in before) + 10  # past the probe, short of the next row or report
+    env = {**os.environ, "DLBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    os.environ["DLBENCH_CACHE_DIR"] = env["DLBENCH_CACHE_DIR"]
+    try:  # the data is in the cache already: the disk fills at the row, not at the data
+        data.prepare("iris")
+    finally:
+        os.environ.pop("DLBENCH_CACHE_DIR")
+    r = subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, preexec_fn=_fsize(size), env=env)  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+    if r.returncode == 0:  # every row it could not append is in a recovery file, and it says where
+        kept = [line.rsplit("kept in ", 1)[1] for line in r.stderr.splitlines() if "kept in " in line]
+        assert kept and all(read_rows(Path(k)).rows for k in kept), r.stderr[-2000:]
+    elif command == "run":  # its worker's config, or the row, cannot be written anywhere: it says which, stops
+        assert r.returncode == 2 and last.startswith("harness.py: error: cannot write "), r.stderr[-2000:]
+    else:
+        one_line_2(r, "File too large", str(tmp_path))
+    for p, content in before.items():  # nothing recorded is lost or cut
+        assert p.read_bytes().startswith(content)
+    for p in tmp_path.rglob("*.md"):  # a report is whole or absent, never cut
+        assert p.read_text().endswith("\n") or p.stat().st_size == 0
+
+
+# ---------------------------------------------------------------- processes: dead with the harness
+
+
+def tagged(tag: str) -> set[int]:
+    """Every live process whose environment carries `tag` (the harness's descendants, however re-parented)."""
+    out = set()
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if tag.encode() in env.read_bytes() and "Z" not in (env.parent / "stat").read_text().rsplit(")", 1)[1][:3]:
+                out.add(int(env.parent.name))
+        except (OSError, IndexError):
+            continue
+    return out - {os.getpid()}
+
+
+def _start(args: list[str], tmp_path: Path, tag: str) -> subprocess.Popen:
+    env = {**os.environ, "DLBENCH_FUZZ_TAG": tag, "DLBENCH_CACHE_DIR": str(tmp_path / "c")}
+    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+
+
+def _gone(tag: str, within: float = 10) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not tagged(tag):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+SUBCOMMANDS = {
+    "run": ["run", "--frameworks", "fake-hang", "--tasks", "iris_mlp"],
+    "speed": ["speed", "--frameworks", "torch,fake-hang", "--tasks", "iris_mlp", "--budget", "60"],
+    "parity": ["parity", "--frameworks", "fake-hang", "--tasks", "iris_mlp"],
+    "assess": ["assess"],
+    "microbench": ["microbench", "--frameworks", "torch"],
+    "overhead": ["overhead", "--frameworks", "torch"],
+}
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_process_a_subcommand_starts_dies_with_the_harness(tmp_path, command, how):
+    tag = uuid.uuid4().hex
+    p = _start([*SUBCOMMANDS[command], "--results", str(tmp_path / "r")], tmp_path, tag)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (tagged(tag) - {p.pid}) and p.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1)  # a child that stays, not a passing `git rev-parse`
+    started = tagged(tag) - {p.pid}
+    assert started, (
+        f"{command} started no process ({p.poll()}): {p.stderr.read()[-2000:] if p.poll() is not None else ''}"
+    )
+    os.kill(p.pid, how)
+    _, err = p.communicate(timeout=60)
+    assert _gone(tag), f"{command}: still running after the harness ended by {how.name}: {tagged(tag)}"
+    assert "Traceback" not in err, err[-2000:]
+
+
+@settings(FUZZ, max_examples=12)
+@given(delay=st.floats(0, 4), how=st.sampled_from([signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL]))
+@example(delay=0.05, how=signal.SIGINT)  # during the imports, before any handler exists
+def test_a_signal_at_any_moment_leaves_whole_rows_no_traceback_and_nothing_running(tmp_path, delay, how):
+    tag, folder = uuid.uuid4().hex, tmp_path / uuid.uuid4().hex
+    p = _start(["run", "--frameworks", "fake-slow,fake-ok", "--tasks", "iris_mlp", "--seeds", "0,1",
+                "--results", str(folder)], tmp_path, tag)  # fmt: skip
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(p.pid, how)
+    _, err = p.communicate(timeout=120)
+    assert _gone(tag), tagged(tag)
+    assert "Traceback" not in err, err[-2000:]
+    if how != signal.SIGKILL:
+        # -how: the signal came before Python installed any handler and ended the interpreter itself
+        assert p.returncode in (0, 1, 128 + how, -how), err[-2000:]
+    path = folder / "runs.jsonl"
+    if path.exists():  # every recorded line is a whole row
+        assert not read_rows(path).bad, read_rows(path).bad
