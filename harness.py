@@ -229,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         with signals.stop_signals():
             return args.fn(args)
-    except (UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
-        print(f"harness.py: error: {error_line(e)}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `harness.py list | head`
         sys.stderr.close()
         return 0
+    except (UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
+        print(f"harness.py: error: {error_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"harness.py: stopped by {signals.name()}; every finished row is in the results file", file=sys.stderr)
         return signals.exit_status()

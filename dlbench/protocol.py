@@ -32,6 +32,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
+from dlbench import files
+
 # The version of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
 # 2: rss_before_train_mib is the resident memory when training starts (it was the peak so far), and
 #    train_peak_rss_mib is new: the peak from then on.
@@ -157,8 +159,8 @@ def parse(line: str) -> dict | None:
     """The event on a line of worker output, or None for the framework's own output."""
     if not line.startswith(EVENT_PREFIX):
         return None
-    try:
-        ev = json.loads(line[len(EVENT_PREFIX) :])
+    try:  # bounded: a framework may print anything, even after our prefix
+        ev = files.loads(line[len(EVENT_PREFIX) :])
     except ValueError:
         return None
     return ev if isinstance(ev, dict) and ev.get("event") in {e.value for e in Event} else None

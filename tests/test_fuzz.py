@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import harness
-from dlbench import files
+from dlbench import files, protocol
 from dlbench.analysis import headline, microbench, parity, report
 from dlbench.analysis import speed as speed_report
 from dlbench.driver import provenance
@@ -130,10 +130,15 @@ def test_any_encoding_is_read_as_utf8_with_a_bom_dropped_or_refused_by_name(row,
     except UnicodeEncodeError:
         return
     try:
-        assert files.loads(raw) == {**row, "name": name}  # UTF-8 bytes, with or without a BOM, or ASCII-only
+        as_utf8 = json.loads(raw.decode("utf-8-sig"))  # what the bytes say when read as UTF-8 (BOM dropped)
+    except ValueError:
+        as_utf8 = None
+    if encoding in ("utf-8", "utf-8-sig"):
+        assert as_utf8 == {**row, "name": name}
+    try:
+        assert files.loads(raw) == as_utf8  # UTF-8 (or bytes that happen to be UTF-8), with or without a BOM
     except ValueError as e:
-        assert str(e).startswith(("not UTF-8", "not JSON")), e
-        assert encoding not in ("utf-8", "utf-8-sig")
+        assert as_utf8 is None and str(e).startswith(("not UTF-8", "not JSON")), e
 
 
 # ---------------------------------------------------------------- every reader of results, in every form
@@ -601,3 +606,97 @@ def test_a_signal_at_any_moment_leaves_whole_rows_no_traceback_and_nothing_runni
     path = folder / "runs.jsonl"
     if path.exists():  # every recorded line is a whole row
         assert not read_rows(path).bad, read_rows(path).bad
+
+
+# ---------------------------------------------------------------- what workers print, addresses, caches, stamps
+
+
+@settings(FUZZ, max_examples=300)
+@given(
+    line=st.text(max_size=300)
+    | st.builds(lambda n: protocol.EVENT_PREFIX + "[" * n + "]" * n, st.integers(0, 50_000))
+    | st.builds(lambda d: protocol.EVENT_PREFIX + json.dumps(d), st.dictionaries(st.text(max_size=8), st.integers()))
+)
+def test_any_line_a_framework_prints_is_an_event_or_its_own_output_never_an_exception(line):
+    ev = protocol.parse(line)
+    assert ev is None or ev["event"] in {e.value for e in protocol.Event}
+
+
+@settings(FUZZ, max_examples=200)
+@given(address=HOSTILE | st.builds(lambda h, p: f"{h}:{p}", st.text(max_size=300), st.integers(-10, 10**12)))
+@example(address="é" * 100 + ":6379")
+@example(address="127.0.0.1:99999999")
+def test_any_ray_address_is_refused_in_one_line_or_tried_within_its_timeout(address):
+    from dlbench.driver.config import UsageError
+    from dlbench.driver.ray_executor import check_address
+
+    t0 = time.monotonic()
+    try:
+        check_address(address, timeout_s=0.5)
+    except UsageError as e:
+        assert "\n" not in files.one_line(str(e))
+    assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_cache_records_and_environment_stamps_of_any_kind_are_rebuilt_or_ignored(empty_cache, tmp_path, kind):
+    npz, _ = data.prepare("iris")
+    meta = npz.with_suffix(".json")
+    meta.unlink()
+    special(kind, meta)
+    with no_hang():
+        try:
+            again, info = data.prepare("iris")  # the record is unusable: the entry is rebuilt, or one line
+            assert again == npz and info["cached"] is False
+        except data.DataError as e:
+            assert "\n" not in str(e)
+    from frameworks import Environment
+
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    special(kind, venv / ".stamp")
+    with no_hang():
+        assert provenance.environment_lock(Environment(str(venv), "requirements/x.txt")) is None
+
+
+@settings(FUZZ, max_examples=100)
+@given(user=st.dictionaries(st.sampled_from(["KERAS_BACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH",
+                                             "CUDA_VISIBLE_DEVICES", "TF_NUM_INTRAOP_THREADS"]),
+                            st.text(max_size=20).filter(lambda s: "\x00" not in s)),
+       framework=st.sampled_from(["tensorflow", "keras-jax", "keras-torch", "torch", "jax"]),
+       threads=st.integers(1, 2))  # fmt: skip
+def test_the_users_own_framework_variables_never_reach_a_worker(monkeypatch, user, framework, threads):
+    """A user's shell may set KERAS_BACKEND=jax or OMP_NUM_THREADS=1: a worker still runs the framework,
+    the threads and the device asked for, and imports nothing from the user's PYTHONPATH."""
+    from dlbench.driver.supervise import THREAD_VARS, worker_env
+    from frameworks import FRAMEWORKS
+
+    with monkeypatch.context() as m:
+        for k in ("KERAS_BACKEND", "PYTHONPATH"):
+            m.delenv(k, raising=False)
+        for k, v in user.items():
+            m.setenv(k, v)
+        env = worker_env(threads, FRAMEWORKS[framework].env_vars, "cpu")
+    assert "PYTHONPATH" not in env and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert all(env[k] == str(threads) for k in THREAD_VARS)
+    assert env.get("KERAS_BACKEND") == FRAMEWORKS[framework].env_vars.get("KERAS_BACKEND", user.get("KERAS_BACKEND"))
+
+
+def test_a_closed_stdout_ends_the_harness_quietly():
+    p = subprocess.Popen([sys.executable, "harness.py", "list"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)  # fmt: skip
+    p.stdout.close()  # as `harness.py list | head -0` does
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def test_every_test_the_input_surfaces_page_names_exists():
+    """docs/input-surfaces.md maps each surface to its tests: a renamed or removed test breaks this."""
+    import re
+
+    page = (ROOT / "docs" / "input-surfaces.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", page))
+    defined = {
+        m for f in (ROOT / "tests").glob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)
+    }
+    assert named and not named - defined, sorted(named - defined)

@@ -37,7 +37,9 @@ def git() -> dict:
     commit, why = tool("git", "rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None, "unavailable": why}
-    status, why = tool("git", "status", "--porcelain", "--untracked-files=no")
+    # --no-optional-locks: status would otherwise refresh the index under .git/index.lock, and a harness
+    # killed meanwhile (its children die with it) would leave that lock behind for the user's next commit
+    status, why = tool("git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip()),
             **({"unavailable": why} if why else {})}  # fmt: skip
 

@@ -14,6 +14,7 @@ of cores, which the worker pins to and the row records (`cpus`).
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -71,12 +72,13 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
         return
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--ray-address must be HOST:PORT (e.g. 127.0.0.1:6379), got {address!r}")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise UsageError(f"--ray-address must be HOST:PORT (e.g. 127.0.0.1:6379), got {address[:200]!r}")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as e:
-        raise UsageError(f"no Ray cluster answers at {address} within {timeout_s:g} s ({e.strerror or e}): "
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, UnicodeError) as e:  # UnicodeError: a host name IDNA cannot encode (too long, odd)
+        why = getattr(e, "strerror", None) or e
+        raise UsageError(f"no Ray cluster answers at {address[:200]} within {timeout_s:g} s ({why}): "
                          "start one with `ray start --head`, or check the address") from None  # fmt: skip
 
 
