@@ -356,14 +356,15 @@ def test_any_string_for_any_option_is_a_checked_config_or_one_line_and_exit_2(st
         (["compare", "", ""], "BASE must name a path"),
         (["compare", "a", "b", "--output", ""], "must name a path"),
         (["merge", "", "-o", "x"], "a merge source must name a path"),
-        (["run", "--seeds", ""], "--seeds has an empty item"),
+        (["run", "--seeds", ""], "--seeds is empty"),
         (["run", "--seeds", "0,0"], "more than once"),
         (["run", "--seeds", "١"], "--seeds must be integers"),
         (["run", "--frameworks", "torch,torch"], "names torch more than once"),
-        (["run", "--tasks", ""], "empty item"),
+        (["run", "--tasks", ""], "the task list is empty"),
+        (["run", "--tasks", "iris_mlp,,mnist_cnn"], "empty item"),
         (["run", "--data-dir", ""], "--data-dir must name a folder"),
         (["run", "--data-dir", "/nonexistent/data"], "is not a folder"),
-        (["speed", "--anchor", ""], "empty item"),
+        (["speed", "--anchor", ""], "is empty"),
         (["speed", "--equivalence", "1_0%"], "must be a number or a percentage"),
     ],
 )
@@ -600,6 +601,7 @@ def test_a_signal_at_any_moment_leaves_whole_rows_no_traceback_and_nothing_runni
     _, err = p.communicate(timeout=120)
     assert _gone(tag), tagged(tag)
     assert "Traceback" not in err, err[-2000:]
+    assert not (ROOT / ".git" / "index.lock").exists()  # its `git status`, killed with it, took no lock
     if how != signal.SIGKILL:
         # -how: the signal came before Python installed any handler and ended the interpreter itself
         assert p.returncode in (0, 1, 128 + how, -how), err[-2000:]

@@ -44,6 +44,9 @@ COLUMNS = {
 SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier")
 
 
+_WARNED: set[str] = set()
+
+
 class ReportError(Exception):
     """The results cannot be read: one line, exit 2."""
 
@@ -56,7 +59,8 @@ def load_runs(results: Path, path: Path | None = None) -> pd.DataFrame:
         found = read_rows(path)
     except OSError as e:
         raise ReportError(f"cannot read {path} ({e.strerror}): run `python harness.py run` first") from None
-    if found.bad:
+    if found.bad and found.warning(path) not in _WARNED:  # report and headline both read it: say it once
+        _WARNED.add(found.warning(path))
         print(found.warning(path), file=sys.stderr)
     rows = found.rows
     if not rows:

@@ -111,7 +111,9 @@ class MicrobenchConfig:
 def _items(value: str, what: str) -> list[str]:
     """A comma-separated list's items, stripped; UsageError if one is empty or named twice."""
     items = [v.strip() for v in value.split(",")]
-    if not value.strip() or "" in items:
+    if not value.strip():
+        raise UsageError(f"{what} is empty: give one or more items separated by commas")
+    if "" in items:
         raise UsageError(f"{what} has an empty item in {value!r}: separate the items with single commas")
     twice = sorted({v for v in items if items.count(v) > 1})
     if twice:
