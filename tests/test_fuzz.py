@@ -495,7 +495,7 @@ def _fsize(limit: int):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
 
-@pytest.mark.parametrize("command", ["report", "compare", "merge", "run"])
+@pytest.mark.parametrize("command", ["report", "compare", "merge", "run", "parity", "data"])
 def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, command):
     folder, other = tmp_path / "a", tmp_path / "b"
     folder.mkdir()
@@ -503,13 +503,15 @@ def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, c
     _runs_file(folder, "duplicate")
     (other / "runs.jsonl").write_text(json.dumps(good_row(5)) + "\n")  # merge has rows to add
     before = {p: p.read_bytes() for p in (folder / "runs.jsonl", other / "runs.jsonl")}
-    args = {**_commands(folder, other), "run": ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp",
-                                                "--epochs", "1", "--results", str(folder)]}[command]  # fmt: skip
+    run = ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--results", str(folder)]
+    parity = ["parity", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--results", str(folder)]
+    args = {**_commands(folder, other), "run": run, "data": run, "parity": parity}[command]
     size = min(p.stat().st_size for p in before) + 10  # past the probe, short of the next row or report
     env = {**os.environ, "DLBENCH_CACHE_DIR": str(tmp_path / "cache")}
     os.environ["DLBENCH_CACHE_DIR"] = env["DLBENCH_CACHE_DIR"]
-    try:  # the data is in the cache already: the disk fills at the row, not at the data
-        data.prepare("iris")
+    try:  # the data is in the cache already (but for "data"): the disk fills at the row, not at the data
+        if command != "data":
+            data.prepare("iris")
     finally:
         os.environ.pop("DLBENCH_CACHE_DIR")
     r = subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, capture_output=True, text=True,
@@ -519,7 +521,7 @@ def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, c
     if r.returncode == 0:  # every row it could not append is in a recovery file, and it says where
         kept = [line.rsplit("kept in ", 1)[1] for line in r.stderr.splitlines() if "kept in " in line]
         assert kept and all(read_rows(Path(k)).rows for k in kept), r.stderr[-2000:]
-    elif command == "run":  # its worker's config, or the row, cannot be written anywhere: it says which, stops
+    elif command in ("run", "parity"):  # its worker's config or inputs, or the row, cannot be written: says which
         assert r.returncode == 2 and last.startswith("harness.py: error: cannot write "), r.stderr[-2000:]
     else:
         one_line_2(r, "File too large", str(tmp_path))
