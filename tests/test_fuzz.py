@@ -32,7 +32,7 @@ from dlbench.driver import provenance
 from dlbench.results import read_rows
 from tasks import data
 from tests.support.cli import LAUNCH, ROOT
-from tests.test_hostile import good_row
+from tests.test_hostile import good_row, one_line_exit_2
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None)
 
@@ -184,13 +184,6 @@ def run_cli(*args, env: dict | None = None, timeout: float = 120, **kw) -> subpr
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}  # the harness from any current folder
     return subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=kw.pop("cwd", ROOT), capture_output=True,
                           text=True, errors="backslashreplace", timeout=timeout, env=env, **kw)  # fmt: skip
-
-
-def one_line_2(r: subprocess.CompletedProcess, *words: str) -> None:
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("harness.py: error: "), r.stderr[-2000:]
-    assert all(w in lines[0] for w in words), lines[0]
 
 
 def _commands(folder: Path, other: Path) -> dict[str, list[str]]:
@@ -409,7 +402,7 @@ def test_any_data_or_cache_variable_is_used_or_refused_in_one_line(stubbed, monk
 def test_a_data_dir_variable_that_names_no_folder_is_one_line(tmp_path):
     r = run_cli("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--results", str(tmp_path),
                 env={"DLBENCH_DATA_DIR": str(tmp_path / "nowhere")}, timeout=60)  # fmt: skip
-    one_line_2(r, "DLBENCH_DATA_DIR", "is not a folder")
+    one_line_exit_2(r, "DLBENCH_DATA_DIR", "is not a folder")
 
 
 # ---------------------------------------------------------------- raw data: text from outside
@@ -535,7 +528,7 @@ def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, c
     elif command in ("run", "parity"):  # its worker's config or inputs, or the row, cannot be written: says which
         assert r.returncode == 2 and last.startswith("harness.py: error: cannot write "), r.stderr[-2000:]
     else:
-        one_line_2(r, "File too large", str(tmp_path))
+        one_line_exit_2(r, "File too large", str(tmp_path))
     for p, content in before.items():  # nothing recorded is lost or cut
         assert p.read_bytes().startswith(content)
     for p in tmp_path.rglob("*.md"):  # a report is whole or absent, never cut

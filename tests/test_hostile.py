@@ -29,10 +29,11 @@ def good_row(seed=0, **kw) -> dict:
             "machine_busy": False, "history": [{"epoch_s": 0.2}, {"epoch_s": 0.1}], **kw}  # fmt: skip
 
 
-def one_line_exit_2(r: subprocess.CompletedProcess, words: str) -> None:
+def one_line_exit_2(r: subprocess.CompletedProcess, *words: str) -> None:
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("harness.py: error: ") and "Traceback" not in r.stderr, r.stderr
+    assert all(w in lines[0] for w in words), lines[0]
 
 
 def worker_pids(harness_pid: int) -> set[int]:

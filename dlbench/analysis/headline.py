@@ -170,7 +170,7 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
 
 def write_headline(results: Path, profile: str | None = None) -> Path:
     """RESULTS/headline.md from RESULTS/runs.jsonl (after `write_summary`, which checked the folder)."""
-    df = load_runs(results)
+    df = load_runs(results, quiet=True)  # after `write_summary`, which already warned about skipped lines
     if profile:
         df = df[df["profile"] == profile]
     files.write_whole(results / "headline.md", headline(df, load_parity(results)[0]))

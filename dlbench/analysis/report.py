@@ -44,14 +44,11 @@ COLUMNS = {
 SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier")
 
 
-_WARNED: set[str] = set()
-
-
 class ReportError(Exception):
     """The results cannot be read: one line, exit 2."""
 
 
-def load_runs(results: Path, path: Path | None = None) -> pd.DataFrame:
+def load_runs(results: Path, path: Path | None = None, quiet: bool = False) -> pd.DataFrame:
     """All usable rows of RESULTS/runs.jsonl, or of the file `path` (dlbench/results.py's reader);
     malformed lines are skipped with a warning that counts them and gives their line numbers."""
     path = path or results / "runs.jsonl"
@@ -59,8 +56,7 @@ def load_runs(results: Path, path: Path | None = None) -> pd.DataFrame:
         found = read_rows(path)
     except OSError as e:
         raise ReportError(f"cannot read {path} ({e.strerror}): run `python harness.py run` first") from None
-    if found.bad and found.warning(path) not in _WARNED:  # report and headline both read it: say it once
-        _WARNED.add(found.warning(path))
+    if found.bad and not quiet:
         print(found.warning(path), file=sys.stderr)
     rows = found.rows
     if not rows:
