@@ -146,6 +146,16 @@ def one_line(message: str, limit: int = 2000) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
+# What to do about an OSError met after the checks, by its errno; any other OSError (a refused
+# connection, an interrupted call) gets its own message and no advice it does not need.
+ADVICE = {
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT, errno.EFBIG), "free space, or choose another place to write"),
+    **dict.fromkeys((errno.EACCES, errno.EPERM, errno.EROFS), "choose a place you may write to"),
+    **dict.fromkeys((errno.ENOENT, errno.ENOTDIR), "it was moved or removed meanwhile: check the path"),
+    errno.EISDIR: "name a file, not a folder",
+}
+
+
 def error_line(e: Exception) -> str:
     """The one line the harness prints for an error: the message; for an OSError (a disk that filled up
     after the checks, a folder removed meanwhile) what failed, on which path, and what to do."""
@@ -153,7 +163,8 @@ def error_line(e: Exception) -> str:
         return one_line(str(e))
     what = e.strerror or str(e)
     where = f" ({e.filename})" if e.filename and str(e.filename) not in what else ""
-    return one_line(f"{what}{where}: free space, or choose another place to write")
+    advice = ADVICE.get(e.errno)
+    return one_line(f"{what}{where}: {advice}" if advice else f"{what}{where}")
 
 
 def escape_what_the_terminal_cannot_print() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -710,3 +711,13 @@ def test_every_test_the_input_surfaces_page_names_exists():
         m for f in (ROOT / "tests").glob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)
     }
     assert named and not named - defined, sorted(named - defined)
+
+
+@given(code=st.sampled_from(sorted(errno.errorcode)), filename=st.one_of(st.none(), st.text(max_size=50)))
+def test_an_oserror_line_advises_free_space_only_when_space_ran_out(code, filename):
+    """A refused connection is not a full disk (Ray's ConnectionError is an OSError): the advice follows errno."""
+    line = files.error_line(OSError(code, os.strerror(code), filename))
+    assert "\n" not in line and os.strerror(code) in line
+    spent = code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    assert ("free space" in line) == spent or "free space" in (filename or "")
+    assert "free space" not in files.error_line(ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379"))

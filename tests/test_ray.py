@@ -20,7 +20,17 @@ RAY = shutil.which("ray", path=os.path.dirname(sys.executable))
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """A cluster with token authentication, as `ray start` makes one wherever a token exists (Ray >= 2.59: any
+    earlier local ray.init() leaves ~/.ray/auth_token behind); the harness must connect without being told."""
     tmp = tmp_path_factory.mktemp("ray")
+    (tmp / "token").write_text(os.urandom(16).hex())
+    with pytest.MonkeyPatch.context() as env_of_this_shell:  # what the user's shell has; the harness inherits it
+        env_of_this_shell.delenv("RAY_AUTH_MODE", raising=False)
+        env_of_this_shell.setenv("RAY_AUTH_TOKEN_PATH", str(tmp / "token"))
+        yield from _cluster(tmp)
+
+
+def _cluster(tmp):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(tmp)}
     start = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", "--port=0", "--num-cpus=2", "--num-gpus=0",
              "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"]  # fmt: skip
@@ -53,6 +63,19 @@ def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
     assert all(r["status"] == "ok" for r in a) and len(a) == (6 if mxnet else 4)
     assert sorted(map(_key, a)) == sorted(map(_key, b))  # same runs, same accuracies (same seeds and order)
     assert {r["provenance"]["executor"] for r in b} == {"ray"}
+
+
+def test_a_driver_refused_by_the_clusters_authentication_says_what_to_set(cluster, tmp_path):
+    """RAY_AUTH_MODE=disabled against a token cluster: Ray retries, then one harness line naming the setting."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_py_gcs_connect_timeout_s": "3"}  # Ray's retries: 20 s
+    r = subprocess.run([sys.executable, "-c", LAUNCH, "run", "--frameworks", "fake-ok", "--tasks", "iris_mlp",
+                        "--seeds", "0", "--threads", "1", "--results", str(tmp_path), "--executor", "ray",
+                        "--ray-address", cluster], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    last = r.stderr.strip().splitlines()[-1]  # above it, Ray's own log of its retries
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert last.startswith("harness.py: error: ") and "RAY_AUTH_MODE=disabled" in last, last
+    assert not (tmp_path / "runs.jsonl").exists() or not (tmp_path / "runs.jsonl").read_text().strip()
 
 
 def test_a_task_killed_on_the_cluster_becomes_a_row_with_a_cause(cluster, tmp_path):

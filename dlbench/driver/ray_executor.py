@@ -14,11 +14,13 @@ of cores, which the worker pins to and the row records (`cpus`).
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from dlbench.driver.config import UsageError
 from dlbench.driver.provenance import usable_cpus
@@ -82,14 +84,36 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
                          "start one with `ray start --head`, or check the address") from None  # fmt: skip
 
 
+def authenticate_like_ray_start() -> None:
+    """Token authentication on when a token exists and RAY_AUTH_MODE is unset, as `ray start` decides.
+
+    Since Ray 2.59 `ray start --head` turns token authentication on whenever a token is found
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token: written by any earlier local `ray.init()`),
+    but `ray.init(address=...)` never does, so the driver was refused by the very cluster started beside it
+    with the same token ("InvalidAuthToken", then "Failed to connect"). An explicit RAY_AUTH_MODE wins.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token_file):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None, threads: int, gpu: bool,
                progress) -> None:  # fmt: skip
+    authenticate_like_ray_start()  # before the import: Ray reads RAY_AUTH_MODE once, as it loads
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     # The driver's code travels to the workers by path: the repository is on every node (see above).
-    ray.init(address=address, namespace=NAMESPACE, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-             log_to_driver=False, include_dashboard=False)  # fmt: skip
+    try:
+        ray.init(address=address, namespace=NAMESPACE, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+                 log_to_driver=False, include_dashboard=False)  # fmt: skip
+    except ConnectionError as e:  # it answered check_address, then refused: most often the token
+        mode = os.environ.get("RAY_AUTH_MODE", "disabled")
+        raise UsageError(f"{e} (RAY_AUTH_MODE={mode} here): give this shell the cluster's RAY_AUTH_MODE and "
+                         "its token (RAY_AUTH_TOKEN or ~/.ray/auth_token), see docs.ray.io ray-security/token-auth"
+                         ) from None  # fmt: skip
     pools = [
         ray.remote(num_cpus=0)(CpuPool)
         .options(name=_pool_name(n["NodeID"]), scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], False))
