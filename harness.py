@@ -2,6 +2,7 @@
 
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
     python harness.py speed [--frameworks all] [--tasks all] [--anchor torch] [--budget 540]
+    python harness.py tune [--frameworks torch] [--tasks all] [--budget 360]
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
@@ -34,39 +35,22 @@ except KeyboardInterrupt:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from dlbench.driver import matrix
+    from dlbench.driver import matrix, tuning
 
-    if a.epochs is not None and a.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
-    profile = Profile(a.profile)
-    frameworks = c.variants(a.frameworks, a.tier, FRAMEWORKS, ALIASES)
-    cfg = c.RunConfig(
-        frameworks=frameworks,
-        tasks=c.names(a.tasks, TASKS, "task"),
-        profile=profile,
-        seeds=c.seeds(a.seeds, a.repeats),
-        threads=c.threads(a.threads),
-        device=Device(a.device),
-        epochs=a.epochs,
-        timeout_s=c.positive(a.timeout, "--timeout") or c.DEFAULT_TIMEOUT_S[profile],
-        results=c.results_dir(a.results),
-        data_dir=c.data_dir(a.data_dir),
-        resume=a.resume,
-        max_rss_mib=c.positive(a.max_rss_mib, "--max-rss-mib"),
-        executor=c.Executor(a.executor),
-        ray_address=a.ray_address,
-        argv=tuple(sys.argv[1:]),
-        order=c.Order(a.order),
-        order_seed=c.order_seed(a.order_seed),
-        precision=c.precision(a.precision, Device(a.device), frameworks, FRAMEWORKS),
-    )
-    return matrix.run(cfg)
+    return matrix.run(tuning.resolved(c.run_config(a, FRAMEWORKS, ALIASES, TASKS)))  # tuned: tune's choice
 
 
 def cmd_speed(a: argparse.Namespace) -> int:
+    from dlbench.driver import tuning
     from dlbench.driver.speed import run
 
-    return run(c.speed_config(a, FRAMEWORKS, ALIASES, TASKS))
+    return run(tuning.resolved(c.speed_config(a, FRAMEWORKS, ALIASES, TASKS)))  # tuned: tune's choice
+
+
+def cmd_tune(a: argparse.Namespace) -> int:
+    from dlbench.driver import tuning
+
+    return tuning.run(c.tune_config(a, FRAMEWORKS, TASKS))
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -154,10 +138,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
         sp.add_argument("--results", default="results", help="results folder (default results/)")
 
-    def training(sp):  # how the frameworks train: run, speed and parity share these
+    def training(sp, tier=True):  # how the frameworks train: run, speed, parity and tune share these
         sp.add_argument("--device", default="cpu", choices=devices)
         sp.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
-        sp.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
+        if tier:
+            sp.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
 
     r = sub.add_parser("run", help="run the framework x task matrix")
     common(r)
@@ -186,6 +171,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--pilot", type=int, default=2, help="pilot groups (default 2)")
     sp.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     sp.set_defaults(fn=cmd_speed)
+    tu = sub.add_parser("tune", help="choose each framework's tuned tier by measurement (RESULTS/tuning.json)")
+    common(tu)
+    training(tu, tier=False)
+    tu.add_argument("--budget", type=float, default=360, help="seconds of each framework's tune sitting (default 360)")
+    tu.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
+    tu.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
+    tu.set_defaults(fn=cmd_tune)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")
     s.add_argument("--profile", choices=profiles, help="only this profile's rows")

@@ -128,12 +128,22 @@ class JobConfig:
     precision: Precision = Precision.FP32
     deterministic: bool = False  # deterministic kernels (cuDNN, XLA, TF op determinism): parity asks for them
     tier: Tier = Tier.DEFAULT
+    candidate: str = ""  # the tuned tier's chosen candidate (frameworks.Candidate.name); "" in the default tier
     tasks: tuple[str, ...] = ()
     inputs: str = ""  # parity: folder of TASK.npz inputs
     out: str = ""  # parity: folder for TASK.npz measurements
     # speed: a long window lasts about window_target_s (dlbench/worker/speed.py)
     window_target_s: float = 0.25
     warmup_max: int = 6
+
+    @property
+    def configuration(self) -> str:
+        """What the adapter's configure() is given as its tier: "default", or the tuned tier's candidate."""
+        if self.tier == Tier.DEFAULT:
+            return "default"
+        if not self.candidate:
+            raise ValueError("the tuned tier needs a candidate: the driver resolves it (dlbench/driver/tuning.py)")
+        return self.candidate
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -31,6 +31,19 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One configuration a framework's own documentation offers for speed: a candidate for its tuned tier.
+
+    `harness.py tune` measures each one that passes parity against the default, in one sitting, and the
+    fastest that beats the default beyond the noise becomes the tuned tier (dlbench/driver/tuning.py)."""
+
+    name: str  # what the adapter's configure() takes as its tier
+    changes: tuple[str, ...]  # the settings() keys it changes from the default (a test holds each adapter to it)
+    source: str  # where the framework's documentation offers it
+    devices: tuple[str, ...] = ("cpu", "gpu")  # where it means something (CUDA graphs: a GPU only)
+
+
+@dataclass(frozen=True)
 class Framework:
     """One framework (or one configuration of it) that the harness can run."""
 
@@ -44,8 +57,11 @@ class Framework:
     distributions: tuple[str, ...] = ()  # the PyPI distributions whose installed size `assess` measures
     facts: tuple[str, ...] = ()  # its entries in frameworks/facts.json (Keras backends: keras + the backend)
     precisions: tuple[str, ...] = ("fp32", "tf32", "bf16")  # what its adapter implements (dlbench.protocol.Precision)
-    # The `settings` keys its tuned tier changes (the adapter's docstring says how and why); () = the same.
-    tuned: tuple[str, ...] = ("execution",)
+    candidates: tuple[Candidate, ...] = ()  # its tuned tier's candidates; none: the tuned tier is the default
+
+    def offered(self, device: str) -> tuple[Candidate, ...]:
+        """The candidates that mean something on this device ("cpu" or "gpu")."""
+        return tuple(c for c in self.candidates if device in c.devices)
 
 
 ENVIRONMENTS: dict[str, Environment] = {
@@ -66,26 +82,45 @@ _TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TensorFlow's start-up chatter; erro
 _NO_PREALLOC = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 _TORCH, _JAX = ("torch",), ("jax", "jaxlib")
 
+_EXE = ("execution",)
+_KERAS_DOC = "keras.io Model.compile: steps_per_execution (several steps per call), jit_compile (XLA)"
+_SPE = tuple(Candidate(f"spe-{k}", _EXE, _KERAS_DOC) for k in (8, 32))
+_COMPILE = "pytorch.org torch.compile: modes 'default', 'max-autotune-no-cudagraphs', 'reduce-overhead' (CUDA graphs)"
+TORCH_CANDIDATES = (
+    Candidate("fused-adam", ("optimizer",), "pytorch.org torch.optim.Adam: fused=True, the fastest where supported"),
+    Candidate("compile", ("execution", "optimizer"), _COMPILE),
+    Candidate("compile-max-autotune", ("execution", "optimizer"), _COMPILE),
+    Candidate("compile-reduce-overhead", ("execution", "optimizer"), _COMPILE, devices=("gpu",)),
+)
+_SCAN = "jax.readthedocs.io jax.lax.scan: a loop folded into one compiled call (no Python between steps)"
+
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework("torch", "frameworks.pytorch", "main", {}, "torch", "PyTorch, eager mode",
-                  "torch DataLoader", _TORCH, ("torch",), tuned=("execution", "optimizer")),
+                  "torch DataLoader", _TORCH, ("torch",), candidates=TORCH_CANDIDATES),
         Framework("tensorflow", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
                   "tensorflow", "Keras 3 on TensorFlow", "tf.data", ("keras", "tensorflow-cpu"),
-                  ("keras", "tensorflow")),
+                  ("keras", "tensorflow"), candidates=(*_SPE, *(Candidate(n, _EXE, _KERAS_DOC)
+                                                             for n in ("xla", "xla-spe-32")))),
         Framework("keras-jax", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
-                  "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax")),
+                  "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax"), candidates=_SPE),
         Framework("keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch",
-                  "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch"), tuned=()),
+                  "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch"),
+                  candidates=(Candidate("jit-compile", _EXE, _KERAS_DOC + "; torch.compile on torch"),)),
         Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
-                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",)),
+                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",),
+                  candidates=tuple(Candidate(f"scan-{k}", _EXE, _SCAN) for k in (8, 32, "epoch"))),
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
-                  "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32"), tuned=()),  # no bf16 in Gluon 1.9
+                  "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32")),  # no bf16 in Gluon 1.9; its
+        # documented speed path, hybridize(static_alloc, static_shape), is already its default here
         Framework("paddle", "frameworks.paddle_dygraph", "paddle", {}, "paddle", "PaddlePaddle, dygraph",
-                  "paddle DataLoader", ("paddlepaddle",), ("paddle",), ("fp32",), tuned=()),
+                  "paddle DataLoader", ("paddlepaddle",), ("paddle",), ("fp32",),
+                  candidates=(Candidate("to-static", _EXE, "paddlepaddle.org paddle.jit.to_static: dynamic "
+                                        "graph to static"),)),
         Framework("mlx", "frameworks.mlx_nn", "mlx", {}, "mlx", "MLX (mlx.nn), CPU build", "", ("mlx", "mlx-cpu"),
-                  ("mlx",), ("fp32",)),
+                  ("mlx",), ("fp32",),
+                  candidates=(Candidate("compile", _EXE, "ml-explore.github.io mlx mx.compile: the training step"),)),
     )
 }  # fmt: skip
 

@@ -20,8 +20,10 @@ Traps, handled here:
   XLA:CPU donation made the step slower, measured interleaved with the same plain Flax loop (2 threads,
   40 steps x 4 rounds, median ms/step): IMDB 20.8 without, 32.1 with; MNIST 63.4 without, 69.2 with.
   So the CPU step does not donate (benchmarks/overhead.py: the adapter/plain ratio was 1.27 on IMDB).
-Tiers. default: one jitted call per step (what Flax's examples do). tuned: the
-whole epoch as one jitted lax.scan over its steps (JAX's documented way to remove per-step dispatch).
+Tiers. default: one jitted call per step (what Flax's examples do). The tuned tier is the candidate
+`harness.py tune` measured fastest here: k steps per jitted lax.scan (k = 8, 32) or the whole epoch in
+one (JAX's documented way to remove per-step dispatch); like the step, a scan donates its state off the
+CPU only.
 Speed, measured on the MNIST CNN (2 threads, 30 steps of 128): XLA_FLAGS --xla_cpu_use_thunk_runtime=false,
 --xla_cpu_use_onednn=true and --xla_cpu_enable_fast_math=true all stayed within noise of the default
 (2.0-2.2 s). A CNN step takes ~70 ms, while a whole Iris step, dispatch included, takes ~0.1 ms
@@ -68,8 +70,10 @@ def _lstm_bias(key, shape, dtype=jnp.float32):
 
 
 _precision = "fp32"
-_tier = "default"
-_donated = False  # the default tier's step donates its state off the CPU only
+# tier -> steps per jitted lax.scan (None: one jitted call per step; 0: the whole epoch in one scan)
+CANDIDATES = {"default": None, "scan-8": 8, "scan-32": 32, "scan-epoch": 0}
+_scan = CANDIDATES["default"]
+_donated = False  # the step and the scan donate their state off the CPU only
 
 
 class FusedLSTM(nn.Module):
@@ -143,8 +147,10 @@ def versions() -> dict[str, str]:
 
 def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
               tier: str = "default") -> str:  # fmt: skip
-    global _precision, _tier, _train_step, _donated
-    _precision, _tier = precision, tier
+    global _precision, _scan, _train_step, _train_scanned, _donated
+    if tier not in CANDIDATES:
+        raise ValueError(f"jax has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
+    _precision, _scan = precision, CANDIDATES[tier]
     if device != "cpu":  # XLA's default matmul precision on a GPU is TF32-like: fp32 asks for "highest"
         jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "highest")
     if deterministic:  # read when the GPU backend starts: before the first jax.devices()
@@ -158,6 +164,7 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
     platform = jax.devices()[0].platform
     if platform != "cpu":
         _train_step, _donated = jax.jit(_step, static_argnums=(5,), donate_argnums=(0,)), True
+        _train_scanned = jax.jit(_scanned, static_argnums=(5,), donate_argnums=(0,))
     return platform
 
 
@@ -176,10 +183,11 @@ def build(task: Task, seed: int):
 
 
 def settings() -> dict[str, str]:
-    tuned = _tier == "tuned"
+    state = "donated" if _donated else "not donated (slower on XLA:CPU)"
+    scan = "the epoch's steps" if _scan == 0 else f"{_scan} steps"
     return {
-        "execution": "jax.jit of lax.scan over the epoch's steps, state donated" if tuned
-        else f"jax.jit per step, state {'donated' if _donated else 'not donated (slower on XLA:CPU)'}",
+        "execution": f"jax.jit per step, state {state}" if _scan is None else f"jax.jit of lax.scan over {scan}, "
+        f"state {state}",
         "optimizer": "optax.adam (eps schedule for Keras's placement)",
         "data_placement": f"{jax.devices()[0].platform} arrays, prepared once before the clock",
         "threads": "XLA's pool, bounded by the worker's CPU affinity",
@@ -217,9 +225,8 @@ def _step(state: State, x, y, idx, mask, binary: bool):
 _train_step = jax.jit(_step, static_argnums=(5,))
 
 
-@partial(jax.jit, static_argnums=(5,), donate_argnums=(0,))
-def _train_epoch_scanned(state: State, x, y, idxs, masks, binary: bool):
-    """tuned tier: the whole epoch's steps in one compiled call (lax.scan), no Python between steps."""
+def _scanned(state: State, x, y, idxs, masks, binary: bool):
+    """The scan candidates: consecutive steps in one compiled call (lax.scan), no Python between them."""
 
     def body(s, batch):
         s, loss, hits = _step(s, x, y, batch[0], batch[1], binary)
@@ -227,6 +234,9 @@ def _train_epoch_scanned(state: State, x, y, idxs, masks, binary: bool):
 
     state, (losses, hits) = jax.lax.scan(body, state, (idxs, masks))
     return state, losses.sum(), hits.sum()
+
+
+_train_scanned = jax.jit(_scanned, static_argnums=(5,))  # donating off the CPU only, as the step (configure)
 
 
 @partial(jax.jit, static_argnums=(5,))
@@ -255,10 +265,13 @@ def train_epoch(model, data, order: np.ndarray):
     task, state = model["task"], model["state"]
     binary = task.binary
     idxs, masks = _batches(order, task.recipe.batch_size)
-    if _tier == "tuned":
-        state, loss_sum, hits = _train_epoch_scanned(state, x, y, idxs, masks, binary)
-        return {"state": state, "task": task}, float(loss_sum) / len(order), int(hits) / len(order)
     loss_sum, hits = 0.0, 0
+    if _scan is not None:  # chunks of k steps (a shorter last one compiles once more), or the epoch in one
+        k = _scan or len(idxs)
+        for i in range(0, len(idxs), k):
+            state, loss, hit = _train_scanned(state, x, y, idxs[i : i + k], masks[i : i + k], binary)
+            loss_sum, hits = loss_sum + loss, hits + hit
+        return {"state": state, "task": task}, float(loss_sum) / len(order), int(hits) / len(order)
     for idx, mask in zip(idxs, masks, strict=True):
         state, loss, hit = _train_step(state, x, y, idx, mask, binary)
         loss_sum, hits = loss_sum + loss, hits + hit  # device arrays: no sync per step

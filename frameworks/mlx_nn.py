@@ -21,8 +21,9 @@ Added by following docs/adding-a-framework.md. What MLX does differently, and wh
   layout; the adapter loads Keras's initialisers from the framework-neutral reference instead
   (tasks/reference.init_weights, seeded): the statistics check passes by construction, and the seed
   is the run's. Dropout draws from MLX's own generator, seeded with mx.random.seed.
-Tiers: default eager; tuned: the training step under `mx.compile` (MLX's documented way to fuse a step),
-with the model, optimizer and random states as its inputs and outputs.
+Tiers: default eager; one candidate for the tuned tier (`harness.py tune` keeps it only where it measures
+faster): the training step under `mx.compile` (MLX's documented way to fuse a step), with the model,
+optimizer and random states as its inputs and outputs.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tasks.spec import (
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1
+CANDIDATES = ("default", "compile")  # frameworks/__init__.py's candidates, and the default
 _tier = "default"
 
 
@@ -126,6 +128,8 @@ def versions() -> dict[str, str]:
 def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
               tier: str = "default") -> str:  # fmt: skip
     global _tier
+    if tier not in CANDIDATES:
+        raise ValueError(f"mlx has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
     if precision != "fp32":
         raise RuntimeError(f"--precision {precision}: the MLX adapter implements fp32 only")
     if device == "gpu" and not mx.is_available(mx.gpu):
@@ -137,7 +141,7 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
 
 def settings() -> dict[str, str]:
     return {
-        "execution": "lazy graphs, mx.compile of the training step" if _tier == "tuned"
+        "execution": "lazy graphs, mx.compile of the training step" if _tier == "compile"
         else "lazy graphs, mx.eval after each step",
         "optimizer": "mlx.optimizers.Adam subclass with Keras's update",
         "data_placement": f"mx.array on {mx.default_device()} (unified memory), prepared once",
@@ -168,7 +172,7 @@ def build(task: Task, seed: int) -> Model:
         opt.update(net, grads)
         return loss, hits
 
-    if _tier == "tuned":
+    if _tier == "compile":
         state = [net.state, opt.state, mx.random.state]
         step = partial(mx.compile, inputs=state, outputs=state)(step)
     model.step = step

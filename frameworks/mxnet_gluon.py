@@ -79,6 +79,8 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
               tier: str = "default") -> str:  # fmt: skip
     # MXNet sizes its OpenMP pool from OMP_NUM_THREADS at import (unset: ONE thread); the harness sets it.
     global _ctx
+    if tier != "default":  # no candidates: its documented speed path is already the default (settings)
+        raise ValueError(f"mxnet has no tier {tier!r}: its only one is default")
     if precision not in ("fp32", "tf32"):
         raise RuntimeError(f"--precision {precision}: the MXNet adapter implements fp32 and tf32 only")
     # Tensor cores (TF32 on Ampere+) for cuBLAS/cuDNN only where asked; read by MXNet at each call.
@@ -93,7 +95,7 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
 
 def settings() -> dict[str, str]:
     return {
-        # The tuned tier is the default: hybridize(static_alloc, static_shape) is already on (measured,
+        # No tuned-tier candidates: hybridize(static_alloc, static_shape) is already on (measured,
         # see above), and MXNet 1.9 documents no fused or multi-tensor Adam for Gluon's Trainer.
         "execution": "hybridize(static_alloc=True, static_shape=True)",
         "optimizer": "gluon.Trainer('adam')",

@@ -12,13 +12,12 @@ Traps between PyTorch and the canonical (Keras) layout, handled here:
 - Adam's eps defaults to 1e-8 in PyTorch and is added after bias correction, Keras's before: the
   recipe's 1e-7 is rescaled each step so that the step is Keras's (_keras_eps).
 The network returns logits; `predict` applies the softmax/sigmoid, so outputs are probabilities.
-Tiers. default: eager, torch.optim.Adam as constructed (its foreach implementation). tuned: what
-PyTorch's own performance guide offers a user: the network's forward compiled with torch.compile
-(mode "reduce-overhead", CUDA graphs, on a GPU; the default inductor mode on a CPU, where CUDA graphs do
-not exist) and Adam(fused=True). Not nn.Module.compile(): in torch 2.13 it compiled nothing here
-(dynamo's frame counter stayed at 0), while torch.compile(net.forward) compiles; the network stays an
-nn.Sequential, so weight mapping and parameter counts hold unchanged. `torch-compile` is an alias of
-this tuned tier (frameworks/__init__.py).
+Tiers. default: eager, torch.optim.Adam as constructed (its foreach implementation). The tuned tier is
+the candidate `harness.py tune` measured fastest here (frameworks/__init__.py lists them, with PyTorch's
+documentation): Adam(fused=True) alone, or with the network's forward under torch.compile in mode
+"default", "max-autotune-no-cudagraphs" or (a GPU only) "reduce-overhead". Not nn.Module.compile(): in
+torch 2.13 it compiled nothing here (dynamo's frame counter stayed at 0), while torch.compile(net.forward)
+compiles; the network stays an nn.Sequential, so weight mapping and parameter counts hold unchanged.
 channels_last memory format was measured on the MNIST CNN (2 threads): no gain beyond noise, so NCHW.
 """
 
@@ -50,7 +49,11 @@ from tasks.spec import (
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but frozen at zero
 _device = torch.device("cpu")
 _precision = "fp32"
-_tier = "default"
+# tier -> (torch.compile mode or None: eager, Adam(fused=True)); the names are frameworks.TORCH_CANDIDATES'
+CANDIDATES = {"default": (None, False), "fused-adam": (None, True), "compile": ("default", True),
+              "compile-max-autotune": ("max-autotune-no-cudagraphs", True),
+              "compile-reduce-overhead": ("reduce-overhead", True)}  # fmt: skip
+_mode, _fused = CANDIDATES["default"]
 
 
 class _LastHidden(nn.Module):
@@ -78,8 +81,10 @@ def versions() -> dict[str, str]:
 
 def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
               tier: str = "default") -> str:  # fmt: skip
-    global _device, _precision, _tier
-    _tier = tier
+    global _device, _precision, _mode, _fused
+    if tier not in CANDIDATES:
+        raise ValueError(f"torch has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
+    _mode, _fused = CANDIDATES[tier]
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     want_gpu = device in ("gpu", "cuda") or (device == "auto" and torch.cuda.is_available())
@@ -127,22 +132,16 @@ def build(task: Task, seed: int) -> Model:
     _init_like_keras(net)
     r = task.recipe
     trainable = [p for p in net.parameters() if p.requires_grad]
-    tuned = _tier == "tuned"
-    opt = torch.optim.Adam(trainable, lr=r.lr, betas=(r.beta1, r.beta2), eps=r.eps, fused=True if tuned else None)
-    if tuned:
-        net.forward = torch.compile(net.forward, mode=_compile_mode())  # parameters stay the module's
+    opt = torch.optim.Adam(trainable, lr=r.lr, betas=(r.beta1, r.beta2), eps=r.eps, fused=True if _fused else None)
+    if _mode:
+        net.forward = torch.compile(net.forward, mode=_mode)  # parameters stay the module's
     return Model(net, opt, task)
 
 
-def _compile_mode() -> str:
-    return "reduce-overhead" if _device.type == "cuda" else "default"  # CUDA graphs need a GPU
-
-
 def settings() -> dict[str, str]:
-    tuned = _tier == "tuned"
     return {
-        "execution": f"torch.compile(forward, mode={_compile_mode()!r}), inductor" if tuned else "eager",
-        "optimizer": "torch.optim.Adam(fused=True)" if tuned else "torch.optim.Adam (default: foreach)",
+        "execution": f"torch.compile(forward, mode={_mode!r}), inductor" if _mode else "eager",
+        "optimizer": "torch.optim.Adam(fused=True)" if _fused else "torch.optim.Adam (default: foreach)",
         "data_placement": f"{_device.type} tensors, prepared once before the clock",
         "threads": f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op",
     }

@@ -8,11 +8,11 @@ Keras is the reference framework of this suite: the canonical weight layout is K
 - Adam's epsilon 1e-7 is Keras's default; it is passed anyway, from the recipe.
 - `fit` runs one epoch on arrays already in the harness's order (`shuffle=False`), silently.
 - Tiers. default: jit_compile at Keras's "auto" (tf.function graphs on a CPU-only TensorFlow, XLA on JAX,
-  eager on torch), one step per execution. tuned: what Keras's documentation offers for speed:
-  steps_per_execution=32 (fewer Python round trips per batch) on TensorFlow and JAX, and jit_compile=True
-  (XLA) on TensorFlow. On torch the tuned tier is the default: Keras refuses steps_per_execution > 1 there
-  ("must be 1 with the PyTorch backend"), and its jit_compile=True path (torch.compile) is the one
-  keras#21851 reports much slower than eager.
+  eager on torch), one step per execution. The tuned tier is the candidate `harness.py tune` measured
+  fastest here, from what Keras's documentation offers for speed: steps_per_execution 8 or 32 (fewer
+  Python round trips per batch) on TensorFlow and JAX, jit_compile=True (XLA) on TensorFlow, and on torch
+  jit_compile=True (torch.compile; keras#21851 reports it slower than eager). Keras refuses
+  steps_per_execution > 1 on torch ("must be 1 with the PyTorch backend").
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import numpy as np
 
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-STEPS_PER_EXECUTION = 32  # tuned tier
 
 import keras  # noqa: E402 - KERAS_BACKEND must be set before this import
 
@@ -32,7 +31,14 @@ LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
 _device = "cpu"
 _precision = "fp32"
-_tier = "default"
+# tier -> (jit_compile, steps_per_execution), per backend; the names are frameworks/__init__.py's candidates
+CANDIDATES = {
+    "default": ("auto", 1),
+    **({"spe-8": ("auto", 8), "spe-32": ("auto", 32)} if BACKEND != "torch" else {}),
+    **({"xla": (True, 1), "xla-spe-32": (True, 32)} if BACKEND == "tensorflow" else {}),
+    **({"jit-compile": (True, 1)} if BACKEND == "torch" else {}),
+}
+_jit, _spe = CANDIDATES["default"]
 init = keras.initializers
 
 
@@ -49,8 +55,10 @@ def versions() -> dict[str, str]:
 
 def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
               tier: str = "default") -> str:  # fmt: skip
-    global _precision, _tier
-    _precision, _tier = precision, tier
+    global _precision, _jit, _spe
+    if tier not in CANDIDATES:
+        raise ValueError(f"Keras on {BACKEND} has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
+    _precision, (_jit, _spe) = precision, CANDIDATES[tier]
     if precision == "bf16":  # Keras's own mixed precision: bf16 compute, fp32 variables (last layer: build)
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if BACKEND == "tensorflow":
@@ -152,24 +160,14 @@ def build(task: Task, seed: int):
     loss = "binary_crossentropy" if task.binary else "sparse_categorical_crossentropy"
     adam = _SummedSlicesAdam if BACKEND == "tensorflow" else keras.optimizers.Adam
     opt = adam(learning_rate=r.lr, beta_1=r.beta1, beta_2=r.beta2, epsilon=r.eps, name="adam")
-    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=_jit_compile(),
-                  steps_per_execution=_steps_per_execution())  # fmt: skip
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=_jit, steps_per_execution=_spe)
     model.task = task
     return model
 
 
-def _steps_per_execution() -> int:
-    return STEPS_PER_EXECUTION if _tier == "tuned" and BACKEND != "torch" else 1
-
-
-def _jit_compile():
-    return True if _tier == "tuned" and BACKEND == "tensorflow" else "auto"
-
-
 def settings() -> dict[str, str]:
     return {
-        "execution": f"Keras fit on {BACKEND}, jit_compile={_jit_compile()}, "
-        f"steps_per_execution={_steps_per_execution()}",
+        "execution": f"Keras fit on {BACKEND}, jit_compile={_jit}, steps_per_execution={_spe}",
         "optimizer": "keras.optimizers.Adam" + (" with repeated sparse rows summed" if BACKEND == "tensorflow" else ""),
         "data_placement": "numpy arrays on the host; fit copies each batch to the GPU" if _device == "gpu"
         else "numpy arrays (a CPU run: no copy to a device)",

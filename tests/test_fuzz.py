@@ -301,6 +301,8 @@ OPTIONS = {
     "speed": ["--frameworks", "--tasks", "--anchor", "--budget", "--equivalence", "--target", "--pilot",
               "--results", "--data-dir", "--threads"],
     "parity": ["--frameworks", "--tasks", "--timeout", "--results", "--threads"],
+    "tune": ["--frameworks", "--tasks", "--budget", "--equivalence", "--results", "--data-dir", "--threads",
+             "--device", "--precision"],
     "report": ["--results", "--profile"],
     "compare": ["--threshold", "--output"],
     "merge": ["-o"],
@@ -317,9 +319,11 @@ def stubbed(monkeypatch, tmp_path):
     from dlbench.driver import microbench as mb
     from dlbench.driver import parity as par
     from dlbench.driver import speed as sp
+    from dlbench.driver import tuning as tu
 
     calls = []
-    for mod, fn in ((matrix, "run"), (sp, "run"), (par, "run"), (assess, "run"), (mb, "run"), (mb, "run_overhead")):
+    for mod, fn in ((matrix, "run"), (sp, "run"), (par, "run"), (assess, "run"), (mb, "run"), (mb, "run_overhead"),
+                    (tu, "run")):  # fmt: skip
         monkeypatch.setattr(mod, fn, lambda cfg, *_, **__: calls.append(cfg) or 0)
     monkeypatch.chdir(tmp_path)  # a hostile --results that is valid becomes a folder here, not in the repo
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
@@ -342,7 +346,7 @@ def test_any_string_for_any_option_is_a_checked_config_or_one_line_and_exit_2(st
         assert len(lines) == 1 and lines[0].startswith("harness.py: error: "), err
     else:
         assert rc in (0, 1) and "Traceback" not in err, err
-        if command in ("run", "speed", "parity"):
+        if command in ("run", "speed", "parity", "tune"):
             cfg = stubbed[-1]
             assert cfg.frameworks and len(set(cfg.frameworks)) == len(cfg.frameworks)
             assert cfg.tasks and len(set(cfg.tasks)) == len(cfg.tasks)

@@ -108,8 +108,8 @@ def _tiers(df: pd.DataFrame) -> list[str]:
         parts.append(
             f"**Tuned tier against default, {key[0]} profile ({_differs(key[:-1] + (None,))})** — each "
             "framework's tuned tier (what its documentation offers for speed) against its own default tier, "
-            "steady epochs over runs; compile payback: the epoch from which the tuned tier's cumulative "
-            "training time is no longer behind.\n\n"
+            "steady epochs over runs; compile payback: per seed run in both tiers, the epoch from which the "
+            "tuned tier's cumulative training time is no longer behind (the median over the seed pairs).\n\n"
             + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
         )
     return parts

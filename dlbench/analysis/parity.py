@@ -58,7 +58,8 @@ def trajectory_diff(a: dict, b: dict) -> tuple[float, float]:
     wa, wb = _weights(a), _weights(b)
     if wa.keys() != wb.keys():
         return np.inf, np.inf
-    return max_rel_diff(a["losses"], b["losses"]), max(rel_l2(wa[k], wb[k]) for k in wb)
+    # no weights to compare (an adapter that exports none): not shown equal, so not a pass
+    return max_rel_diff(a["losses"], b["losses"]), max((rel_l2(wa[k], wb[k]) for k in wb), default=np.inf)
 
 
 def _where(arrays: dict, consensus: dict, tol: float = TRAJECTORY_TOL) -> str:
@@ -66,8 +67,10 @@ def _where(arrays: dict, consensus: dict, tol: float = TRAJECTORY_TOL) -> str:
     loss_err = np.abs(arrays["losses"] - consensus["losses"]) / np.abs(consensus["losses"]).max()
     step = int(np.argmax(loss_err > tol)) + 1 if (loss_err > tol).any() else None
     w, c = _weights(arrays), _weights(consensus)
-    layer = max(c, key=lambda k: rel_l2(w[k], c[k]) if k in w else np.inf)
     at = f"loss first differs at step {step} of {STEPS}" if step else "losses agree"
+    if not c:  # an adapter that exports no weights leaves none in common
+        return f"{at}; no weights in common with the others to compare"
+    layer = max(c, key=lambda k: rel_l2(w[k], c[k]) if k in w else np.inf)
     return f"{at}; final weights differ most in {layer} ({rel_l2(w[layer], c[layer]):.2g})" if layer in w else at
 
 

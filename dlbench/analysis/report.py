@@ -399,6 +399,10 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         text = section(ok)
         if text:
             parts.append(f"## Tiers ({key[0]} profile; {_differs(key[:-1] + (None,))})\n\n{text}")
+    from dlbench.analysis import tuning
+
+    if (results / tuning.FILE).is_file():  # the choices `harness.py tune` recorded, every candidate measured
+        parts.append(tuning.section(tuning.load(results)))
     parts.append(manifest(df[df["status"] == "ok"]))
     failed = df[df["status"] != "ok"]
     if not failed.empty:

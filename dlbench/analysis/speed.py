@@ -23,8 +23,9 @@ DECIDED = (Verdict.FASTER, Verdict.SLOWER, Verdict.EQUIVALENT)
 
 
 def label(row: dict) -> str:
+    """As dlbench.driver.config.Variant prints: "torch", "torch (tuned)", or a candidate's "torch (compile)"."""
     tier = row.get("tier") or "default"
-    return row["framework"] if tier == "default" else f"{row['framework']} ({tier})"
+    return row["framework"] if tier == "default" else f"{row['framework']} ({row.get('candidate') or tier})"
 
 
 def usable(row: dict) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,6 +57,24 @@ class RunConfig:
     order: Order = Order.INTERLEAVED
     order_seed: int = 0  # the permutation's seed, recorded in every row
     precision: Precision = Precision.FP32
+    candidates: dict = field(default_factory=dict)  # (framework, task) -> the tuned tier's chosen candidate
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """`harness.py tune`: each framework's tuned tier chosen by measurement (dlbench/driver/tuning.py)."""
+
+    frameworks: tuple[str, ...]
+    tasks: tuple[str, ...]
+    threads: int
+    device: Device
+    precision: Precision
+    results: Path  # tuning.json here; the tune sittings' rows, plans and parity in results/tuning/
+    data_dir: str | None
+    argv: tuple[str, ...]
+    budget_s: float = 360.0  # each framework's tune sitting (the speed protocol's --budget)
+    equivalence: float = 0.10
+    timeout_s: float = 900.0  # per answer of a worker (parity: per worker)
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ class SpeedConfig:
     window_target_s: float = 0.15  # seconds of a long window
     timeout_s: float = 900.0  # per answer of a worker
     order_seed: int = 0
+    tasks_of: dict = field(default_factory=dict)  # str(variant) -> its tasks, where not all (a tuned choice's)
 
 
 @dataclass(frozen=True)
@@ -132,13 +151,17 @@ def names(value: str, known, what: str) -> tuple[str, ...]:
 
 
 class Variant(NamedTuple):
-    """A framework in one tier: what one row measures."""
+    """A framework in one tier: what one row measures. In the tuned tier, `candidate` names the configuration
+    (frameworks.Candidate): chosen by `harness.py tune` for a task, or a candidate that tune measures."""
 
     framework: str
     tier: Tier
+    candidate: str = ""
 
     def __str__(self) -> str:
-        return self.framework if self.tier == Tier.DEFAULT else f"{self.framework} ({self.tier})"
+        if self.tier == Tier.DEFAULT:
+            return self.framework
+        return f"{self.framework} ({self.candidate or self.tier})"
 
 
 def variants(value: str, tier: str, registry, aliases) -> tuple[Variant, ...]:
@@ -155,6 +178,17 @@ def variants(value: str, tier: str, registry, aliases) -> tuple[Variant, ...]:
         )
         out += [p for p in pairs if p not in out]
     return tuple(out)
+
+
+def every_candidate(frameworks: tuple[Variant, ...], device: str, registry) -> tuple[Variant, ...]:
+    """Tuned variants without a candidate become one variant per candidate offered (parity checks them all)."""
+    out: list[Variant] = []
+    for v in frameworks:
+        if v.tier == Tier.TUNED and not v.candidate:
+            out += [Variant(v.framework, Tier.TUNED, c.name) for c in registry[v.framework].offered(device)]
+        else:
+            out.append(v)
+    return tuple(dict.fromkeys(out))
 
 
 def non_negative_ints(value: str, what: str) -> tuple[int, ...]:
@@ -186,7 +220,7 @@ def precision(value: str, device: Device, frameworks: tuple[str, ...], registry)
     p = Precision(value)
     if p == Precision.TF32 and device == Device.CPU:
         raise UsageError("--precision tf32 is an NVIDIA GPU format: on --device cpu use fp32 (or bf16)")
-    lacking = [f for f, _ in frameworks if p.value not in registry[f].precisions]
+    lacking = [v[0] for v in frameworks if p.value not in registry[v[0]].precisions]
     if lacking:
         raise UsageError(f"--precision {p} is not implemented by {', '.join(lacking)}: "
                          f"leave {'it' if len(lacking) == 1 else 'them'} out with --frameworks")  # fmt: skip
@@ -312,4 +346,60 @@ def speed_config(a, registry, aliases, tasks) -> SpeedConfig:
         target=percent(a.target, "--target"),
         pilot=count(a.pilot, "--pilot", 2, 20),
         order_seed=secrets.randbelow(2**31),  # shifts the Williams rows; recorded in design.json
+    )
+
+
+def tune_config(a, registry, tasks) -> TuneConfig:
+    """`harness.py tune`'s arguments, checked."""
+    import sys
+
+    return TuneConfig(
+        frameworks=names(a.frameworks, registry, "framework"),
+        tasks=names(a.tasks, tasks, "task"),
+        threads=threads(a.threads),
+        device=Device(a.device),
+        precision=precision(
+            a.precision, Device(a.device), [(f,) for f in names(a.frameworks, registry, "f")], registry
+        ),
+        results=results_dir(a.results),
+        data_dir=data_dir(a.data_dir),
+        argv=tuple(sys.argv[1:]),
+        budget_s=positive(a.budget, "--budget"),
+        equivalence=percent(a.equivalence, "--equivalence"),
+    )
+
+
+def tune_with(cfg) -> TuneConfig:
+    """The tune a run or speed sitting does first where a tuned tier has no recorded choice."""
+    return TuneConfig(frameworks=(), tasks=cfg.tasks, threads=cfg.threads, device=cfg.device,
+                      precision=cfg.precision, results=cfg.results, data_dir=cfg.data_dir, argv=cfg.argv)  # fmt: skip
+
+
+def run_config(a, registry, aliases, tasks) -> RunConfig:
+    """`harness.py run`'s arguments, checked."""
+    import sys
+
+    if a.epochs is not None and a.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
+    profile = Profile(a.profile)
+    frameworks = variants(a.frameworks, a.tier, registry, aliases)
+    return RunConfig(
+        frameworks=frameworks,
+        tasks=names(a.tasks, tasks, "task"),
+        profile=profile,
+        seeds=seeds(a.seeds, a.repeats),
+        threads=threads(a.threads),
+        device=Device(a.device),
+        epochs=a.epochs,
+        timeout_s=positive(a.timeout, "--timeout") or DEFAULT_TIMEOUT_S[profile],
+        results=results_dir(a.results),
+        data_dir=data_dir(a.data_dir),
+        resume=a.resume,
+        max_rss_mib=positive(a.max_rss_mib, "--max-rss-mib"),
+        executor=Executor(a.executor),
+        ray_address=a.ray_address,
+        argv=tuple(sys.argv[1:]),
+        order=Order(a.order),
+        order_seed=order_seed(a.order_seed),
+        precision=precision(a.precision, Device(a.device), frameworks, registry),
     )

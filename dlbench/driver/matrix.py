@@ -17,7 +17,7 @@ from dlbench.driver.config import Executor, Order, RunConfig, Variant, check_out
 from dlbench.driver.progress import Progress
 from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine, sitting
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
-from dlbench.protocol import SCHEMA, JobConfig, Mode, Status
+from dlbench.protocol import SCHEMA, JobConfig, Mode, Status, Tier
 from dlbench.results import append_row, recorded_ok
 from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
@@ -120,10 +120,18 @@ def job(cfg: RunConfig, task: str, variant: Variant, seed: int, data: dict) -> t
     fw, env = FRAMEWORKS[variant.framework], ENVIRONMENTS[FRAMEWORKS[variant.framework].env]
     jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
                    epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision,
-                   tier=variant.tier)  # fmt: skip
+                   tier=variant.tier, candidate=candidate(cfg, task, variant))  # fmt: skip
     missing = f"{env.venv} does not exist: {env.missing_hint}"
     vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
     return jc, str(env.python), vars_, cfg.timeout_s, cfg.max_rss_mib, missing
+
+
+def candidate(cfg: RunConfig, task: str, variant: Variant) -> str:
+    """The tuned tier's configuration for this task: the variant's own, or the one tune chose ("" by default;
+    dlbench.driver.tuning.resolved fills cfg.candidates before the run)."""
+    if variant.tier == Tier.DEFAULT:
+        return ""
+    return variant.candidate or cfg.candidates[variant.framework, task]
 
 
 def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, results, progress) -> dict:
@@ -148,6 +156,7 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
         "epochs_cap": cfg.epochs,
         "precision": cfg.precision,
         "tier": variant.tier,
+        "candidate": candidate(cfg, task, variant),
         "sitting": common["sitting"],  # this invocation and its boot: rows of one sitting compare directly
         **out,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),

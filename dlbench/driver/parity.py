@@ -29,6 +29,11 @@ from tasks import TASKS
 def run(cfg: ParityConfig) -> int:
     """Exit status 0 (all pass), 1 (a FAIL), or 128 + the signal when stopped: then nothing is written."""
     check_output(cfg.results)
+    from dataclasses import replace
+
+    from dlbench.driver.config import every_candidate
+
+    cfg = replace(cfg, frameworks=every_candidate(cfg.frameworks, str(cfg.device), FRAMEWORKS))  # tuned: each one
     try:
         rows = _measure_and_compare(cfg)
     except KeyboardInterrupt:
@@ -53,12 +58,12 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
             files.write_whole(Path(tmp, "inputs", f"{t}.npz"), npz.getvalue())  # a full disk: names the file
         measured: dict[str, dict] = {t: {} for t in cfg.tasks}
         for v in cfg.frameworks:
-            f = str(v)  # "torch", or "torch (tuned)": the label in the tables
+            f = str(v)  # "torch", or "torch (compile)": the label in the tables
             fw, env = FRAMEWORKS[v.framework], ENVIRONMENTS[FRAMEWORKS[v.framework].env]
-            out_dir = Path(tmp, f"{v.framework}-{v.tier}")
+            out_dir = Path(tmp, f"{v.framework}-{v.tier}-{v.candidate}")
             out_dir.mkdir()
             jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks, precision=cfg.precision,
-                           deterministic=True, tier=v.tier, inputs=str(Path(tmp, "inputs")),
+                           deterministic=True, tier=v.tier, candidate=v.candidate, inputs=str(Path(tmp, "inputs")),
                            out=str(out_dir))  # fmt: skip
             t0 = time.monotonic()
             if not env.python.exists():

@@ -113,7 +113,7 @@ class Live:
         self.v, self.env, self.cfg = v, ENVIRONMENTS[fw.env], cfg
         self.id, self.proc, self.started = uuid.uuid4().hex, None, {}
         jc = JobConfig(Mode.SPEED, fw.module, cfg.threads, cfg.device, seed=r, precision=cfg.precision, tier=v.tier,
-                       window_target_s=cfg.window_target_s)  # fmt: skip
+                       candidate=v.candidate, window_target_s=cfg.window_target_s)  # fmt: skip
         if not self.env.python.exists():
             raise WorkerGone(Status.UNAVAILABLE, f"{self.env.venv} does not exist: {self.env.missing_hint}")
         path = tmp / f"{self.id}.json"
@@ -240,7 +240,7 @@ class Sitting:
         cfg = self.cfg
         npz = str(self.data[TASKS[task].dataset][0])
         ready, windows, failed = {}, {}, {}
-        names = [n for n in round_order(sorted(live), r, cfg.order_seed) if n not in gone]
+        names = [n for n in round_order(sorted(live), r, cfg.order_seed) if n not in gone and _runs(cfg, n, task)]
         t = time.monotonic()
         for name in names:  # build and compile side by side: nothing is timed yet, and compiling is slow
             live[name].send({"do": "task", "task": task, "npz": npz})
@@ -315,6 +315,8 @@ class Sitting:
                     turn(name, c)
         for v in cfg.frameworks:
             name = str(v)
+            if not _runs(cfg, name, task):
+                continue
             if name in ready and name not in gone and name not in failed:
                 self._row(v, r, task, phase, live[name], {"status": Status.OK, "error": None, **ready[name],
                                                          **windows[name]}, start_s)  # fmt: skip
@@ -332,7 +334,8 @@ class Sitting:
         versions = st.get("versions") or {}
         row = {
             "schema": SCHEMA, "kind": "speed", "run_id": uuid.uuid4().hex, "process_id": w.id if w else None,
-            "framework": v.framework, "tier": v.tier, "task": task, "profile": "speed", "seed": r, "round": r,
+            "framework": v.framework, "tier": v.tier, "candidate": v.candidate, "task": task, "profile": "speed",
+            "seed": r, "round": r,
             "phase": phase, "anchor": str(cfg.anchor), "sitting": self.sitting, **own,
             "threads": cfg.threads, "device": st.get("device", cfg.device), "device_requested": cfg.device,
             "precision": cfg.precision, "settings": st.get("settings"), "cpus": st.get("cpus"),
@@ -360,6 +363,11 @@ class Sitting:
             raise Interrupted
 
 
+def _runs(cfg: SpeedConfig, name: str, task: str) -> bool:
+    """Whether the variant named `name` runs `task` (a tuned choice runs only the tasks it was chosen for)."""
+    return task in cfg.tasks_of.get(name, cfg.tasks)
+
+
 def run(cfg: SpeedConfig) -> int:
     """The whole protocol; exit status 0, or 128 + the signal when stopped (every finished row is kept)."""
     from dlbench.analysis.design import components, plan
@@ -374,7 +382,8 @@ def run(cfg: SpeedConfig) -> int:
         comps = {}
         for v in cfg.frameworks:
             for t in cfg.tasks:
-                mine = [x for x in ok if (x["framework"], x["tier"], x["task"]) == (v.framework, v.tier, t)]
+                mine = [x for x in ok if (x["framework"], x["tier"], x.get("candidate", ""), x["task"]) ==
+                        (v.framework, v.tier, v.candidate, t)]  # fmt: skip
                 if mine:
                     comps[str(v), t] = components(mine)
         timed = sum(sum(x.get("window_s") or []) for x in s.rows) / max(1, cfg.pilot)

@@ -74,8 +74,8 @@ def batch1_latency(ad, model, singles: list, warmup: int = 20, calls: int = 200,
 
 def manifest(cfg: JobConfig, ad) -> dict:
     """The fairness manifest: everything that shaped a row's speed, under one key."""
-    return {"tier": str(cfg.tier), "precision": str(cfg.precision), "deterministic": str(cfg.deterministic),
-            **ad.settings()}  # fmt: skip
+    return {"tier": str(cfg.tier), "candidate": cfg.candidate, "precision": str(cfg.precision),
+            "deterministic": str(cfg.deterministic), **ad.settings()}  # fmt: skip
 
 
 def epoch_order(seed: int, epoch: int, n: int):
@@ -97,7 +97,7 @@ def run(cfg: JobConfig) -> dict:
     cpus = pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
     ad = importlib.import_module(cfg.module)
-    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, str(cfg.tier))
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, cfg.configuration)
     if cfg.precision == "tf32" and not _on_gpu(device):
         raise RuntimeError(f"--precision tf32 applies on an NVIDIA GPU only; this run is on {device}")
     import_s = time.perf_counter() - t0

@@ -136,7 +136,7 @@ def run_parity(cfg: JobConfig) -> dict:
 
     pin(cfg.threads, cfg.cpus)
     ad = importlib.import_module(cfg.module)
-    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, str(cfg.tier))
+    device = ad.configure(cfg.threads, str(cfg.device), str(cfg.precision), cfg.deterministic, cfg.configuration)
     out = {}
     for name in cfg.tasks:
         try:

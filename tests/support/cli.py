@@ -19,9 +19,11 @@ import sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import harness
-from frameworks import FRAMEWORKS, Framework
+from frameworks import FRAMEWORKS, Candidate, Framework
+fakes = tuple(Candidate(name, ("execution",), "a fake flag") for name in ("half", "same", "double"))
 for mode in ("ok", "slow", "hang"):
-    FRAMEWORKS["fake-" + mode] = Framework("fake-" + mode, "tests.support.fake_adapter", "main", {"FAKE_MODE": mode})
+    FRAMEWORKS["fake-" + mode] = Framework("fake-" + mode, "tests.support.fake_adapter", "main", {"FAKE_MODE": mode},
+                                           candidates=fakes)
 sys.exit(harness.main(sys.argv[1:]))
 """
 

@@ -5,6 +5,7 @@ nan: the loss is NaN; ok: a constant model that predicts class frequencies (nump
 async: each epoch's work (0.5 s) runs on after train_epoch returns, until sync waits for it, as on
 an accelerator; async-nosync: the same with a sync that does not wait (the harness cannot tell);
 slow: each epoch takes 0.2 s (for interrupting a matrix); oom: holds 600 MB resident for 10 s.
+Tiers (the tuned tier's candidates, for `tune`): "half", "same" and "double" scale the slow epoch's 0.2 s.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 LSTM_BIAS_VECTORS = 1
 MODE = os.environ.get("FAKE_MODE", "ok")
 ASYNC_S = 0.5
+CANDIDATES = {"default": 1.0, "half": 0.5, "same": 1.0, "double": 2.0}  # the slow epoch's time, scaled
 
 
 _seen: dict = {}
@@ -30,12 +32,15 @@ def versions():
 
 
 def configure(threads, device, precision="fp32", deterministic=False, tier="default"):
+    if tier not in CANDIDATES:
+        raise ValueError(f"the fake adapter has no tier {tier!r}")
     _seen.update(precision=precision, deterministic=str(deterministic), tier=tier)
     return "cpu"
 
 
 def settings():
-    return {"execution": "numpy, constant model" if _seen.get("tier") != "tuned" else "numpy, tuned (a fake flag)"}
+    tier = _seen.get("tier", "default")
+    return {"execution": "numpy, constant model" if tier == "default" else f"numpy, {tier} (a fake flag)"}
 
 
 def build(task, seed):
@@ -54,7 +59,7 @@ def train_epoch(model, data, order):
     if MODE == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
     if MODE == "slow":
-        time.sleep(0.2)
+        time.sleep(0.2 * CANDIDATES[_seen.get("tier", "default")])
     if MODE == "oom":
         model["ballast"] = np.ones(600 * 2**20, np.uint8)  # touched: resident, not just reserved
         time.sleep(10)
