@@ -51,7 +51,7 @@ def _key(r):
 
 def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
     mxnet = ",mxnet" if ENVIRONMENTS["mxnet"].python.exists() else ""  # its own environment, when built
-    args = ["run", "--frameworks", f"torch{mxnet},fake-ok", "--tasks", "iris_mlp", "--seeds", "0,1", "--threads", "1"]
+    args = ["run", "--frameworks", f"torch{mxnet},fake-ok", "--tasks", "iris_mlp", "--seeds", "0", "--threads", "1"]
     local = subprocess.run([sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "local")], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert local.returncode == 0, local.stderr
@@ -60,7 +60,7 @@ def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
                             text=True, timeout=600)  # fmt: skip
     assert on_ray.returncode == 0, on_ray.stderr
     a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
-    assert all(r["status"] == "ok" for r in a) and len(a) == (6 if mxnet else 4)
+    assert all(r["status"] == "ok" for r in a) and len(a) == (3 if mxnet else 2)
     assert sorted(map(_key, a)) == sorted(map(_key, b))  # same runs, same accuracies (same seeds and order)
     assert {r["provenance"]["executor"] for r in b} == {"ray"}
 

@@ -118,3 +118,38 @@ def test_a_committed_speed_sitting_is_one_boot_one_clean_commit_and_its_tables_a
     assert len({r["provenance"]["git"]["commit"] for r in got}) == 1
     assert not any(r["provenance"]["git"]["dirty"] for r in got), "a published row comes from a clean tree"
     assert (folder / "speed.md").read_text() == report(got)
+
+
+def test_the_warm_up_runs_every_window_length_once_before_any_timed_window():
+    """A program per window length (JAX's scan over k steps, Keras's steps_per_execution) compiles on its first
+    call: measured before, in the warm-up, the first timed windows held the compile (negative step times)."""
+    import time
+
+    from dlbench.protocol import JobConfig, Mode
+    from dlbench.worker.speed import Task
+    from tasks import TASKS
+
+    compiled = []
+
+    class Adapter:
+        def sync(self, model):
+            pass
+
+        def train_epoch(self, model, data, order):
+            k = len(order) // 32
+            if k not in compiled:
+                compiled.append(k)
+                time.sleep(0.05)  # the first call of a length compiles
+            time.sleep(0.002 * k)
+            return model, 1.0, 0.5
+
+    t = object.__new__(Task)  # no data: the adapter above times itself
+    t.ad, t.cfg, t.task, t.model, t.train = Adapter(), JobConfig(Mode.SPEED, "x", 1, window_target_s=0.03), \
+        TASKS["imdb_lstm"], None, None  # fmt: skip
+    t.n, t.bs, t.epoch_steps, t.whole, t.index, t.build_s = 25000, 32, 782, False, 0, 0.0
+    t.compile()
+    got = t.warm_up()
+    assert got["long"] not in (2, 8) and {got["long"], got["short"]} <= set(compiled), (got, compiled)
+    before = len(compiled)
+    t.window(got["long"]), t.window(got["short"])
+    assert len(compiled) == before  # nothing left to compile in the timed windows

@@ -4,6 +4,7 @@ record round-tripping, a stale choice never reused, and a tune sitting on fake f
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -145,7 +146,8 @@ def test_a_tune_sitting_chooses_the_faster_candidate_and_a_tuned_run_uses_it(fak
     by = {p.candidate: p for p in c.probes}
     assert c.choice == "half" and by["half"].verdict == Verdict.FASTER and 0.4 < by["half"].ratio < 0.6, c
     assert by["double"].verdict == Verdict.SLOWER and by["same"].verdict != Verdict.SLOWER, c
-    assert (tmp_path / "tuning" / "speed.jsonl").is_file() and c.sitting["boot_id"]
+    assert (tmp_path / "tuning" / "fake-slow" / "speed.jsonl").is_file() and c.sitting["boot_id"]
+    assert re.search(r"\| iris_mlp +\| fake-slow +\| half +\| pass", (tmp_path / "tuning.md").read_text())
     run = RunConfig(frameworks=(Variant("fake-slow", Tier.TUNED),), tasks=("iris_mlp",), profile=Profile.QUICK,
                     seeds=(0,), threads=1, device=Device.CPU, epochs=1, timeout_s=120, results=tmp_path,
                     data_dir=None, resume=False, max_rss_mib=None, executor=Executor.LOCAL, ray_address=None,
@@ -156,14 +158,15 @@ def test_a_tune_sitting_chooses_the_faster_candidate_and_a_tuned_run_uses_it(fak
     assert row["settings"]["execution"] == "numpy, half (a fake flag)"
 
 
-def test_a_candidate_that_fails_parity_is_not_offered(fake_slow, tmp_path):
+def test_a_candidate_that_fails_parity_is_not_offered(fake_slow, tmp_path, monkeypatch):
     """The real gate: the fake's constant model fails parity, so nothing is measured and tuned = default."""
+    ok = Framework("fake-ok", "tests.support.fake_adapter", "main", {"FAKE_MODE": "ok"})
+    monkeypatch.setitem(FRAMEWORKS, "fake-ok", ok)
+    monkeypatch.setitem(driver.REFERENCES, "fake-slow", "fake-ok")  # a reference without torch's start-up
     cfg = TuneConfig(("fake-slow",), ("iris_mlp",), 1, Device.CPU, Precision.FP32, tmp_path, None, (), budget_s=45)
     assert driver.run(cfg) == 0
     (c,) = tuning.load(tmp_path)
     assert c.choice == "default" and c.words == NONE_FASTER
     assert all(p.parity != PASS and p.verdict == "not measured" for p in c.probes) and len(c.probes) == 3
-    assert (
-        not (tmp_path / "tuning" / "speed.jsonl").exists()
-        and (tmp_path / "tuning" / "parity-fake-slow" / "parity.md").is_file()
-    )
+    where = tmp_path / "tuning" / "fake-slow"
+    assert not (where / "speed.jsonl").exists() and (where / "parity.md").is_file()

@@ -5,8 +5,8 @@ first (beside its own default tier and torch's, JAX's for torch, so that a traje
 independent framework to agree with); a candidate that fails on a task is not offered there. Then one
 tune sitting of the speed protocol (dlbench/driver/speed.py): the default tier as the anchor, every
 candidate beside it, in groups of processes taking turns. dlbench/analysis/tuning.py turns its verdicts into the choice.
-The sittings' rows and plans go to RESULTS/tuning/, each framework's parity gate to
-RESULTS/tuning/parity-FRAMEWORK/, the choices to RESULTS/tuning.json.
+Each framework's parity gate and tune sitting (parity.md, speed.jsonl, design.json, speed.md) go to
+RESULTS/tuning/FRAMEWORK/, the choices to RESULTS/tuning.json and their table to RESULTS/tuning.md.
 
 `run`, `speed` and `parity` with `--tier tuned` use the recorded choice for this machine and stack
 (`resolved`, which harness.py applies before the run); where there is none, `run` and `speed` tune first.
@@ -18,6 +18,7 @@ import statistics
 import sys
 from datetime import datetime, timezone
 
+from dlbench import files
 from dlbench.analysis import tuning
 from dlbench.analysis.tuning import PASS, Choice, Probe
 from dlbench.driver import signals
@@ -84,10 +85,10 @@ def run(cfg: TuneConfig) -> int:
     from dlbench.driver import speed
 
     check_output(cfg.results)
-    where = cfg.results / SUBFOLDER
-    where.mkdir(parents=True, exist_ok=True)
     node = machine()
     for name in cfg.frameworks:
+        where = cfg.results / SUBFOLDER / name
+        where.mkdir(parents=True, exist_ok=True)
         offered = FRAMEWORKS[name].offered(str(cfg.device))
         if not offered:
             tuning.save(cfg.results, [_choice(cfg, name, t, node, ()) for t in cfg.tasks])
@@ -114,7 +115,8 @@ def run(cfg: TuneConfig) -> int:
         tuning.save(cfg.results, [_choice(cfg, name, t, node, offered, gate, rows, sid) for t in cfg.tasks])
     chosen = [c for c in tuning.load(cfg.results) if c.key["framework"] in cfg.frameworks]
     print(tuning.table(chosen).to_markdown(index=False, disable_numparse=True))
-    print(f"written: {cfg.results / tuning.FILE}")
+    files.write_whole(cfg.results / "tuning.md", tuning.section(tuning.load(cfg.results)))  # every choice here
+    print(f"written: {cfg.results / tuning.FILE}, {cfg.results / 'tuning.md'}")
     return 0
 
 
@@ -126,9 +128,8 @@ def _parity_gate(cfg: TuneConfig, name: str, offered) -> dict[str, dict[str, str
     mine = (Variant(name, Tier.DEFAULT), *(Variant(name, Tier.TUNED, c.name) for c in offered))
     refs = tuple(Variant(f, Tier.DEFAULT) for f in [REFERENCES.get(name, "torch")] if f in FRAMEWORKS)
     pcfg = ParityConfig(frameworks=(*refs, *mine), tasks=cfg.tasks, threads=cfg.threads, device=cfg.device,
-                        timeout_s=cfg.timeout_s, results=cfg.results / SUBFOLDER / f"parity-{name}",
+                        timeout_s=cfg.timeout_s, results=cfg.results / SUBFOLDER / name,
                         precision=cfg.precision)  # fmt: skip
-    pcfg.results.mkdir(parents=True, exist_ok=True)
     rows = parity._measure_and_compare(pcfg)
     if rows is None:
         return None

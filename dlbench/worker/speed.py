@@ -133,6 +133,10 @@ class Task:
             step = max((last[hi] - last.get(lo, 0.0)) / (hi - lo), 1e-6)
             long = self._long(step, max(last[lo] - lo * step, 0.0) if lo else 0.0)
             short = max(1, long // 4)
+            for k in (long, short):  # a length not yet run compiles here, not in a timed window (a scan over
+                if k not in probe:  # k steps, Keras's steps_per_execution: one program per length)
+                    probe.append(k)
+                    seconds.append(self.window(k))
         return dict(task=self.task.name, long=long, short=short, epoch_steps=self.epoch_steps,
                     window_kind="epoch" if self.whole else "pairs", warmup_steps=probe, warmup_s=seconds,
                     warmup_steady=steady, build_s=self.build_s, n_train=self.n, batch_size=self.bs)  # fmt: skip
