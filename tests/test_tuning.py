@@ -170,3 +170,39 @@ def test_a_candidate_that_fails_parity_is_not_offered(fake_slow, tmp_path, monke
     assert all(p.parity != PASS and p.verdict == "not measured" for p in c.probes) and len(c.probes) == 3
     where = tmp_path / "tuning" / "fake-slow"
     assert not (where / "speed.jsonl").exists() and (where / "parity.md").is_file()
+
+
+def _committed_tunings() -> list:
+    import subprocess
+    from pathlib import Path
+
+    from tests.support.cli import ROOT
+
+    out = subprocess.run(["git", "ls-files", "results/*/tuning.json"], cwd=ROOT, capture_output=True, text=True)
+    return sorted(ROOT / Path(line).parent for line in out.stdout.split())
+
+
+@pytest.mark.parametrize("folder", _committed_tunings(), ids=lambda p: p.name)
+def test_a_committed_tuning_is_what_its_sittings_say(folder):
+    """Every recorded choice regenerates from its framework's tune sitting: one sitting on one boot per
+    framework, its speed.md its rows', each candidate's ratio and verdict recomputed, the choice choose()'s."""
+    from dlbench.analysis.speed import diffs, label, load_speed, report
+    from dlbench.analysis.verdicts import ALPHA, against_differences
+
+    choices = tuning.load(folder)
+    assert choices and (folder / "tuning.md").read_text() == tuning.section(choices)
+    for c in choices:
+        assert choose(c.probes) == (c.choice, c.words), c
+        if not any(p.ratio for p in c.probes):
+            continue
+        rows, warnings = load_speed(folder / "tuning" / c.key["framework"])
+        assert not warnings and len({r["sitting"]["id"] for r in rows}) == 1
+        assert len({r["sitting"]["boot_id"] for r in rows}) == 1 and rows[0]["sitting"] == c.sitting
+        assert (folder / "tuning" / c.key["framework"] / "speed.md").read_text() == report(rows)
+        d = diffs(rows)[c.sitting["id"]][c.key["task"]]
+        comps = {x.framework: x for x in against_differences(d, c.key["framework"], ALPHA, 0.10)}
+        for p in c.probes:
+            if p.ratio is None:
+                continue
+            got = comps[label({"framework": c.key["framework"], "tier": "tuned", "candidate": p.candidate})]
+            assert (str(got.verdict), round(got.ratio, 9)) == (p.verdict, round(p.ratio, 9)), (c.key, p)
