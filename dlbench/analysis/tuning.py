@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -54,14 +54,12 @@ class Choice:
     probes: tuple[Probe, ...] = ()
     sitting: dict | None = None
     recorded: str = ""
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: dict) -> Choice:
         probes = tuple(Probe(**{**p, "interval": tuple(p["interval"]) if p.get("interval") else None})
                        for p in d.get("probes", []))  # fmt: skip
-        return cls(d["key"], d["choice"], d["words"], probes, d.get("sitting"), d.get("recorded", ""),
-                   d.get("extra", {}))  # fmt: skip
+        return cls(d["key"], d["choice"], d["words"], probes, d.get("sitting"), d.get("recorded", ""))
 
 
 def choose(probes: list[Probe] | tuple[Probe, ...]) -> tuple[str, str]:

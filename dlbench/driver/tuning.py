@@ -58,26 +58,26 @@ def resolve(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, tune_w
     if not wanted:
         return {}
     node = machine()
-    missing = [f for f in wanted if any(_recorded(cfg, f, t, node) is None for t in tasks)]
+    found = _recorded(cfg, wanted, tasks, node)
+    missing = sorted({f for (f, _), c in found.items() if c is None})
     if missing and tune_with is not None:
         print(f"tune: no tuned-tier choice recorded here for {', '.join(missing)}: measuring it first",
               file=sys.stderr)  # fmt: skip
         rc = run(TuneConfig(**{**vars(tune_with), "frameworks": tuple(missing), "tasks": tasks}))
         if rc:
             raise KeyboardInterrupt
-    out = {}
-    for f in wanted:
-        for t in tasks:
-            found = _recorded(cfg, f, t, node)
-            if found is None:
-                raise UsageError(f"no tuned-tier choice for {f} on {t} on this machine and stack: run "
-                               f"`python harness.py tune --frameworks {f} --tasks {t}` first")  # fmt: skip
-            out[f, t] = found.choice
-    return out
+        found = _recorded(cfg, wanted, tasks, node)
+    for (f, t), c in found.items():
+        if c is None:
+            raise UsageError(f"no tuned-tier choice for {f} on {t} on this machine and stack: run "
+                             f"`python harness.py tune --frameworks {f} --tasks {t}` first")  # fmt: skip
+    return {ft: c.choice for ft, c in found.items()}
 
 
-def _recorded(cfg, framework: str, task: str, node: dict) -> Choice | None:
-    return tuning.lookup(tuning.load(cfg.results), key(framework, task, cfg, node))
+def _recorded(cfg, frameworks, tasks, node: dict) -> dict[tuple[str, str], Choice | None]:
+    """(framework, task) -> the choice recorded for this machine and stack, or None (tuning.json read once)."""
+    choices = tuning.load(cfg.results)
+    return {(f, t): tuning.lookup(choices, key(f, t, cfg, node)) for f in frameworks for t in tasks}
 
 
 def run(cfg: TuneConfig) -> int:
@@ -112,7 +112,11 @@ def run(cfg: TuneConfig) -> int:
             sid = rows[-1]["sitting"]["id"] if rows and rows[-1].get("anchor") == name else None
             if rc:
                 return rc
-        tuning.save(cfg.results, [_choice(cfg, name, t, node, offered, gate, rows, sid) for t in cfg.tasks])
+        from dlbench.analysis.speed import diffs
+
+        paired = diffs(rows).get(sid, {}) if sid else {}  # task -> candidate -> group -> log ratio to the default
+        tuning.save(cfg.results, [_choice(cfg, name, t, node, offered, gate, rows, sid, paired.get(t, {}))
+                                  for t in cfg.tasks])  # fmt: skip
     chosen = [c for c in tuning.load(cfg.results) if c.key["framework"] in cfg.frameworks]
     print(tuning.table(chosen).to_markdown(index=False, disable_numparse=True))
     files.write_whole(cfg.results / "tuning.md", tuning.section(tuning.load(cfg.results)))  # every choice here
@@ -144,14 +148,12 @@ def _parity_gate(cfg: TuneConfig, name: str, offered) -> dict[str, dict[str, str
     return out
 
 
-def _choice(cfg, name, task, node, offered, gate=None, rows=(), sid=None) -> Choice:
-    from dlbench.analysis.speed import diffs
+def _choice(cfg, name, task, node, offered, gate=None, rows=(), sid=None, d=None) -> Choice:
     from dlbench.analysis.verdicts import ALPHA, against_differences
 
     probes = []
     if offered:
         anchor = str(Variant(name, Tier.DEFAULT))
-        d = diffs(list(rows)).get(sid, {}).get(task, {}) if sid else {}
         comps = {c.framework: c for c in against_differences(d, anchor, ALPHA, cfg.equivalence)} if d else {}
         first = _first_windows(rows, sid, task)
         for c in offered:
