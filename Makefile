@@ -44,13 +44,16 @@ endef
 	@$(call stamp,$(MAIN_LOCK),$@)
 
 # Other environments (MXNet 1.9.1 needs numpy<1.24, so Python 3.11): the Python named in the .in file's
-# "# python:" line, which uv finds on this machine or downloads where the network allows. If it cannot
+# "# python:" line: pythonX.Y on PATH where it runs, else pyenv's installed X.Y (a pyenv shim for a version
+# that is not selected does not run), else what uv finds or downloads where the network allows. If it cannot
 # be built, setup says so in one line and carries on: the harness records that framework's rows as
 # unavailable, and its tests skip.
 .SECONDEXPANSION:
 .venv-%/.stamp: requirements/%.in $$(wildcard requirements/$$*-py*.lock) | $(UV)
 	@py=$$(sed -n 's/^# python: *//p' requirements/$*.in); lock=requirements/$*-py$$py.lock; \
-	( $(UV) venv --quiet --allow-existing --python $$py .venv-$* \
+	exe=$$(for p in python$$py $(HOME)/.pyenv/versions/$$py.*/bin/python$$py; do \
+	  $$p -c '' 2>/dev/null && { echo $$p; break; }; done); \
+	( $(UV) venv --quiet --allow-existing --python $${exe:-$$py} .venv-$* \
 	  && VIRTUAL_ENV=.venv-$* $(UV) pip sync --quiet --require-hashes $$lock \
 	  && $(call stamp,$$lock,$@) ) \
 	|| { rm -rf .venv-$*; echo "warning: could not build .venv-$* (needs Python $$py): $* runs will be 'unavailable'"; }

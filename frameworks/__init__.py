@@ -65,7 +65,7 @@ class Framework:
 
 
 ENVIRONMENTS: dict[str, Environment] = {
-    # TensorFlow, PyTorch and JAX share one environment with numpy 2; MXNet 1.9.1 needs numpy<1.24
+    # TensorFlow and PyTorch share one environment with numpy 2; MXNet 1.9.1 needs numpy<1.24
     # (so Python <= 3.11): a framework names its environment, and the harness runs its worker there.
     "main": Environment(".venv", "requirements/main.in"),
     "mxnet": Environment(
@@ -73,6 +73,8 @@ ENVIRONMENTS: dict[str, Environment] = {
     ),
     "paddle": Environment(".venv-paddle", "requirements/paddle.in"),  # its own protobuf
     "mlx": Environment(".venv-mlx", "requirements/mlx.in"),
+    # JAX 0.12 needs Python >= 3.12; the main environment's torch 2.13.0 CPU build is for 3.11
+    "jax": Environment(".venv-jax", "requirements/jax.in", missing_hint="run `make setup` (JAX 0.12 needs Python 3.12)"),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
@@ -93,6 +95,8 @@ TORCH_CANDIDATES = (
     Candidate("compile-reduce-overhead", ("execution", "optimizer"), _COMPILE, devices=("gpu",)),
 )
 _SCAN = "jax.readthedocs.io jax.lax.scan: a loop folded into one compiled call (no Python between steps)"
+_NNX = "flax.readthedocs.io NNX performance considerations: nnx.cached_partial, nnx.jit(graph=False), split/merge"
+NNX_CANDIDATES = tuple(Candidate(n, _EXE, _NNX) for n in ("cached-partial", "tree-mode", "functional"))
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
@@ -103,14 +107,16 @@ FRAMEWORKS: dict[str, Framework] = {
                   "tensorflow", "Keras 3 on TensorFlow", "tf.data", ("keras", "tensorflow-cpu"),
                   ("keras", "tensorflow"), candidates=(*_SPE, *(Candidate(n, _EXE, _KERAS_DOC)
                                                              for n in ("xla", "xla-spe-32")))),
-        Framework("keras-jax", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
+        Framework("keras-jax", _KERAS, "jax", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
                   "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax"), candidates=_SPE),
         Framework("keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch",
                   "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch"),
                   candidates=(Candidate("jit-compile", _EXE, _KERAS_DOC + "; torch.compile on torch"),)),
-        Framework("jax", "frameworks.jax_flax", "main", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
+        Framework("jax", "frameworks.jax_flax", "jax", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
                   "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",),
                   candidates=tuple(Candidate(f"scan-{k}", _EXE, _SCAN) for k in (8, 32, "epoch"))),
+        Framework("jax-nnx", "frameworks.jax_nnx", "jax", _NO_PREALLOC, "flax", "JAX, Flax NNX + Optax",
+                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",), candidates=NNX_CANDIDATES),
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
                   "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32")),  # no bf16 in Gluon 1.9; its
         # documented speed path, hybridize(static_alloc, static_shape), is already its default here
