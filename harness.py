@@ -8,6 +8,7 @@
     python harness.py assess [--results results]
     python harness.py microbench|overhead [--frameworks torch,jax]
     python harness.py compare BASE NEW [--threshold 5%]
+    python harness.py history torch [--results results]
     python harness.py merge A B ... -o OUT
     python harness.py list
 
@@ -106,6 +107,13 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return compare.run(c.path(a.base, "BASE"), c.path(a.new, "NEW"), c.percent(a.threshold, "--threshold"), output)
 
 
+def cmd_history(a: argparse.Namespace) -> int:
+    from dlbench.analysis import history
+
+    return history.run(c.names(a.framework, FRAMEWORKS, "framework")[0], c.path(a.results, "--results", "folder"),
+                       c.percent(a.equivalence, "--equivalence"))  # fmt: skip
+
+
 def cmd_merge(a: argparse.Namespace) -> int:
     from dlbench.driver.config import merge
 
@@ -116,6 +124,14 @@ def cmd_list(a: argparse.Namespace) -> int:
     from dlbench.driver import listing
 
     return listing.run()
+
+
+def _releases(a: argparse.Namespace) -> None:
+    """NAME@VERSION in --frameworks or --anchor: a framework each, in an environment built for it (or reused)."""
+    if specs := [v for v in (getattr(a, "frameworks", None), getattr(a, "anchor", None)) if v and "@" in v]:
+        from dlbench.driver import releases
+
+        releases.register(",".join(specs))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,6 +221,11 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     cp.add_argument("--output", help="where the markdown goes too (default NEW/compare.md)")
     cp.set_defaults(fn=cmd_compare)
+    h = sub.add_parser("history", help="a framework's speed across its releases, and where it changed")
+    h.add_argument("framework", help="a registered framework, e.g. torch")
+    h.add_argument("--results", default="results", help="speed.jsonl files there and below (default results/)")
+    h.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
+    h.set_defaults(fn=cmd_history)
     mg = sub.add_parser("merge", help="combine result files, keeping every row once")
     mg.add_argument("sources", nargs="+", help="results folders or runs.jsonl files")
     mg.add_argument("-o", "--output", required=True, help="the results folder to merge into")
@@ -220,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         with signals.stop_signals():
+            _releases(args)
             return args.fn(args)
     except BrokenPipeError:  # e.g. `harness.py list | head`
         sys.stderr.close()

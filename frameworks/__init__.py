@@ -58,6 +58,12 @@ class Framework:
     facts: tuple[str, ...] = ()  # its entries in frameworks/facts.json (Keras backends: keras + the backend)
     precisions: tuple[str, ...] = ("fp32", "tf32", "bf16")  # what its adapter implements (dlbench.protocol.Precision)
     candidates: tuple[Candidate, ...] = ()  # its tuned tier's candidates; none: the tuned tier is the default
+    # Other releases its adapter supports, as NAME@VERSION (dlbench/driver/releases.py builds their
+    # environments): a PEP 440 range ("" = the locked release only), the distributions the release number
+    # pins, and what else its worker needs installed beyond its distributions and numpy.
+    releases: str = ""
+    pinned: tuple[str, ...] = ()
+    release_extras: tuple[str, ...] = ()
 
     def offered(self, device: str) -> tuple[Candidate, ...]:
         """The candidates that mean something on this device ("cpu" or "gpu")."""
@@ -74,7 +80,7 @@ ENVIRONMENTS: dict[str, Environment] = {
     "paddle": Environment(".venv-paddle", "requirements/paddle.in"),  # its own protobuf
     "mlx": Environment(".venv-mlx", "requirements/mlx.in"),
     # JAX 0.12 needs Python >= 3.12; the main environment's torch 2.13.0 CPU build is for 3.11
-    "jax": Environment(".venv-jax", "requirements/jax.in", missing_hint="run `make setup` (JAX 0.12 needs Python 3.12)"),
+    "jax": Environment(".venv-jax", "requirements/jax.in", missing_hint="run `make setup` (JAX 0.12: Python 3.12)"),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
@@ -102,31 +108,39 @@ FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework("torch", "frameworks.pytorch", "main", {}, "torch", "PyTorch, eager mode",
-                  "torch DataLoader", _TORCH, ("torch",), candidates=TORCH_CANDIDATES),
+                  "torch DataLoader", _TORCH, ("torch",), candidates=TORCH_CANDIDATES,
+                  releases=">=2.4", pinned=_TORCH),
         Framework("tensorflow", _KERAS, "main", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
                   "tensorflow", "Keras 3 on TensorFlow", "tf.data", ("keras", "tensorflow-cpu"),
                   ("keras", "tensorflow"), candidates=(*_SPE, *(Candidate(n, _EXE, _KERAS_DOC)
-                                                             for n in ("xla", "xla-spe-32")))),
+                                                             for n in ("xla", "xla-spe-32"))),
+                  releases=">=2.16", pinned=("tensorflow-cpu",)),  # 2.16: Keras 3 the default
         Framework("keras-jax", _KERAS, "jax", {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"}, "jax",
-                  "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax"), candidates=_SPE),
+                  "Keras 3 on JAX", "", ("keras", *_JAX), ("keras", "jax"), candidates=_SPE,
+                  releases=">=3.5", pinned=("keras",)),  # its release is Keras's
         Framework("keras-torch", _KERAS, "main", {**_TF_QUIET, "KERAS_BACKEND": "torch"}, "torch",
                   "Keras 3 on PyTorch", "", ("keras", *_TORCH), ("keras", "torch"),
-                  candidates=(Candidate("jit-compile", _EXE, _KERAS_DOC + "; torch.compile on torch"),)),
+                  candidates=(Candidate("jit-compile", _EXE, _KERAS_DOC + "; torch.compile on torch"),),
+                  releases=">=3.5", pinned=("keras",)),
         Framework("jax", "frameworks.jax_flax", "jax", _NO_PREALLOC, "flax", "JAX, Flax Linen + Optax",
                   "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",),
-                  candidates=tuple(Candidate(f"scan-{k}", _EXE, _SCAN) for k in (8, 32, "epoch"))),
+                  candidates=tuple(Candidate(f"scan-{k}", _EXE, _SCAN) for k in (8, 32, "epoch")),
+                  releases=">=0.5", pinned=_JAX),
         Framework("jax-nnx", "frameworks.jax_nnx", "jax", _NO_PREALLOC, "flax", "JAX, Flax NNX + Optax",
-                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",), candidates=NNX_CANDIDATES),
+                  "numpy + jax.device_put", (*_JAX, "flax", "optax"), ("jax",), candidates=NNX_CANDIDATES,
+                  releases=">=0.5", pinned=_JAX),  # flax resolves to a release with NNX's API of 0.12
         Framework("mxnet", "frameworks.mxnet_gluon", "mxnet", {}, "mxnet", "MXNet Gluon, hybridized",
                   "Gluon DataLoader", ("mxnet",), ("mxnet",), ("fp32", "tf32")),  # no bf16 in Gluon 1.9; its
         # documented speed path, hybridize(static_alloc, static_shape), is already its default here
         Framework("paddle", "frameworks.paddle_dygraph", "paddle", {}, "paddle", "PaddlePaddle, dygraph",
                   "paddle DataLoader", ("paddlepaddle",), ("paddle",), ("fp32",),
                   candidates=(Candidate("to-static", _EXE, "paddlepaddle.org paddle.jit.to_static: dynamic "
-                                        "graph to static"),)),
+                                        "graph to static"),),
+                  releases=">=3.0", pinned=("paddlepaddle",), release_extras=("setuptools",)),
         Framework("mlx", "frameworks.mlx_nn", "mlx", {}, "mlx", "MLX (mlx.nn), CPU build", "", ("mlx", "mlx-cpu"),
                   ("mlx",), ("fp32",),
-                  candidates=(Candidate("compile", _EXE, "ml-explore.github.io mlx mx.compile: the training step"),)),
+                  candidates=(Candidate("compile", _EXE, "ml-explore.github.io mlx mx.compile: the training step"),),
+                  releases=">=0.20", pinned=("mlx", "mlx-cpu")),
     )
 }  # fmt: skip
 

@@ -80,7 +80,7 @@ class Net(nnx.Module):
     def __init__(self, task: Task, dtype, rngs: nnx.Rngs):
         self.kinds = tuple(task.layers)  # static: the layer list drives __call__
         layers = []
-        for i, (layer, shape) in enumerate(zip(task.layers, input_shapes(task), strict=False)):
+        for layer, shape in zip(task.layers, input_shapes(task), strict=False):
             if isinstance(layer, Dense):
                 m = nnx.Linear(shape[-1], layer.units, kernel_init=glorot, dtype=dtype, rngs=rngs)
             elif isinstance(layer, Conv2D):

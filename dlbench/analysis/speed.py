@@ -132,6 +132,7 @@ def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, st
 
 def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
     """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
+    from dlbench.analysis.history import sitting_section  # it builds on this module
     vals, paired = values(rows), diffs(rows)  # each computed once for every sitting and task
     sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
     parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
@@ -162,6 +163,9 @@ def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None
             parts.append(f"**{task}** — {n_dec} of {len(comps)} comparisons decided; Holm-corrected within "
                          f"the task, equivalence within ±{100 * delta:g} %.\n\n"
                          + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
+            releases = sitting_section(rows, sid, task, delta)  # torch@2.13.0 against torch@2.15.0, ...
+            if releases:
+                parts.append(releases)
     if ratios:
         gm = "; ".join(f"{f} {np.exp(np.mean(np.log(list(r.values())))):.2f}x" for f, r in sorted(
             ratios.items(), key=lambda kv: np.mean(np.log(list(kv[1].values())))))  # fmt: skip
