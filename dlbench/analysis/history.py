@@ -125,8 +125,10 @@ def report(rows: list[dict], framework: str, delta: float = DELTA) -> str:
             parts.append(f"{len(found)} step(s) among {len(comps)} release change(s):\n\n"
                          + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
         else:
-            parts.append("No release change tested: each needs two processes a side, in one sitting (paired) or "
-                         "beside an anchor in each sitting.")
+            parts.append(
+                "No release change tested: each needs two processes a side, in one sitting (paired) or "
+                "beside an anchor in each sitting."
+            )
     return "\n\n".join(parts) + "\n"
 
 
@@ -142,8 +144,8 @@ def sitting_section(rows: list[dict], sitting_id: str, task: str, delta: float =
                   for c in steps(points, delta)] if len(points) > 1 else []  # fmt: skip
     if not lines:
         return None
-    return (f"Releases of one framework, each against the one before it (Holm within the task's release "
-            f"changes):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
+    return ("Releases of one framework, each against the one before it (Holm within the task's release "
+            "changes):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
 
 
 def speed_rows(results: Path) -> tuple[list[dict], list[str]]:

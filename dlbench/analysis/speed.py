@@ -133,6 +133,7 @@ def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, st
 def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
     """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
     from dlbench.analysis.history import sitting_section  # it builds on this module
+
     vals, paired = values(rows), diffs(rows)  # each computed once for every sitting and task
     sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
     parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
