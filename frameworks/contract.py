@@ -2,6 +2,9 @@
 
 The harness owns the epoch loop, data order, early stopping, clocks and memory readings; an adapter
 only turns the task's layer list into its framework's model and runs what it is told.
+The releases an adapter supports (for `--frameworks NAME@VERSION`) are declared beside it in its registry
+entry, frameworks.Framework.releases (a PEP 440 range) and .pinned, because the driver checks them
+before any environment exists and never imports an adapter (dlbench/driver/releases.py).
 Weights cross frameworks in the canonical layout of tasks.spec.canonical_shapes (NHWC flatten order,
 HWIO convolutions, LSTM gates i, f, g, o with one bias).
 """

@@ -292,7 +292,9 @@ def test_any_set_of_valid_rows_gives_a_report_and_a_headline(tmp_path, rows):
 
 HOSTILE = st.sampled_from(["", " ", ",", ",,", "all,", "torch,torch", "torch, torch", "a" * 5000, "é", "１", "١",
                            "\u202e", "\n", "\x1b[31m", "-1", "0,0", "nan", "inf", "1e999", "5%%", "%", "💥",
-                           "../../..", "/", "/dev/null", "/proc/self/mem", "~"]) | st.text(max_size=30).filter(
+                           "../../..", "/", "/dev/null", "/proc/self/mem", "~", "torch@", "torch@2.15.0",
+                           "torch@1.0", "mxnet@1.9.1", "torch@2.15.0,torch@2.15.0", "@", "torch@x@y"]) | st.text(
+                               max_size=30).filter(
                                lambda s: "\x00" not in s)  # fmt: skip
 OPTIONS = {
     "run": ["--frameworks", "--tasks", "--seeds", "--results", "--data-dir", "--timeout", "--epochs", "--threads",
@@ -305,6 +307,7 @@ OPTIONS = {
              "--device", "--precision"],
     "report": ["--results", "--profile"],
     "compare": ["--threshold", "--output"],
+    "history": ["--results", "--equivalence"],
     "merge": ["-o"],
     "assess": ["--results", "--data-dir"],
     "microbench": ["--frameworks", "--timeout"],
@@ -315,12 +318,16 @@ OPTIONS = {
 @pytest.fixture
 def stubbed(monkeypatch, tmp_path):
     """The subcommands' library calls replaced by a recorder: what reaches them is a checked config."""
-    from dlbench.driver import assess, matrix
+    from dlbench.driver import assess, matrix, releases
     from dlbench.driver import microbench as mb
     from dlbench.driver import parity as par
     from dlbench.driver import speed as sp
     from dlbench.driver import tuning as tu
 
+    def unresolvable(rel, *_):  # a well-formed release in range would be built: refused here, as offline
+        raise releases.UsageError(f"{rel.name} cannot be resolved (stubbed): no package index in this test")
+
+    monkeypatch.setattr(releases, "resolve", unresolvable)
     calls = []
     for mod, fn in ((matrix, "run"), (sp, "run"), (par, "run"), (assess, "run"), (mb, "run"), (mb, "run_overhead"),
                     (tu, "run")):  # fmt: skip
@@ -334,8 +341,9 @@ def stubbed(monkeypatch, tmp_path):
 @given(command=st.sampled_from(sorted(OPTIONS)), data=st.data(), value=HOSTILE)
 def test_any_string_for_any_option_is_a_checked_config_or_one_line_and_exit_2(stubbed, capsys, command, data, value):
     option = data.draw(st.sampled_from(OPTIONS[command]))
-    positional = {"compare": ["a", "b"], "merge": ["a"]}.get(command, [])
-    for p in positional:
+    folders = {"compare": ["a", "b"], "merge": ["a"]}.get(command, [])
+    positional = folders or {"history": ["torch"]}.get(command, [])
+    for p in folders:
         Path(p).mkdir(exist_ok=True)
         (Path(p) / "runs.jsonl").write_text(json.dumps(good_row(0)) + "\n")
     capsys.readouterr()

@@ -3,20 +3,34 @@
 Speed is compared only within a sitting (one `harness.py speed` invocation on one boot). Across
 sittings, frameworks meet only through each sitting's own ratio to its anchor, which every sitting
 measures; a sitting without anchor processes on a task is not ranked there. Busy rows (other processes
-used the CPUs) are counted and left out: a busy row is not a measurement.
+used the CPUs) are counted and left out: a busy row is not a measurement. Releases of one framework
+(`torch`, `torch@2.15.0`) are also compared each against the one before it, a second family per task
+(the steps that dlbench/analysis/history.py finds over a framework's whole release series).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from packaging.version import InvalidVersion, Version
 
 from dlbench import files
 from dlbench.analysis.design import process_value
-from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, against_anchor, against_differences, bimodal
+from dlbench.analysis.verdicts import (
+    ALPHA,
+    DELTA,
+    Comparison,
+    Verdict,
+    Welch,
+    against_anchor,
+    against_differences,
+    bimodal,
+    decide,
+)
 from dlbench.results import read_rows
 
 DECIDED = (Verdict.FASTER, Verdict.SLOWER, Verdict.EQUIVALENT)
@@ -132,7 +146,6 @@ def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, st
 
 def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
     """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
-    from dlbench.analysis.history import sitting_section  # it builds on this module
 
     vals, paired = values(rows), diffs(rows)  # each computed once for every sitting and task
     sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
@@ -198,6 +211,90 @@ def bridge(rows, vals, sittings) -> str:
 
 def _started(rows, sid) -> str:
     return next((r["sitting"].get("started") or "" for r in rows if (r.get("sitting") or {}).get("id") == sid), "")
+
+
+# -- releases of one framework: each against the one before it (harness.py history builds on these) --
+
+
+def base(name: str) -> str:
+    """The registered framework a label runs: "torch" for "torch@2.15.0"."""
+    return name.split("@", 1)[0]
+
+
+def _version_key(v: str | None):
+    try:
+        return (0, Version(v or ""))
+    except InvalidVersion:
+        return (1, str(v))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One release of the framework in one sitting: its processes' times per step and ratios to the anchor."""
+
+    name: str  # the row's label: "torch@2.15.0", or "torch" for the locked release
+    version: str  # what its worker imported
+    sitting: str
+    times: dict  # group -> seconds per step
+    ratios: dict  # group -> its time / its group's anchor turn (none where it is the anchor)
+
+
+def steps(series: list[Point], delta: float = DELTA, alpha: float = ALPHA) -> list[Comparison]:
+    """Each release against the one before it (series in release order), as one Holm family: paired by group
+    within a sitting; across sittings, the ratios to each sitting's anchor, unpaired. A Comparison's
+    `framework` names the change, "NEWER (version) vs OLDER (version)"."""
+    tests = {}
+    for a, b in zip(series, series[1:], strict=False):
+        name = f"{b.name} ({b.version}) vs {a.name} ({a.version})"
+        common = sorted(set(a.times) & set(b.times)) if a.sitting == b.sitting else []
+        if len(common) >= 2:
+            d = np.log([b.times[g] for g in common]) - np.log([a.times[g] for g in common])
+            tests[name] = (Welch.paired(d), (len(d), len(d)))
+        elif a.sitting != b.sitting and len(a.ratios) >= 2 and len(b.ratios) >= 2:
+            la, lb = (np.log(np.asarray(list(x.ratios.values()), float)) for x in (a, b))
+            tests[name] = (Welch.of(lb, la), (len(lb), len(la)))
+    return decide(tests, "the release before", alpha, delta)
+
+
+def collect_releases(rows: list[dict], framework: str) -> dict[str, list[Point]]:
+    """task -> the framework's releases (default tier, usable speed rows), in release order."""
+    anchors = {r["sitting"]["id"]: anchor_of(rows, r["sitting"]["id"]) for r in rows if usable(r)}
+    by_group: dict = defaultdict(dict)
+    for r in rows:
+        if usable(r):
+            by_group[r["sitting"]["id"], r["task"], r.get("round")][label(r)] = r
+    cells: dict = defaultdict(lambda: {"times": {}, "ratios": {}})
+    for r in rows:
+        if not usable(r) or base(r["framework"]) != framework or (r.get("tier") or "default") != "default":
+            continue
+        sid, g = r["sitting"]["id"], r.get("round")
+        cell = cells[r["task"], label(r), str(r.get("framework_version")), sid]
+        cell["times"][g] = process_value(r)
+        turn = by_group[sid, r["task"], g].get(anchors.get(sid) or "")
+        if turn is not None and label(turn) != label(r):
+            cell["ratios"][g] = process_value(r) / process_value(turn)
+    out: dict = defaultdict(list)
+    for (task, name, version, sid), c in cells.items():
+        out[task].append(Point(name, version, sid, c["times"], c["ratios"]))
+    for points in out.values():
+        points.sort(key=lambda p: (_version_key(p.version), p.sitting, p.name))
+    return out
+
+
+def sitting_section(rows: list[dict], sitting_id: str, task: str, delta: float = DELTA) -> str | None:
+    """The speed report's release family for one task in one sitting: newer against older, per framework with
+    two or more releases there (None where none has)."""
+    mine = [r for r in rows if (r.get("sitting") or {}).get("id") == sitting_id and r.get("task") == task]
+    lines = []
+    for framework in sorted({base(r["framework"]) for r in mine}):
+        points = collect_releases(mine, framework).get(task, [])
+        lines += [{"release change": c.framework, "newer / older [95 % interval]":
+                   f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]", "verdict": c.words}
+                  for c in steps(points, delta)] if len(points) > 1 else []  # fmt: skip
+    if not lines:
+        return None
+    return ("Releases of one framework, each against the one before it (Holm within the task's release "
+            "changes):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
 
 
 def write_speed_report(results: Path, sitting_id: str | None = None, delta: float = DELTA) -> str:

@@ -38,7 +38,7 @@ from packaging.version import InvalidVersion, Version
 from dlbench import files
 from dlbench.driver import children
 from dlbench.driver.config import UsageError
-from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT, Environment, Framework
+from frameworks import ALIASES, ENVIRONMENTS, FRAMEWORKS, ROOT, Environment, Framework
 
 _SPEC = re.compile(r"(?P<framework>[A-Za-z0-9][A-Za-z0-9_-]*)@(?P<version>[^@\s,]+)")
 
@@ -188,8 +188,11 @@ def register(value: str, registry: dict[str, Framework] = FRAMEWORKS,
              environments: dict[str, Environment] = ENVIRONMENTS) -> None:  # fmt: skip
     """Make every NAME@VERSION item of a --frameworks value a registered framework with its own environment,
     resolving and building what is not cached; every spec is checked before anything is built."""
-    items = [v.strip() for v in value.split(",") if is_spec(v)]
-    releases = [parse(item, registry) for item in items]
+    items = [v.strip() for v in value.split(",")]
+    unknown = [v for v in items if not is_spec(v) and v not in registry and v not in ALIASES]
+    if unknown:  # said now, not after minutes of building the releases beside it
+        raise UsageError(f"unknown framework {unknown[0][:80]!r}: choose from {', '.join(registry)}")
+    releases = [parse(item, registry) for item in items if is_spec(item)]
     for rel in releases:
         if rel.name in registry:
             continue
