@@ -65,9 +65,14 @@ SOURCES: dict[str, tuple[Source, ...]] = {
             ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb_word_index.json",),
         ),
     ),
+    # the same two files, encoded to maxlen 200 for the Transformer task (a second cache entry, keyed alike)
+    "imdb200": (),  # filled below from "imdb"
     # scikit-learn's copy of the 150-row table ships with this repository (tasks/iris.csv).
     "iris": (Source("iris.csv", "d69a16ea6136ccb02a7c37c66375ebba"),),
 }
+
+SOURCES["imdb200"] = SOURCES["imdb"]
+FOLDER = {"imdb200": "imdb"}  # where a dataset's files lie in a data folder or the download cache
 
 ETL_VERSION = 2  # bump when an ETL's output changes, so old caches are not reused (2: Keras's "br", RandomState)
 IMDB_SHUFFLE_SEED = 113  # Keras's imdb.load_data seed: the split files are sorted by class
@@ -107,7 +112,7 @@ def locate(dataset: str, src: Source, data_dir: str | Path | None = None) -> Pat
     if dataset == "iris":
         dirs.append(Path(__file__).parent)  # the shipped copy comes last: a user's copy wins
     for d in dirs:
-        for p in (d / src.name, d / dataset / src.name):
+        for p in (d / src.name, d / FOLDER.get(dataset, dataset) / src.name):
             if p.is_file():
                 return p
     if not src.urls:
@@ -120,7 +125,7 @@ def _download(dataset: str, src: Source, dirs: list[Path]) -> Path:
 
     pooch.get_logger().setLevel("WARNING")  # the progress bar shows the download; errors are ours
 
-    target = cache_dir() / dataset
+    target = cache_dir() / FOLDER.get(dataset, dataset)
     errors = []
     for url in src.urls:
         try:
@@ -212,7 +217,7 @@ def encode_review(text: str, word_index: dict[str, int], vocab: int = 20_000, ma
     return [0] * (maxlen - len(ids)) + ids  # and padding="pre"
 
 
-def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
+def _etl_imdb(paths: dict[str, Path], maxlen: int = 80) -> dict[str, np.ndarray]:
     word_index = json.loads(paths["imdb_word_index.json"].read_text(encoding="utf-8"))
     tar_path = paths["aclImdb_v1.tar.gz"]
     reviews: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
@@ -234,7 +239,7 @@ def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
                 except ValueError as e:
                     raise DataError(f"{tar_path}: {m.name} is {e}: a corrupt or re-encoded copy; "
                                     "delete it and run again") from None  # fmt: skip
-                reviews.setdefault((split, cls), []).append((int(rid), encode_review(text, word_index)))
+                reviews.setdefault((split, cls), []).append((int(rid), encode_review(text, word_index, maxlen=maxlen)))
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tar_path} is not a readable tar.gz ({e}): delete it and run again") from None
     out = {}
@@ -257,7 +262,7 @@ def _etl_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:
     return out
 
 
-_ETL = {"mnist": _etl_mnist, "iris": _etl_iris, "imdb": _etl_imdb}
+_ETL = {"mnist": _etl_mnist, "iris": _etl_iris, "imdb": _etl_imdb, "imdb200": lambda p: _etl_imdb(p, maxlen=200)}
 
 
 def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dict]:

@@ -8,7 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, canonical_shapes, layer_key
+from tasks.spec import (
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    Residual,
+    Task,
+    TokenAndPositionEmbedding,
+    canonical_shapes,
+    layer_key,
+)
 
 
 def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
@@ -18,17 +34,19 @@ def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
     for name, shape in canonical_shapes(task).items():
         kind = name.rsplit(".", 1)[1]
         layer = task.layers[int(name.split(".")[0])]
-        if kind == "kernel":  # Glorot uniform; a conv kernel's fans include its receptive field
-            receptive = int(np.prod(shape[:-2]))
+        if kind == "recurrent_kernel":  # orthogonal: rows of the (h, 4h) matrix orthonormal
+            q, r = np.linalg.qr(rng.standard_normal((shape[1], shape[0])))
+            w = (q * np.sign(np.diag(r))).T
+        elif kind.endswith("kernel"):  # Glorot uniform; Keras's fans: leading axes count as the receptive field
+            receptive = int(np.prod(shape[:-2]))  # (a conv's HW; an attention kernel's d or heads)
             fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             lim = np.sqrt(6.0 / (fan_in + fan_out))
             w = rng.uniform(-lim, lim, shape)
-        elif kind == "recurrent_kernel":  # orthogonal: rows of the (h, 4h) matrix orthonormal
-            q, r = np.linalg.qr(rng.standard_normal((shape[1], shape[0])))
-            w = (q * np.sign(np.diag(r))).T
-        elif kind == "embeddings":
+        elif kind.endswith("embeddings"):
             w = rng.uniform(-0.05, 0.05, shape)
-        else:  # biases: zero, and an LSTM's forget gate (the second quarter) at 1
+        elif kind == "gamma":
+            w = np.ones(shape)
+        else:  # biases and beta: zero, and an LSTM's forget gate (the second quarter) at 1
             w = np.zeros(shape)
             if isinstance(layer, LSTM):
                 w[layer.units : 2 * layer.units] = 1.0
@@ -47,35 +65,74 @@ def _act(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
+PROJECTIONS = ("query", "key", "value")
+
+
+def attention(w: dict, p: str, h: np.ndarray, layer: MultiHeadAttention) -> dict[str, np.ndarray]:
+    """Self-attention's intermediate arrays (q, k, v, weights a, per-head outputs o) and its output y."""
+    q, k, v = (
+        np.einsum("bld,dhk->blhk", h, w[f"{p}.{n}_kernel"]) + w[f"{p}.{n}_bias"] for n in ("query", "key", "value")
+    )
+    a = _act(np.einsum("blhk,bmhk->bhlm", q, k) / np.sqrt(layer.key_dim), "softmax")  # over the keys m
+    o = np.einsum("bhlm,bmhk->blhk", a, v)
+    return {"q": q, "k": k, "v": v, "a": a, "o": o, "y": np.einsum("blhk,hkd->bld", o, w[f"{p}.output_kernel"])
+            + w[f"{p}.output_bias"]}  # fmt: skip
+
+
+def layer_norm(h: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x - mean) / sqrt(var + eps) over the last axis (biased variance), and 1 / sqrt(var + eps)."""
+    mu = h.mean(-1, keepdims=True)
+    inv = 1 / np.sqrt(((h - mu) ** 2).mean(-1, keepdims=True) + eps)
+    return (h - mu) * inv, inv
+
+
+def apply(layer, w: dict[str, np.ndarray], p: str, h: np.ndarray) -> np.ndarray:
+    """One layer (canonical key p) in inference mode: dropout is the identity."""
+    if isinstance(layer, Dense):
+        return _act(h @ w[f"{p}.kernel"] + w[f"{p}.bias"], layer.activation)
+    if isinstance(layer, Conv2D):  # VALID cross-correlation, NHWC x HWIO
+        win = np.lib.stride_tricks.sliding_window_view(h, layer.kernel, axis=(1, 2))
+        return _act(np.einsum("nhwcij,ijco->nhwo", win, w[f"{p}.kernel"]) + w[f"{p}.bias"], layer.activation)
+    if isinstance(layer, MaxPool2D):
+        (ph, pw), (n, hh, ww, c) = layer.pool, h.shape
+        return h[:, : hh // ph * ph, : ww // pw * pw].reshape(n, hh // ph, ph, ww // pw, pw, c).max(axis=(2, 4))
+    if isinstance(layer, Flatten):
+        return h.reshape(len(h), -1)  # NHWC order, as Keras
+    if isinstance(layer, Embedding):
+        return w[f"{p}.embeddings"][h]
+    if isinstance(layer, LSTM):
+        u = layer.units
+        state, cell = np.zeros((len(h), u)), np.zeros((len(h), u))
+        for t in range(h.shape[1]):
+            z = h[:, t] @ w[f"{p}.kernel"] + state @ w[f"{p}.recurrent_kernel"] + w[f"{p}.bias"]
+            i_, f_, g_, o_ = (z[:, k * u : (k + 1) * u] for k in range(4))  # gates i, f, g, o
+            cell = _act(f_, "sigmoid") * cell + _act(i_, "sigmoid") * np.tanh(g_)
+            state = _act(o_, "sigmoid") * np.tanh(cell)
+        return state
+    if isinstance(layer, TokenAndPositionEmbedding):
+        return w[f"{p}.token_embeddings"][h] + w[f"{p}.position_embeddings"][: h.shape[1]]
+    if isinstance(layer, MultiHeadAttention):
+        return attention(w, p, h, layer)["y"]
+    if isinstance(layer, LayerNorm):
+        return layer_norm(h, layer.eps)[0] * w[f"{p}.gamma"] + w[f"{p}.beta"]
+    if isinstance(layer, Residual):
+        out = h
+        for j, sub in enumerate(layer.layers):
+            out = apply(sub, w, f"{p}.{layer_key(j, sub)}", out)
+        return h + out
+    if isinstance(layer, GlobalAveragePooling1D):
+        return h.mean(axis=1)
+    if isinstance(layer, Dropout):
+        return h
+    raise TypeError(f"the numpy reference has no layer {type(layer).__name__}")
+
+
 def forward(task: Task, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """The model's output probabilities in inference mode (dropout is the identity)."""
     w = {k: v.astype(np.float64) for k, v in weights.items()}
     h = x.astype(np.float64) if task.input_dtype == "float32" else x
     for i, layer in enumerate(task.layers):
-        p = layer_key(i, layer)
-        if isinstance(layer, Dense):
-            h = _act(h @ w[f"{p}.kernel"] + w[f"{p}.bias"], layer.activation)
-        elif isinstance(layer, Conv2D):  # VALID cross-correlation, NHWC x HWIO
-            win = np.lib.stride_tricks.sliding_window_view(h, layer.kernel, axis=(1, 2))
-            h = _act(np.einsum("nhwcij,ijco->nhwo", win, w[f"{p}.kernel"]) + w[f"{p}.bias"], layer.activation)
-        elif isinstance(layer, MaxPool2D):
-            (ph, pw), (n, hh, ww, c) = layer.pool, h.shape
-            h = h[:, : hh // ph * ph, : ww // pw * pw].reshape(n, hh // ph, ph, ww // pw, pw, c).max(axis=(2, 4))
-        elif isinstance(layer, Flatten):
-            h = h.reshape(len(h), -1)  # NHWC order, as Keras
-        elif isinstance(layer, Embedding):
-            h = w[f"{p}.embeddings"][h]
-        elif isinstance(layer, LSTM):
-            u = layer.units
-            state, cell = np.zeros((len(h), u)), np.zeros((len(h), u))
-            for t in range(h.shape[1]):
-                z = h[:, t] @ w[f"{p}.kernel"] + state @ w[f"{p}.recurrent_kernel"] + w[f"{p}.bias"]
-                i_, f_, g_, o_ = (z[:, k * u : (k + 1) * u] for k in range(4))  # gates i, f, g, o
-                cell = _act(f_, "sigmoid") * cell + _act(i_, "sigmoid") * np.tanh(g_)
-                state = _act(o_, "sigmoid") * np.tanh(cell)
-            h = state
-        elif isinstance(layer, Dropout):
-            pass
+        h = apply(layer, w, layer_key(i, layer), h)
     return h
 
 

@@ -63,7 +63,54 @@ class LSTM:
     units: int  # returns the last hidden state only (return_sequences=False)
 
 
-Layer = Dense | Conv2D | MaxPool2D | Flatten | Dropout | Embedding | LSTM
+@dataclass(frozen=True)
+class TokenAndPositionEmbedding:
+    """A token embedding (vocab, dim) plus a learned position embedding (maxlen, dim) of positions 0..T-1,
+    summed (Keras's Transformer example). Weights: token_embeddings (vocab, dim), position_embeddings
+    (maxlen, dim), both U(-0.05, 0.05) as Keras's Embedding."""
+
+    vocab: int
+    maxlen: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class MultiHeadAttention:
+    """Self-attention (query = key = value = the input), no mask: padding tokens are attended to, as in
+    the Keras example. Keras's layout: query/key/value kernels (d, heads, key_dim) and biases (heads,
+    key_dim); output kernel (heads, key_dim, d) and bias (d); scores scaled by 1/sqrt(key_dim), softmax
+    over the keys. Kernels Glorot-uniform with Keras's fans of an EinsumDense kernel (the leading axes
+    count as the receptive field), biases zero."""
+
+    heads: int
+    key_dim: int
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """Normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, the biased variance.
+    Weights gamma (d) = 1 and beta (d) = 0."""
+
+    eps: float  # the example's 1e-6; Keras's default is 1e-3, PyTorch's and Flax's 1e-5, MXNet's 1e-5
+
+
+@dataclass(frozen=True)
+class Residual:
+    """x + layers(x), the sub-layers applied in order; their weights are keyed under the block's key
+    ("1.residual.0.multiheadattention.query_kernel")."""
+
+    layers: tuple  # of Layer
+
+
+@dataclass(frozen=True)
+class GlobalAveragePooling1D:
+    """The mean over the time axis, (batch, T, d) -> (batch, d); no mask: padding counts, as in the example."""
+
+
+Layer = (
+    Dense | Conv2D | MaxPool2D | Flatten | Dropout | Embedding | LSTM | TokenAndPositionEmbedding
+    | MultiHeadAttention | LayerNorm | Residual | GlobalAveragePooling1D
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,7 +157,7 @@ class Task:
     """A benchmark task: its data set, input shape, model, recipe and the facts to check."""
 
     name: str
-    dataset: Literal["iris", "mnist", "imdb"]
+    dataset: Literal["iris", "mnist", "imdb", "imdb200"]  # imdb200: the IMDB reviews encoded to length 200
     input_shape: tuple[int, ...]  # one example, without the batch axis (NHWC for images)
     input_dtype: Literal["float32", "int32"]
     layers: tuple[Layer, ...]
@@ -132,43 +179,68 @@ def layer_key(index: int, layer: Layer) -> str:
     return f"{index}.{type(layer).__name__.lower()}"
 
 
+def _output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape one layer gives for an input of `shape` (one example)."""
+    if isinstance(layer, Dense):
+        return (*shape[:-1], layer.units)
+    if isinstance(layer, LSTM):
+        return (layer.units,)
+    if isinstance(layer, Conv2D):  # VALID, stride 1
+        return (shape[0] - layer.kernel[0] + 1, shape[1] - layer.kernel[1] + 1, layer.filters)
+    if isinstance(layer, MaxPool2D):
+        return (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
+    if isinstance(layer, Flatten):
+        return (int(np.prod(shape)),)
+    if isinstance(layer, (Embedding, TokenAndPositionEmbedding)):
+        return (*shape, layer.dim)
+    if isinstance(layer, GlobalAveragePooling1D):
+        return shape[1:]
+    return shape  # Dropout, LayerNorm, MultiHeadAttention (self-attention keeps d), Residual
+
+
 def input_shapes(task: Task) -> list[tuple[int, ...]]:
     """The shape each layer receives (one example, NHWC), in layer order, then the output's shape."""
     shapes = [task.input_shape]
     for layer in task.layers:
-        shape = shapes[-1]
-        if isinstance(layer, (Dense, LSTM)):
-            shape = (*shape[:-1], layer.units) if isinstance(layer, Dense) else (layer.units,)
-        elif isinstance(layer, Conv2D):  # VALID, stride 1
-            shape = (shape[0] - layer.kernel[0] + 1, shape[1] - layer.kernel[1] + 1, layer.filters)
-        elif isinstance(layer, MaxPool2D):
-            shape = (shape[0] // layer.pool[0], shape[1] // layer.pool[1], shape[2])
-        elif isinstance(layer, Flatten):
-            shape = (int(np.prod(shape)),)
-        elif isinstance(layer, Embedding):
-            shape = (*shape, layer.dim)
-        shapes.append(shape)
+        shapes.append(_output_shape(layer, shapes[-1]))
     return shapes
+
+
+def _layer_shapes(key: str, layer: Layer, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The canonical weights of one layer that receives `shape`."""
+    if isinstance(layer, Dense):
+        return {f"{key}.kernel": (shape[-1], layer.units), f"{key}.bias": (layer.units,)}
+    if isinstance(layer, Conv2D):
+        return {f"{key}.kernel": (*layer.kernel, shape[-1], layer.filters), f"{key}.bias": (layer.filters,)}
+    if isinstance(layer, Embedding):
+        return {f"{key}.embeddings": (layer.vocab, layer.dim)}
+    if isinstance(layer, LSTM):
+        h = layer.units
+        return {f"{key}.kernel": (shape[-1], 4 * h), f"{key}.recurrent_kernel": (h, 4 * h), f"{key}.bias": (4 * h,)}
+    if isinstance(layer, TokenAndPositionEmbedding):
+        return {f"{key}.token_embeddings": (layer.vocab, layer.dim),
+                f"{key}.position_embeddings": (layer.maxlen, layer.dim)}  # fmt: skip
+    if isinstance(layer, MultiHeadAttention):
+        d, hk = shape[-1], (layer.heads, layer.key_dim)
+        out = {f"{key}.{p}_{w}": s for p in ("query", "key", "value") for w, s in (("kernel", (d, *hk)),
+                                                                                   ("bias", hk))}  # fmt: skip
+        return {**out, f"{key}.output_kernel": (*hk, d), f"{key}.output_bias": (d,)}
+    if isinstance(layer, LayerNorm):
+        return {f"{key}.gamma": (shape[-1],), f"{key}.beta": (shape[-1],)}
+    if isinstance(layer, Residual):
+        out, inner = {}, shape
+        for j, sub in enumerate(layer.layers):
+            out.update(_layer_shapes(f"{key}.{layer_key(j, sub)}", sub, inner))
+            inner = _output_shape(sub, inner)
+        return out
+    return {}
 
 
 def canonical_shapes(task: Task) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight in the canonical layout, in layer order."""
     shapes: dict[str, tuple[int, ...]] = {}
     for i, (layer, shape) in enumerate(zip(task.layers, input_shapes(task), strict=False)):
-        key = layer_key(i, layer)
-        if isinstance(layer, Dense):
-            shapes[f"{key}.kernel"] = (shape[-1], layer.units)
-            shapes[f"{key}.bias"] = (layer.units,)
-        elif isinstance(layer, Conv2D):
-            shapes[f"{key}.kernel"] = (*layer.kernel, shape[-1], layer.filters)
-            shapes[f"{key}.bias"] = (layer.filters,)
-        elif isinstance(layer, Embedding):
-            shapes[f"{key}.embeddings"] = (layer.vocab, layer.dim)
-        elif isinstance(layer, LSTM):
-            h = layer.units
-            shapes[f"{key}.kernel"] = (shape[-1], 4 * h)
-            shapes[f"{key}.recurrent_kernel"] = (h, 4 * h)
-            shapes[f"{key}.bias"] = (4 * h,)
+        shapes.update(_layer_shapes(layer_key(i, layer), layer, shape))
     return shapes
 
 

@@ -63,6 +63,22 @@ def test_imdb_sizes_and_balance(imdb):
 
 
 @needs_data
+def test_imdb200_is_the_same_encoding_to_length_200_in_its_own_cache_entry(imdb, data_dir):
+    """The Transformer task's maxlen 200: the same reviews, order and labels; its last 80 tokens are the
+    LSTM task's 80 (both keep the end of a review and pad in front), cached beside it under its own name."""
+    npz, meta = prepare("imdb200", data_dir)
+    with np.load(npz, allow_pickle=False) as f:
+        long = {k: f[k] for k in f.files}
+    short, short_meta = imdb
+    assert long["x_train"].shape == (25000, 200) and long["x_test"].shape == (25000, 200)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(long[f"y_{split}"], short[f"y_{split}"])
+        np.testing.assert_array_equal(long[f"x_{split}"][:, -80:], short[f"x_{split}"])
+    assert (long["x_train"][:, :120] != 0).any()  # reviews longer than 80 keep more of their start
+    assert npz.name.startswith("imdb200-") and meta["files"] == short_meta["files"]
+
+
+@needs_data
 def test_imdb_encodes_a_known_review_exactly(imdb):
     # aclImdb/train/neg/10962_3.txt: "This movie is terrible but it has some good effects."
     # Keras ranks: this 11, movie 17, is 6, terrible 391, but 18, it 9, has 44, some 46, good 49,
