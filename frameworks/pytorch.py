@@ -38,12 +38,17 @@ from tasks.spec import (
     Dropout,
     Embedding,
     Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
     MaxPool2D,
+    MultiHeadAttention,
+    Residual,
     Task,
-    canonical_shapes,
+    TokenAndPositionEmbedding,
     input_shapes,
     layer_key,
     nchw_flatten_rows,
+    shapes_through,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but frozen at zero
@@ -67,11 +72,61 @@ class _LastHidden(nn.Module):
         return self.lstm(x)[1][0][-1]  # h_n of the (only) layer: (batch, units)
 
 
+class _TokenAndPosition(nn.Module):
+    """Token embedding plus a learned embedding of positions 0..T-1 (Keras's Transformer example)."""
+
+    def __init__(self, layer: TokenAndPositionEmbedding):
+        super().__init__()
+        self.token, self.position = nn.Embedding(layer.vocab, layer.dim), nn.Embedding(layer.maxlen, layer.dim)
+
+    def forward(self, x):
+        return self.token(x) + self.position.weight[: x.shape[1]]
+
+
+class _SelfAttention(nn.Module):
+    """Keras's MultiHeadAttention(heads, key_dim) as self-attention, on F.scaled_dot_product_attention.
+
+    Not nn.MultiheadAttention: it ties each head's width to embed_dim / num_heads (16 here), while the
+    Keras example's heads are key_dim = 32 wide each (64 in all) on a 32-wide input; kdim/vdim only
+    change the key and value inputs. So the four projections are nn.Linear layers and the attention
+    is the fused kernel nn.MultiheadAttention itself calls (scale 1/sqrt(key_dim), no mask)."""
+
+    def __init__(self, d: int, layer: MultiHeadAttention):
+        super().__init__()
+        self.heads, self.key_dim = layer.heads, layer.key_dim
+        width = layer.heads * layer.key_dim
+        self.query, self.key, self.value = (nn.Linear(d, width) for _ in range(3))
+        self.output = nn.Linear(width, d)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = (
+            p(x).view(b, n, self.heads, self.key_dim).transpose(1, 2) for p in (self.query, self.key, self.value)
+        )
+        o = F.scaled_dot_product_attention(q, k, v)  # (b, heads, n, key_dim)
+        return self.output(o.transpose(1, 2).reshape(b, n, self.heads * self.key_dim))
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Sequential):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class _MeanOverTime(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=1)  # GlobalAveragePooling1D, no mask (padding counts, as in the example)
+
+
 @dataclass
 class Model:
     net: nn.Sequential
     opt: torch.optim.Optimizer
     task: Task
+    keyed: list  # (canonical layer key, module) of every layer with weights, nested ones included
     steps: int = 0  # Adam steps taken, for Keras's epsilon placement (see _keras_eps)
 
 
@@ -108,34 +163,56 @@ def _autocast():
     return torch.autocast(_device.type, dtype=torch.bfloat16, enabled=_precision == "bf16")
 
 
-def build(task: Task, seed: int) -> Model:
-    torch.manual_seed(seed)  # seeds the initialisers and dropout
+def _modules(layers, shapes, prefix: str, keyed: list) -> list[nn.Module]:
+    """The modules of a layer list (a Residual's body too), recording each weighted one's canonical key."""
     mods = []
-    for layer, shape in zip(task.layers, input_shapes(task), strict=False):
+    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=False)):
+        key = prefix + layer_key(i, layer)
         if isinstance(layer, Dense):
-            mods.append(nn.Linear(shape[-1], layer.units))
+            m = nn.Linear(shape[-1], layer.units)
         elif isinstance(layer, Conv2D):
-            mods.append(nn.Conv2d(shape[-1], layer.filters, layer.kernel))  # VALID, stride 1
+            m = nn.Conv2d(shape[-1], layer.filters, layer.kernel)  # VALID, stride 1
         elif isinstance(layer, MaxPool2D):
-            mods.append(nn.MaxPool2d(layer.pool))
+            m = nn.MaxPool2d(layer.pool)
         elif isinstance(layer, Flatten):
-            mods.append(nn.Flatten())  # (C, H, W) order: see nchw_flatten_rows on get/set
+            m = nn.Flatten()  # (C, H, W) order: see nchw_flatten_rows on get/set
         elif isinstance(layer, Dropout):
-            mods.append(nn.Dropout(layer.rate))
+            m = nn.Dropout(layer.rate)
         elif isinstance(layer, Embedding):
-            mods.append(nn.Embedding(layer.vocab, layer.dim))
+            m = nn.Embedding(layer.vocab, layer.dim)
         elif isinstance(layer, LSTM):
-            mods.append(_LastHidden(shape[-1], layer.units))
+            m = _LastHidden(shape[-1], layer.units)
+        elif isinstance(layer, TokenAndPositionEmbedding):
+            m = _TokenAndPosition(layer)
+        elif isinstance(layer, MultiHeadAttention):
+            m = _SelfAttention(shape[-1], layer)
+        elif isinstance(layer, LayerNorm):
+            m = nn.LayerNorm(shape[-1], eps=layer.eps)  # torch's default eps is 1e-5, the example's 1e-6
+        elif isinstance(layer, GlobalAveragePooling1D):
+            m = _MeanOverTime()
+        elif isinstance(layer, Residual):
+            m = _Residual(nn.Sequential(*_modules(layer.layers, shapes_through(layer.layers, shape), key + ".", keyed)))
+        else:
+            raise ValueError(f"the torch adapter cannot build {type(layer).__name__}")
+        if not isinstance(layer, Residual) and any(p.requires_grad for p in m.parameters()):
+            keyed.append((key, m))
+        mods.append(m)
         if getattr(layer, "activation", "linear") == "relu":
             mods.append(nn.ReLU())  # softmax/sigmoid live in the loss and in predict
-    net = nn.Sequential(*mods).to(_device)
+    return mods
+
+
+def build(task: Task, seed: int) -> Model:
+    torch.manual_seed(seed)  # seeds the initialisers and dropout
+    keyed: list = []
+    net = nn.Sequential(*_modules(task.layers, input_shapes(task), "", keyed)).to(_device)
     _init_like_keras(net)
     r = task.recipe
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=r.lr, betas=(r.beta1, r.beta2), eps=r.eps, fused=True if _fused else None)
     if _mode:
         net.forward = torch.compile(net.forward, mode=_mode)  # parameters stay the module's
-    return Model(net, opt, task)
+    return Model(net, opt, task, keyed)
 
 
 def settings() -> dict[str, str]:
@@ -147,9 +224,18 @@ def settings() -> dict[str, str]:
     }
 
 
+def _glorot_keras(weight: torch.Tensor, canonical: tuple[int, ...]) -> None:
+    """Glorot-uniform with Keras's fans of the canonical kernel (an attention kernel (d, heads, key_dim):
+    fans 64 and 1024, not the (64, 32) of the Linear weight that stores it)."""
+    receptive = int(np.prod(canonical[:-2]))
+    lim = (6.0 / ((canonical[-2] + canonical[-1]) * receptive)) ** 0.5
+    nn.init.uniform_(weight, -lim, lim)
+
+
 @torch.no_grad()
 def _init_like_keras(net: nn.Module) -> None:
-    """Keras defaults: Glorot-uniform kernels, zero biases, orthogonal recurrent kernel, forget bias 1."""
+    """Keras defaults: Glorot-uniform kernels, zero biases, orthogonal recurrent kernel, forget bias 1;
+    an attention layer's projections with the fans of Keras's kernels; LayerNorm gamma 1, beta 0."""
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)  # same fans as Keras: OIHW/(out, in) vs HWIO/(in, out)
@@ -164,6 +250,15 @@ def _init_like_keras(net: nn.Module) -> None:
             nn.init.zeros_(m.bias_hh_l0)
             m.bias_hh_l0.requires_grad_(False)  # one trainable bias, as Keras (see the module docstring)
             m.bias_ih_l0[h : 2 * h] = 1.0  # unit_forget_bias: gate order i, f, g, o
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in net.modules():  # after the Linear rule above, which an attention's projections must not keep
+        if isinstance(m, _SelfAttention):
+            d, hk = m.output.out_features, (m.heads, m.key_dim)
+            for p in (m.query, m.key, m.value):
+                _glorot_keras(p.weight, (d, *hk))
+            _glorot_keras(m.output.weight, (*hk, d))
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):
@@ -243,7 +338,11 @@ def n_params(model: Model) -> int:
 
 
 def layer_params(model: Model) -> dict[str, int]:
-    return {key: sum(p.numel() for p in m.parameters() if p.requires_grad) for key, m in _weighted(model)}
+    out: dict[str, int] = {}
+    for key, m in model.keyed:  # a Residual's sub-layers count towards its top-level key, as canonical_shapes
+        top = ".".join(key.split(".")[:2])
+        out[top] = out.get(top, 0) + sum(p.numel() for p in m.parameters() if p.requires_grad)
+    return out
 
 
 def peak_device_mib(model: Model) -> float | None:
@@ -255,19 +354,9 @@ def sync(model: Model) -> None:
         torch.cuda.synchronize()  # CUDA kernels run asynchronously; CPU eager ops are synchronous
 
 
-def _weighted(model: Model):
-    """(canonical layer key, module) for each layer with weights, in order."""
-    mods = [m for m in model.net if not isinstance(m, nn.ReLU)]
-    names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
-    for i, m in enumerate(mods):
-        key = layer_key(i, model.task.layers[i])
-        if key in names:
-            yield key, m
-
-
 def get_weights(model: Model) -> dict[str, np.ndarray]:
     out = {}
-    for key, m in _weighted(model):
+    for key, m in model.keyed:
         if isinstance(m, nn.Linear):
             k = m.weight.detach().cpu().numpy().T
             rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
@@ -278,6 +367,20 @@ def get_weights(model: Model) -> dict[str, np.ndarray]:
             out[f"{key}.bias"] = m.bias.detach().cpu().numpy()
         elif isinstance(m, nn.Embedding):
             out[f"{key}.embeddings"] = m.weight.detach().cpu().numpy()
+        elif isinstance(m, _TokenAndPosition):
+            out[f"{key}.token_embeddings"] = m.token.weight.detach().cpu().numpy()
+            out[f"{key}.position_embeddings"] = m.position.weight.detach().cpu().numpy()
+        elif isinstance(m, _SelfAttention):
+            d, hk = m.output.out_features, (m.heads, m.key_dim)
+            for n in ("query", "key", "value"):  # Linear (heads*key_dim, d) -> Keras's (d, heads, key_dim)
+                p = getattr(m, n)
+                out[f"{key}.{n}_kernel"] = p.weight.detach().cpu().numpy().T.reshape(d, *hk)
+                out[f"{key}.{n}_bias"] = p.bias.detach().cpu().numpy().reshape(hk)
+            out[f"{key}.output_kernel"] = m.output.weight.detach().cpu().numpy().T.reshape(*hk, d)
+            out[f"{key}.output_bias"] = m.output.bias.detach().cpu().numpy()
+        elif isinstance(m, nn.LayerNorm):
+            out[f"{key}.gamma"] = m.weight.detach().cpu().numpy()
+            out[f"{key}.beta"] = m.bias.detach().cpu().numpy()
         elif isinstance(m, _LastHidden):
             lstm = m.lstm
             out[f"{key}.kernel"] = lstm.weight_ih_l0.detach().cpu().numpy().T
@@ -292,7 +395,7 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
     def t(a):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=_device)
 
-    for key, m in _weighted(model):
+    for key, m in model.keyed:
         if isinstance(m, nn.Linear):
             rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
             k = weights[f"{key}.kernel"]
@@ -303,6 +406,19 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
             m.bias.copy_(t(weights[f"{key}.bias"]))
         elif isinstance(m, nn.Embedding):
             m.weight.copy_(t(weights[f"{key}.embeddings"]))
+        elif isinstance(m, _TokenAndPosition):
+            m.token.weight.copy_(t(weights[f"{key}.token_embeddings"]))
+            m.position.weight.copy_(t(weights[f"{key}.position_embeddings"]))
+        elif isinstance(m, _SelfAttention):
+            width = m.heads * m.key_dim
+            for n in ("query", "key", "value"):
+                getattr(m, n).weight.copy_(t(weights[f"{key}.{n}_kernel"].reshape(-1, width).T))
+                getattr(m, n).bias.copy_(t(weights[f"{key}.{n}_bias"].reshape(width)))
+            m.output.weight.copy_(t(weights[f"{key}.output_kernel"].reshape(width, -1).T))
+            m.output.bias.copy_(t(weights[f"{key}.output_bias"]))
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.copy_(t(weights[f"{key}.gamma"]))
+            m.bias.copy_(t(weights[f"{key}.beta"]))
         elif isinstance(m, _LastHidden):
             m.lstm.weight_ih_l0.copy_(t(weights[f"{key}.kernel"].T))
             m.lstm.weight_hh_l0.copy_(t(weights[f"{key}.recurrent_kernel"].T))

@@ -198,12 +198,17 @@ def _output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape  # Dropout, LayerNorm, MultiHeadAttention (self-attention keeps d), Residual
 
 
-def input_shapes(task: Task) -> list[tuple[int, ...]]:
-    """The shape each layer receives (one example, NHWC), in layer order, then the output's shape."""
-    shapes = [task.input_shape]
-    for layer in task.layers:
+def shapes_through(layers, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shape each of `layers` receives from an input of `shape` (one example), then the output's."""
+    shapes = [shape]
+    for layer in layers:
         shapes.append(_output_shape(layer, shapes[-1]))
     return shapes
+
+
+def input_shapes(task: Task) -> list[tuple[int, ...]]:
+    """The shape each layer receives (one example, NHWC), in layer order, then the output's shape."""
+    return shapes_through(task.layers, task.input_shape)
 
 
 def _layer_shapes(key: str, layer: Layer, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -228,10 +233,9 @@ def _layer_shapes(key: str, layer: Layer, shape: tuple[int, ...]) -> dict[str, t
     if isinstance(layer, LayerNorm):
         return {f"{key}.gamma": (shape[-1],), f"{key}.beta": (shape[-1],)}
     if isinstance(layer, Residual):
-        out, inner = {}, shape
-        for j, sub in enumerate(layer.layers):
+        out = {}
+        for j, (sub, inner) in enumerate(zip(layer.layers, shapes_through(layer.layers, shape), strict=False)):
             out.update(_layer_shapes(f"{key}.{layer_key(j, sub)}", sub, inner))
-            inner = _output_shape(sub, inner)
         return out
     return {}
 

@@ -117,3 +117,33 @@ def test_the_transformer_task_has_keras_parameter_count_and_layout():
     q = w["1.residual.0.multiheadattention.query_kernel"]
     assert np.abs(q).max() <= lim and np.abs(q).max() > 0.9 * lim
     assert (w["2.layernorm.gamma"] == 1).all() and (w["2.layernorm.beta"] == 0).all()
+
+
+def test_torch_trains_the_transformer_as_the_reference_does():
+    """The first adapter on the task: PyTorch's forward and 10 Adam steps against the numpy reference (the
+    other adapters join through `harness.py parity` once the task is registered)."""
+    pytest.importorskip("torch")
+    import frameworks.pytorch as ad
+    from dlbench.worker.parity import parity_task
+    from tasks.reference import max_rel_diff
+
+    ad.configure(1, "cpu", "fp32", True, "default")
+    task = parity_task(TASK)  # dropout off, batches of 8
+    model = ad.build(task, 0)
+    assert ad.n_params(model) == count_params(task) and sum(ad.layer_params(model).values()) == count_params(task)
+    rng = np.random.default_rng(0)
+    w = {k: v + rng.normal(0, 0.05, v.shape).astype(np.float32) for k, v in init_weights(task, 0).items()}
+    model = ad.set_weights(model, w)
+    assert all(np.array_equal(v, w[k]) for k, v in ad.get_weights(model).items())
+    x = rng.integers(0, 20_000, (16, 200)).astype(np.int32)
+    assert max_rel_diff(ad.predict(model, ad.prepare(x)), forward(task, w, x)) < 1e-5
+    xs = rng.integers(0, 20_000, (10, 8, 200)).astype(np.int32)
+    ys = rng.integers(0, 2, (10, 8)).astype(np.int32)
+    losses = []
+    for xb, yb in zip(xs, ys, strict=True):
+        model, loss, _ = ad.train_epoch(model, ad.prepare(xb, yb), np.arange(8))
+        losses.append(loss)
+    ref_losses, ref_w = train(task, w, xs, ys)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    got = ad.get_weights(model)
+    assert max(np.linalg.norm(got[k] - ref_w[k]) / max(np.linalg.norm(ref_w[k]), 1e-12) for k in ref_w) < 1e-4

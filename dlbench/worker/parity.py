@@ -20,16 +20,21 @@ import numpy as np
 from dlbench.protocol import JobConfig
 from dlbench.worker.cpus import pin
 from tasks.reference import init_weights
-from tasks.spec import LSTM, Dropout, Task, canonical_shapes
+from tasks.spec import LSTM, Dropout, Residual, Task, canonical_shapes
 
 STEPS = 10
 BATCH = 8  # small: seconds per framework, in CI too
 
 
+def _no_dropout(layers: tuple) -> tuple:
+    """Every Dropout at rate 0, a Residual's too."""
+    return tuple(Dropout(0.0) if isinstance(la, Dropout) else replace(la, layers=_no_dropout(la.layers))
+                 if isinstance(la, Residual) else la for la in layers)  # fmt: skip
+
+
 def parity_task(task: Task) -> Task:
     """The task with dropout off and small batches: what the trajectories are compared on."""
-    layers = tuple(Dropout(0.0) if isinstance(la, Dropout) else la for la in task.layers)
-    return replace(task, layers=layers, recipe=replace(task.recipe, batch_size=BATCH))
+    return replace(task, layers=_no_dropout(task.layers), recipe=replace(task.recipe, batch_size=BATCH))
 
 
 def synthetic_x(task: Task, n: int, rng: np.random.Generator) -> np.ndarray:
