@@ -224,18 +224,11 @@ def settings() -> dict[str, str]:
     }
 
 
-def _glorot_keras(weight: torch.Tensor, canonical: tuple[int, ...]) -> None:
-    """Glorot-uniform with Keras's fans of the canonical kernel (an attention kernel (d, heads, key_dim):
-    fans 64 and 1024, not the (64, 32) of the Linear weight that stores it)."""
-    receptive = int(np.prod(canonical[:-2]))
-    lim = (6.0 / ((canonical[-2] + canonical[-1]) * receptive)) ** 0.5
-    nn.init.uniform_(weight, -lim, lim)
-
-
 @torch.no_grad()
 def _init_like_keras(net: nn.Module) -> None:
     """Keras defaults: Glorot-uniform kernels, zero biases, orthogonal recurrent kernel, forget bias 1;
-    an attention layer's projections with the fans of Keras's kernels; LayerNorm gamma 1, beta 0."""
+    LayerNorm gamma 1, beta 0. An attention's projections are Linear layers whose (heads * key_dim, d)
+    weights have the fans Keras's EinsumDense gives its (d, heads, key_dim) kernels."""
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)  # same fans as Keras: OIHW/(out, in) vs HWIO/(in, out)
@@ -253,12 +246,6 @@ def _init_like_keras(net: nn.Module) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    for m in net.modules():  # after the Linear rule above, which an attention's projections must not keep
-        if isinstance(m, _SelfAttention):
-            d, hk = m.output.out_features, (m.heads, m.key_dim)
-            for p in (m.query, m.key, m.value):
-                _glorot_keras(p.weight, (d, *hk))
-            _glorot_keras(m.output.weight, (*hk, d))
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):

@@ -25,7 +25,23 @@ BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402 - KERAS_BACKEND must be set before this import
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, layer_key  # noqa: E402
+from tasks.spec import (  # noqa: E402
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    Residual,
+    Task,
+    TokenAndPositionEmbedding,
+    canonical_shapes,
+    layer_key,
+)
 
 LSTM_BIAS_VECTORS = 1
 _threads: dict[str, int] = {}
@@ -124,6 +140,47 @@ class _SummedSlicesAdam(keras.optimizers.Adam):
         return super().update_step(gradient, variable, learning_rate)
 
 
+class TokenAndPosition(keras.layers.Layer):
+    """The Keras example's TokenAndPositionEmbedding: token embedding + embedding of positions 0..T-1."""
+
+    def __init__(self, spec: TokenAndPositionEmbedding, seed: int, **kw):
+        super().__init__(**kw)
+        self.token = keras.layers.Embedding(spec.vocab, spec.dim, embeddings_initializer=init.RandomUniform(
+            -0.05, 0.05, seed))  # fmt: skip
+        self.position = keras.layers.Embedding(spec.maxlen, spec.dim, embeddings_initializer=init.RandomUniform(
+            -0.05, 0.05, seed + 1))  # fmt: skip
+
+    def call(self, x):
+        return self.token(x) + self.position(keras.ops.arange(0, keras.ops.shape(x)[-1]))
+
+
+class SelfAttention(keras.layers.Layer):
+    """keras.layers.MultiHeadAttention called as the example calls it, att(x, x): no mask."""
+
+    def __init__(self, spec: MultiHeadAttention, seed: int, **kw):
+        super().__init__(**kw)
+        self.att = keras.layers.MultiHeadAttention(
+            spec.heads, spec.key_dim, kernel_initializer=init.GlorotUniform(seed)
+        )
+
+    def call(self, x):
+        return self.att(x, x)
+
+
+class ResidualBlock(keras.layers.Layer):
+    """x + body(x), the example's residual adds (its TransformerBlock, one add per sub-block)."""
+
+    def __init__(self, body: list, **kw):
+        super().__init__(**kw)
+        self.body = body
+
+    def call(self, x):  # Keras 3 passes `training` on to the Dropout inside through its call context
+        h = x
+        for layer in self.body:
+            h = layer(h)
+        return x + h
+
+
 def _layer(layer, seed: int):
     if isinstance(layer, Dense):
         return keras.layers.Dense(layer.units, layer.activation, kernel_initializer=init.GlorotUniform(seed))
@@ -147,6 +204,16 @@ def _layer(layer, seed: int):
             kernel_initializer=init.GlorotUniform(seed),
             recurrent_initializer=init.Orthogonal(seed=seed + 1),
         )
+    if isinstance(layer, TokenAndPositionEmbedding):
+        return TokenAndPosition(layer, seed)
+    if isinstance(layer, MultiHeadAttention):
+        return SelfAttention(layer, seed)
+    if isinstance(layer, LayerNorm):  # Keras's default epsilon is 1e-3; the example passes 1e-6
+        return keras.layers.LayerNormalization(epsilon=layer.eps)
+    if isinstance(layer, GlobalAveragePooling1D):
+        return keras.layers.GlobalAveragePooling1D()
+    if isinstance(layer, Residual):
+        return ResidualBlock([_layer(sub, seed * 10 + j) for j, sub in enumerate(layer.layers)])
     raise TypeError(f"no Keras layer for {layer!r}")
 
 
@@ -227,13 +294,14 @@ def sync(model) -> None:
 
 
 def get_weights(model) -> dict[str, np.ndarray]:
+    # The canonical layout is Keras's: a layer's weights, in its own order (LSTM gates i, f, c, o; an
+    # attention's query, key, value, output, each kernel then bias), are the canonical names in theirs.
+    names = list(canonical_shapes(model.task))
     out = {}
     for i, (spec, layer) in enumerate(zip(model.task.layers, model.layers, strict=True)):
-        key = layer_key(i, spec)
-        names = {Dense: ["kernel", "bias"], Conv2D: ["kernel", "bias"], Embedding: ["embeddings"]}
-        names[LSTM] = ["kernel", "recurrent_kernel", "bias"]  # Keras gate order i, f, c, o = canonical
-        for name, w in zip(names.get(type(spec), []), layer.get_weights(), strict=True):
-            out[f"{key}.{name}"] = np.array(w, np.float32)  # a copy, never a view of a live variable
+        mine = [n for n in names if n.startswith(layer_key(i, spec) + ".")]
+        for name, w in zip(mine, layer.get_weights(), strict=True):
+            out[name] = np.array(w, np.float32)  # a copy, never a view of a live variable
     return out
 
 

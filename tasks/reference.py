@@ -37,9 +37,14 @@ def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
         if kind == "recurrent_kernel":  # orthogonal: rows of the (h, 4h) matrix orthonormal
             q, r = np.linalg.qr(rng.standard_normal((shape[1], shape[0])))
             w = (q * np.sign(np.diag(r))).T
-        elif kind.endswith("kernel"):  # Glorot uniform; Keras's fans: leading axes count as the receptive field
-            receptive = int(np.prod(shape[:-2]))  # (a conv's HW; an attention kernel's d or heads)
-            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        elif kind.endswith("kernel"):  # Glorot uniform with Keras's fans
+            if kind in ("query_kernel", "key_kernel", "value_kernel"):  # EinsumDense's axes: d in, heads x key_dim out
+                fan_in, fan_out = shape[0], int(np.prod(shape[1:]))
+            elif kind == "output_kernel":  # heads x key_dim in, d out
+                fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+            else:  # a conv kernel's leading axes (HW) count as its receptive field
+                receptive = int(np.prod(shape[:-2]))
+                fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
             lim = np.sqrt(6.0 / (fan_in + fan_out))
             w = rng.uniform(-lim, lim, shape)
         elif kind.endswith("embeddings"):

@@ -79,8 +79,8 @@ class MultiHeadAttention:
     """Self-attention (query = key = value = the input), no mask: padding tokens are attended to, as in
     the Keras example. Keras's layout: query/key/value kernels (d, heads, key_dim) and biases (heads,
     key_dim); output kernel (heads, key_dim, d) and bias (d); scores scaled by 1/sqrt(key_dim), softmax
-    over the keys. Kernels Glorot-uniform with Keras's fans of an EinsumDense kernel (the leading axes
-    count as the receptive field), biases zero."""
+    over the keys. Kernels Glorot-uniform with the fans EinsumDense gives them (its input and output
+    axes: d and heads x key_dim, as a (d, heads * key_dim) matrix would have), biases zero."""
 
     heads: int
     key_dim: int
