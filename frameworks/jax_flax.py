@@ -54,7 +54,23 @@ import optax
 from flax import linen as nn
 from flax.training import train_state
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, layer_key
+from tasks.spec import (
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    Residual,
+    Task,
+    TokenAndPositionEmbedding,
+    canonical_shapes,
+    layer_key,
+)
 
 LSTM_BIAS_VECTORS = 1
 glorot = nn.initializers.glorot_uniform()  # fans of HWIO kernels include the receptive field, as Keras
@@ -105,6 +121,69 @@ class FusedLSTM(nn.Module):
         return hid
 
 
+class TokenAndPosition(nn.Module):
+    """Token embedding plus an embedding of positions 0..T-1 (Keras's Transformer example)."""
+
+    spec: TokenAndPositionEmbedding
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        s = self.spec
+        token = nn.Embed(s.vocab, s.dim, embedding_init=_uniform(0.05), dtype=self.dtype, name="token")
+        position = nn.Embed(s.maxlen, s.dim, embedding_init=_uniform(0.05), dtype=self.dtype, name="position")
+        return token(x) + position(jnp.arange(x.shape[1]))
+
+
+def _stack(layers: tuple, x, train: bool, dt):
+    """A layer list, called inside a compact __call__: the modules it makes belong to that module, each
+    named by its canonical key, so get/set are direct."""
+    for i, layer in enumerate(layers):
+        name = layer_key(i, layer)  # canonical keys, so get/set are direct
+        if isinstance(layer, TokenAndPositionEmbedding):
+            x = TokenAndPosition(layer, dt, name=name)(x)
+        elif isinstance(layer, MultiHeadAttention):  # Keras's layout: query/key/value (d, heads, key_dim)
+            # kernels, out (heads, key_dim, d); DenseGeneral initialises them as the flat (d, heads*key_dim)
+            # matrix, EinsumDense's fans. Self-attention, no mask; the scale 1/sqrt(key_dim) is Flax's.
+            x = nn.MultiHeadDotProductAttention(layer.heads, qkv_features=layer.heads * layer.key_dim,
+                                                out_features=x.shape[-1], kernel_init=glorot, dtype=dt,
+                                                deterministic=True, name=name)(x)  # fmt: skip
+        elif isinstance(layer, LayerNorm):  # the two-pass variance, as Keras and the reference compute it
+            x = nn.LayerNorm(epsilon=layer.eps, use_fast_variance=False, dtype=dt, name=name)(x)
+        elif isinstance(layer, GlobalAveragePooling1D):
+            x = x.mean(axis=1)
+        elif isinstance(layer, Residual):
+            x = ResidualBlock(layer.layers, dt, name=name)(x, train)
+        elif isinstance(layer, Dense):
+            x = nn.Dense(layer.units, kernel_init=glorot, dtype=dt, name=name)(x)
+        elif isinstance(layer, Conv2D):
+            x = nn.Conv(layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dt, name=name)(x)
+        elif isinstance(layer, MaxPool2D):
+            x = nn.max_pool(x, layer.pool, strides=layer.pool, padding="VALID")
+        elif isinstance(layer, Flatten):
+            x = x.reshape(x.shape[0], -1)  # NHWC order, as Keras: no permutation needed
+        elif isinstance(layer, Dropout):
+            x = nn.Dropout(layer.rate, deterministic=not train)(x)
+        elif isinstance(layer, Embedding):
+            x = nn.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dt, name=name)(x)
+        elif isinstance(layer, LSTM):
+            x = FusedLSTM(layer.units, dt, name=name)(x)
+        if getattr(layer, "activation", "linear") == "relu":
+            x = nn.relu(x)
+    return x
+
+
+class ResidualBlock(nn.Module):
+    """x + layers(x): a residual block of the Transformer task."""
+
+    layers: tuple
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return x + _stack(self.layers, x, train, self.dtype)
+
+
 class Net(nn.Module):
     """The task's layer list; returns logits (softmax/sigmoid are applied in the loss and predict)."""
 
@@ -113,26 +192,7 @@ class Net(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        dt = self.dtype
-        for i, layer in enumerate(self.task.layers):
-            name = layer_key(i, layer)  # canonical keys, so get/set are direct
-            if isinstance(layer, Dense):
-                x = nn.Dense(layer.units, kernel_init=glorot, dtype=dt, name=name)(x)
-            elif isinstance(layer, Conv2D):
-                x = nn.Conv(layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dt, name=name)(x)
-            elif isinstance(layer, MaxPool2D):
-                x = nn.max_pool(x, layer.pool, strides=layer.pool, padding="VALID")
-            elif isinstance(layer, Flatten):
-                x = x.reshape(x.shape[0], -1)  # NHWC order, as Keras: no permutation needed
-            elif isinstance(layer, Dropout):
-                x = nn.Dropout(layer.rate, deterministic=not train)(x)
-            elif isinstance(layer, Embedding):
-                x = nn.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dt, name=name)(x)
-            elif isinstance(layer, LSTM):
-                x = FusedLSTM(layer.units, dt, name=name)(x)
-            if getattr(layer, "activation", "linear") == "relu":
-                x = nn.relu(x)
-        return x.astype(jnp.float32)  # logits, and so the loss, in float32
+        return _stack(self.task.layers, x, train, self.dtype).astype(jnp.float32)  # logits, the loss in float32
 
 
 class State(train_state.TrainState):
@@ -316,20 +376,48 @@ def sync(model) -> None:
     jax.block_until_ready(model["state"].params)
 
 
+def _path(task: Task, name: str) -> tuple[str, ...]:
+    """Where a canonical weight ("1.residual.0.multiheadattention.query_kernel") lies in the parameter tree
+    (("1.residual", "0.multiheadattention", "query", "kernel")): module names are the canonical keys."""
+    layers, parts, path = task.layers, name.split("."), []
+    while True:
+        layer = layers[int(parts[0])]
+        path.append(f"{parts[0]}.{parts[1]}")
+        parts = parts[2:]
+        if not isinstance(layer, Residual):
+            break
+        layers = layer.layers
+    w = parts[0]
+    if isinstance(layer, MultiHeadAttention):  # Flax names the output projection "out"
+        proj, leaf = w.rsplit("_", 1)
+        return (*path, "out" if proj == "output" else proj, leaf)
+    if isinstance(layer, LayerNorm):
+        return (*path, {"gamma": "scale", "beta": "bias"}[w])
+    leaf = {"embeddings": ("embedding",), "token_embeddings": ("token", "embedding"),
+            "position_embeddings": ("position", "embedding")}.get(w, (w,))  # fmt: skip
+    return (*path, *leaf)
+
+
 def get_weights(model) -> dict[str, np.ndarray]:
-    # Parameter names are the canonical keys already ("2.lstm" -> kernel, recurrent_kernel, bias).
-    flat = {}
-    for layer, ps in model["state"].params.items():
-        for name, value in ps.items():
-            flat[f"{layer}.{'embeddings' if name == 'embedding' else name}"] = np.array(value, np.float32)
-    return flat
+    out = {}
+    for name in canonical_shapes(model["task"]):
+        value = model["state"].params
+        for k in _path(model["task"], name):
+            value = value[k]
+        out[name] = np.array(value, np.float32)  # a copy: donation may reuse the buffer
+    return out
 
 
 def set_weights(model, weights: dict[str, np.ndarray]):
-    params = jax.tree_util.tree_map(lambda p: p, model["state"].params)  # a fresh (mutable) copy
-    params = {layer: dict(ps) for layer, ps in params.items()}
-    for key, value in weights.items():
-        layer, name = key.rsplit(".", 1)
-        params[layer]["embedding" if name == "embeddings" else name] = jnp.asarray(value)
+    def mutable(tree):
+        return {k: mutable(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+    params = mutable(model["state"].params)
+    for name, value in weights.items():
+        *parents, leaf = _path(model["task"], name)
+        node = params
+        for k in parents:
+            node = node[k]
+        node[leaf] = jnp.asarray(value)
     model["state"] = model["state"].replace(params=params)
     return model

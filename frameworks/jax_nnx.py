@@ -32,7 +32,24 @@ import numpy as np
 import optax
 from flax import nnx
 
-from tasks.spec import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, Task, input_shapes, layer_key
+from tasks.spec import (
+    LSTM,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
+    MaxPool2D,
+    MultiHeadAttention,
+    Residual,
+    Task,
+    TokenAndPositionEmbedding,
+    input_shapes,
+    layer_key,
+    shapes_through,
+)
 
 LSTM_BIAS_VECTORS = 1
 CANDIDATES = ("default", "cached-partial", "tree-mode", "functional")
@@ -74,42 +91,82 @@ class FusedLSTM(nnx.Module):
         return hid
 
 
-class Net(nnx.Module):
-    """The task's layer list as NNX modules (one per weighted layer, keyed by its canonical key)."""
+class TokenAndPosition(nnx.Module):
+    """Token embedding plus an embedding of positions 0..T-1 (Keras's Transformer example)."""
 
-    def __init__(self, task: Task, dtype, rngs: nnx.Rngs):
-        self.kinds = tuple(task.layers)  # static: the layer list drives __call__
-        layers = []
-        for layer, shape in zip(task.layers, input_shapes(task), strict=False):
-            if isinstance(layer, Dense):
-                m = nnx.Linear(shape[-1], layer.units, kernel_init=glorot, dtype=dtype, rngs=rngs)
-            elif isinstance(layer, Conv2D):
-                m = nnx.Conv(shape[-1], layer.filters, layer.kernel, padding="VALID", kernel_init=glorot,
-                             dtype=dtype, rngs=rngs)  # fmt: skip
-            elif isinstance(layer, Embedding):
-                m = nnx.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dtype, rngs=rngs)
-            elif isinstance(layer, LSTM):
-                m = FusedLSTM(shape[-1], layer.units, dtype, rngs)
-            elif isinstance(layer, Dropout):
-                m = nnx.Dropout(layer.rate, rngs=rngs)
-            else:
-                m = None
-            layers.append(m)
-        self.layers = nnx.List(layers)
+    def __init__(self, spec: TokenAndPositionEmbedding, dtype, rngs: nnx.Rngs):
+        self.token = nnx.Embed(spec.vocab, spec.dim, embedding_init=_uniform(0.05), dtype=dtype, rngs=rngs)
+        self.position = nnx.Embed(spec.maxlen, spec.dim, embedding_init=_uniform(0.05), dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        return self.token(x) + self.position(jnp.arange(x.shape[1]))
+
+
+def _module(layer, shape, dtype, rngs: nnx.Rngs, key: str, keyed: list):
+    """One layer's NNX module (None for those without state), recording weighted ones by canonical key."""
+    if isinstance(layer, Dense):
+        m = nnx.Linear(shape[-1], layer.units, kernel_init=glorot, dtype=dtype, rngs=rngs)
+    elif isinstance(layer, Conv2D):
+        m = nnx.Conv(shape[-1], layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dtype,
+                     rngs=rngs)  # fmt: skip
+    elif isinstance(layer, Embedding):
+        m = nnx.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dtype, rngs=rngs)
+    elif isinstance(layer, LSTM):
+        m = FusedLSTM(shape[-1], layer.units, dtype, rngs)
+    elif isinstance(layer, Dropout):
+        return nnx.Dropout(layer.rate, rngs=rngs)
+    elif isinstance(layer, TokenAndPositionEmbedding):
+        m = TokenAndPosition(layer, dtype, rngs)
+    elif isinstance(layer, MultiHeadAttention):  # query/key/value/out LinearGeneral kernels in Keras's layout
+        m = nnx.MultiHeadAttention(layer.heads, shape[-1], qkv_features=layer.heads * layer.key_dim,
+                                   out_features=shape[-1], kernel_init=glorot, dtype=dtype, decode=False,
+                                   deterministic=True, rngs=rngs)  # fmt: skip
+    elif isinstance(layer, LayerNorm):  # the two-pass variance, as Keras and the reference compute it
+        m = nnx.LayerNorm(shape[-1], epsilon=layer.eps, use_fast_variance=False, dtype=dtype, rngs=rngs)
+    elif isinstance(layer, Residual):
+        return Stack(layer.layers, shapes_through(layer.layers, shape), dtype, rngs, key + ".", keyed, residual=True)
+    else:
+        return None  # MaxPool2D, Flatten, GlobalAveragePooling1D: no state
+    keyed.append((key, layer, m))
+    return m
+
+
+class Stack(nnx.Module):
+    """A layer list (the task's, or a residual block's body: x + layers(x))."""
+
+    def __init__(self, layers, shapes, dtype, rngs, prefix: str, keyed: list, residual: bool = False):
+        self.kinds, self.residual = tuple(layers), residual  # static: the layer list drives __call__
+        self.layers = nnx.List([_module(la, sh, dtype, rngs, prefix + layer_key(i, la), keyed)
+                                for i, (la, sh) in enumerate(zip(layers, shapes, strict=False))])  # fmt: skip
 
     def __call__(self, x, train: bool = False):
+        inputs = x
         for layer, m in zip(self.kinds, self.layers, strict=True):
             if isinstance(layer, MaxPool2D):
                 x = nnx.max_pool(x, layer.pool, strides=layer.pool, padding="VALID")
             elif isinstance(layer, Flatten):
                 x = x.reshape(x.shape[0], -1)  # NHWC order, as Keras
+            elif isinstance(layer, GlobalAveragePooling1D):
+                x = x.mean(axis=1)
             elif isinstance(layer, Dropout):
                 x = m(x, deterministic=not train)
+            elif isinstance(layer, Residual):
+                x = m(x, train)
             else:
                 x = m(x)
             if getattr(layer, "activation", "linear") == "relu":
                 x = jax.nn.relu(x)
-        return x.astype(jnp.float32)
+        return inputs + x if self.residual else x
+
+
+class Net(nnx.Module):
+    """The task's layer list as NNX modules; returns logits."""
+
+    def __init__(self, task: Task, dtype, rngs: nnx.Rngs, keyed: list):
+        self.stack = Stack(task.layers, input_shapes(task), dtype, rngs, "", keyed)  # keyed: filled for get/set
+
+    def __call__(self, x, train: bool = False):
+        return self.stack(x, train).astype(jnp.float32)
 
 
 def versions() -> dict[str, str]:
@@ -187,12 +244,14 @@ def _pure_step(graphdef, state, x, y, idx, mask, binary: bool):
 def build(task: Task, seed: int):
     dtype = jnp.bfloat16 if _precision == "bf16" else jnp.float32
     params_key, dropout_key = jax.random.split(jax.random.PRNGKey(seed))
-    model = Net(task, dtype, nnx.Rngs(params=params_key, dropout=dropout_key))
+    keyed: list = []  # (canonical key, layer, module) of every weighted layer, a residual block's too
+    model = Net(task, dtype, nnx.Rngs(params=params_key, dropout=dropout_key), keyed)
     r = task.recipe
     keras_eps = lambda count: r.eps / jnp.sqrt(1 - r.beta2 ** (count + 1))  # noqa: E731
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=r.lr, b1=r.beta1, b2=r.beta2, eps=keras_eps)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    return {"model": model, "optimizer": optimizer, "task": task, "step": _compiled_step(model, optimizer)}
+    return {"model": model, "optimizer": optimizer, "task": task, "keyed": keyed,
+            "step": _compiled_step(model, optimizer)}  # fmt: skip
 
 
 def _compiled_step(model, optimizer):
@@ -270,15 +329,27 @@ def predict(model, data) -> np.ndarray:
     return np.asarray(probs)
 
 
-def _params(model) -> dict[str, dict[str, jax.Array]]:
-    """Canonical layer key -> {canonical weight name: array}."""
+_NAMES = {
+    nnx.Embed: {"embeddings": "embedding"},
+    nnx.LayerNorm: {"gamma": "scale", "beta": "bias"},
+}
+
+
+def _params(model) -> dict[str, dict[str, nnx.Variable]]:
+    """Canonical layer key -> {canonical weight name: the module's variable}."""
     out = {}
-    for i, (layer, m) in enumerate(zip(model["task"].layers, model["model"].layers, strict=True)):
-        if isinstance(m, nnx.Embed):
-            out[layer_key(i, layer)] = {"embeddings": m.embedding}
-        elif isinstance(m, (nnx.Linear, nnx.Conv, FusedLSTM)):
-            names = ("kernel", "recurrent_kernel", "bias") if isinstance(m, FusedLSTM) else ("kernel", "bias")
-            out[layer_key(i, layer)] = {n: getattr(m, n) for n in names}
+    for key, layer, m in model["keyed"]:
+        if isinstance(layer, TokenAndPositionEmbedding):
+            out[key] = {"token_embeddings": m.token.embedding, "position_embeddings": m.position.embedding}
+        elif isinstance(layer, MultiHeadAttention):  # NNX names the output projection "out"
+            out[key] = {f"{p}_{leaf}": getattr(getattr(m, "out" if p == "output" else p), leaf)
+                        for p in ("query", "key", "value", "output") for leaf in ("kernel", "bias")}  # fmt: skip
+        elif isinstance(layer, LSTM):
+            out[key] = {n: getattr(m, n) for n in ("kernel", "recurrent_kernel", "bias")}
+        elif isinstance(layer, (Embedding, LayerNorm)):
+            out[key] = {c: getattr(m, n) for c, n in _NAMES[type(m)].items()}
+        else:
+            out[key] = {"kernel": m.kernel, "bias": m.bias}
     return out
 
 
@@ -287,7 +358,11 @@ def n_params(model) -> int:
 
 
 def layer_params(model) -> dict[str, int]:
-    return {k: sum(int(np.prod(v.shape)) for v in ps.values()) for k, ps in _params(model).items()}
+    out: dict[str, int] = {}
+    for k, ps in _params(model).items():  # a residual block's layers count towards its top-level key
+        top = ".".join(k.split(".")[:2])
+        out[top] = out.get(top, 0) + sum(int(np.prod(v.shape)) for v in ps.values())
+    return out
 
 
 def peak_device_mib(model) -> float | None:
