@@ -39,12 +39,17 @@ from tasks.spec import (  # noqa: E402
     Dropout,
     Embedding,
     Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
     MaxPool2D,
+    MultiHeadAttention,
+    Residual,
     Task,
-    canonical_shapes,
+    TokenAndPositionEmbedding,
     input_shapes,
     layer_key,
     nchw_flatten_rows,
+    shapes_through,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but kept at zero, outside the optimizer
@@ -64,12 +69,60 @@ class _LastHidden(nn.Layer):
         return self.lstm(x)[1][0][-1]  # h of the (only) layer: (batch, units)
 
 
+class _TokenAndPosition(nn.Layer):
+    def __init__(self, spec: TokenAndPositionEmbedding, init):
+        super().__init__()
+        self.token = nn.Embedding(spec.vocab, spec.dim, weight_attr=init)
+        self.position = nn.Embedding(spec.maxlen, spec.dim, weight_attr=init)
+
+    def forward(self, x):
+        return self.token(x) + self.position.weight[: x.shape[1]]
+
+
+class _SelfAttention(nn.Layer):
+    """Keras's MultiHeadAttention(heads, key_dim) as self-attention, written out in a few lines.
+
+    Not nn.MultiHeadAttention: like PyTorch's, it makes each head embed_dim / num_heads wide (16 here),
+    and the example's heads are key_dim = 32 wide each. Paddle's Linear stores (in, out), so the
+    (d, heads * key_dim) weight is Keras's (d, heads, key_dim) kernel reshaped, with the same fans."""
+
+    def __init__(self, d: int, spec: MultiHeadAttention, xavier, zeros):
+        super().__init__()
+        self.heads, self.key_dim = spec.heads, spec.key_dim
+        width = spec.heads * spec.key_dim
+        self.query, self.key, self.value = (nn.Linear(d, width, weight_attr=xavier, bias_attr=zeros) for _ in range(3))
+        self.output = nn.Linear(width, d, weight_attr=xavier, bias_attr=zeros)
+
+    def forward(self, x):
+        b, n = x.shape[0], x.shape[1]
+        q, k, v = (p(x).reshape([b, n, self.heads, self.key_dim]).transpose([0, 2, 1, 3])
+                   for p in (self.query, self.key, self.value))  # fmt: skip
+        a = F.softmax(paddle.matmul(q, k, transpose_y=True) / self.key_dim**0.5, axis=-1)  # over the keys
+        o = paddle.matmul(a, v).transpose([0, 2, 1, 3]).reshape([b, n, self.heads * self.key_dim])
+        return self.output(o)
+
+
+class _Residual(nn.Layer):
+    def __init__(self, body: nn.Sequential):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class _MeanOverTime(nn.Layer):
+    def forward(self, x):
+        return x.mean(axis=1)  # GlobalAveragePooling1D, no mask (padding counts, as in the example)
+
+
 @dataclass
 class Model:
     net: nn.Sequential
     opt: paddle.optimizer.Optimizer
     task: Task
     frozen: list  # LSTM bias_hh: outside the optimizer, its gradient cleared each step
+    keyed: list  # (canonical layer key, layer) of every layer with weights, a residual block's too
     steps: int = 0  # Adam steps taken, for Keras's epsilon placement
 
 
@@ -104,30 +157,52 @@ def settings() -> dict[str, str]:
     }
 
 
-def build(task: Task, seed: int) -> Model:
-    paddle.seed(seed)  # seeds the initialisers and dropout
+def _modules(layers, shapes, prefix: str, keyed: list) -> list:
+    """The layers of a layer list (a residual block's body too), recording each weighted one's canonical key."""
     xavier = paddle.ParamAttr(initializer=nn.initializer.XavierUniform())
     zeros = paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+    uniform = paddle.ParamAttr(initializer=nn.initializer.Uniform(-0.05, 0.05))
     mods = []
-    for layer, shape in zip(task.layers, input_shapes(task), strict=False):
+    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=False)):
+        key = prefix + layer_key(i, layer)
         if isinstance(layer, Dense):
-            mods.append(nn.Linear(shape[-1], layer.units, weight_attr=xavier, bias_attr=zeros))
+            m = nn.Linear(shape[-1], layer.units, weight_attr=xavier, bias_attr=zeros)
         elif isinstance(layer, Conv2D):
-            mods.append(nn.Conv2D(shape[-1], layer.filters, layer.kernel, weight_attr=xavier, bias_attr=zeros))
+            m = nn.Conv2D(shape[-1], layer.filters, layer.kernel, weight_attr=xavier, bias_attr=zeros)
         elif isinstance(layer, MaxPool2D):
-            mods.append(nn.MaxPool2D(layer.pool, layer.pool))
+            m = nn.MaxPool2D(layer.pool, layer.pool)
         elif isinstance(layer, Flatten):
-            mods.append(nn.Flatten())  # (C, H, W) order: see nchw_flatten_rows on get/set
+            m = nn.Flatten()  # (C, H, W) order: see nchw_flatten_rows on get/set
         elif isinstance(layer, Dropout):
-            mods.append(nn.Dropout(layer.rate))
+            m = nn.Dropout(layer.rate)
         elif isinstance(layer, Embedding):
-            init = paddle.ParamAttr(initializer=nn.initializer.Uniform(-0.05, 0.05))
-            mods.append(nn.Embedding(layer.vocab, layer.dim, weight_attr=init))
+            m = nn.Embedding(layer.vocab, layer.dim, weight_attr=uniform)
         elif isinstance(layer, LSTM):
-            mods.append(_LastHidden(shape[-1], layer.units))
+            m = _LastHidden(shape[-1], layer.units)
+        elif isinstance(layer, TokenAndPositionEmbedding):
+            m = _TokenAndPosition(layer, uniform)
+        elif isinstance(layer, MultiHeadAttention):
+            m = _SelfAttention(shape[-1], layer, xavier, zeros)
+        elif isinstance(layer, LayerNorm):  # Paddle's default epsilon is 1e-5, the example's 1e-6
+            m = nn.LayerNorm(shape[-1], epsilon=layer.eps)
+        elif isinstance(layer, GlobalAveragePooling1D):
+            m = _MeanOverTime()
+        elif isinstance(layer, Residual):
+            m = _Residual(nn.Sequential(*_modules(layer.layers, shapes_through(layer.layers, shape), key + ".", keyed)))
+        else:
+            raise ValueError(f"the Paddle adapter cannot build {type(layer).__name__}")
+        if not isinstance(layer, Residual) and m.parameters():
+            keyed.append((key, m))
+        mods.append(m)
         if getattr(layer, "activation", "linear") == "relu":
             mods.append(nn.ReLU())
-    net = nn.Sequential(*mods)
+    return mods
+
+
+def build(task: Task, seed: int) -> Model:
+    paddle.seed(seed)  # seeds the initialisers and dropout
+    keyed: list = []
+    net = nn.Sequential(*_modules(task.layers, input_shapes(task), "", keyed))
     _init_lstms(net)
     r = task.recipe
     trainable = [p for n, p in net.named_parameters() if not n.endswith("bias_hh_l0")]
@@ -135,7 +210,7 @@ def build(task: Task, seed: int) -> Model:
     opt = paddle.optimizer.Adam(learning_rate=r.lr, beta1=r.beta1, beta2=r.beta2, epsilon=r.eps, parameters=trainable)
     if _tier == "to-static":
         net = paddle.jit.to_static(net)  # the same Layer and parameters, its forward a static program
-    return Model(net, opt, task, frozen)
+    return Model(net, opt, task, frozen, keyed)
 
 
 @paddle.no_grad()
@@ -218,8 +293,11 @@ def n_params(model: Model) -> int:
 
 
 def layer_params(model: Model) -> dict[str, int]:
-    trainable = {id(p) for p in model.opt._parameter_list}
-    return {key: sum(p.size for p in m.parameters() if id(p) in trainable) for key, m in _weighted(model)}
+    trainable, out = {id(p) for p in model.opt._parameter_list}, {}
+    for key, m in model.keyed:  # a residual block's layers count towards its top-level key
+        top = ".".join(key.split(".")[:2])
+        out[top] = out.get(top, 0) + sum(p.size for p in m.parameters() if id(p) in trainable)
+    return out
 
 
 def peak_device_mib(model: Model) -> float | None:
@@ -231,19 +309,9 @@ def sync(model: Model) -> None:
         paddle.device.synchronize()  # CPU dygraph ops are synchronous
 
 
-def _weighted(model: Model):
-    """(canonical layer key, layer) for each layer with weights, in order."""
-    mods = [m for m in model.net if not isinstance(m, nn.ReLU)]
-    names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
-    for i, m in enumerate(mods):
-        key = layer_key(i, model.task.layers[i])
-        if key in names:
-            yield key, m
-
-
 def get_weights(model: Model) -> dict[str, np.ndarray]:
     out = {}
-    for key, m in _weighted(model):
+    for key, m in model.keyed:
         if isinstance(m, nn.Linear):  # (in, out): canonical already
             k = m.weight.numpy()
             rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
@@ -254,6 +322,18 @@ def get_weights(model: Model) -> dict[str, np.ndarray]:
             out[f"{key}.bias"] = m.bias.numpy()
         elif isinstance(m, nn.Embedding):
             out[f"{key}.embeddings"] = m.weight.numpy()
+        elif isinstance(m, _TokenAndPosition):
+            out[f"{key}.token_embeddings"] = m.token.weight.numpy()
+            out[f"{key}.position_embeddings"] = m.position.weight.numpy()
+        elif isinstance(m, _SelfAttention):  # (in, out) weights: Keras's kernels reshaped
+            d, hk = m.output.weight.shape[1], (m.heads, m.key_dim)
+            for n in ("query", "key", "value"):
+                out[f"{key}.{n}_kernel"] = getattr(m, n).weight.numpy().reshape(d, *hk)
+                out[f"{key}.{n}_bias"] = getattr(m, n).bias.numpy().reshape(hk)
+            out[f"{key}.output_kernel"] = m.output.weight.numpy().reshape(*hk, d)
+            out[f"{key}.output_bias"] = m.output.bias.numpy()
+        elif isinstance(m, nn.LayerNorm):
+            out[f"{key}.gamma"], out[f"{key}.beta"] = m.weight.numpy(), m.bias.numpy()
         elif isinstance(m, _LastHidden):
             lstm = m.lstm
             out[f"{key}.kernel"] = lstm.weight_ih_l0.numpy().T
@@ -267,7 +347,7 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
     def f32(a):
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    for key, m in _weighted(model):
+    for key, m in model.keyed:
         if isinstance(m, nn.Linear):
             rows = nchw_flatten_rows(model.task, int(key.split(".")[0]))
             k = weights[f"{key}.kernel"]
@@ -278,6 +358,19 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
             m.bias.set_value(f32(weights[f"{key}.bias"]))
         elif isinstance(m, nn.Embedding):
             m.weight.set_value(f32(weights[f"{key}.embeddings"]))
+        elif isinstance(m, _TokenAndPosition):
+            m.token.weight.set_value(f32(weights[f"{key}.token_embeddings"]))
+            m.position.weight.set_value(f32(weights[f"{key}.position_embeddings"]))
+        elif isinstance(m, _SelfAttention):
+            width = m.heads * m.key_dim
+            for n in ("query", "key", "value"):
+                getattr(m, n).weight.set_value(f32(weights[f"{key}.{n}_kernel"].reshape(-1, width)))
+                getattr(m, n).bias.set_value(f32(weights[f"{key}.{n}_bias"].reshape(width)))
+            m.output.weight.set_value(f32(weights[f"{key}.output_kernel"].reshape(width, -1)))
+            m.output.bias.set_value(f32(weights[f"{key}.output_bias"]))
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.set_value(f32(weights[f"{key}.gamma"]))
+            m.bias.set_value(f32(weights[f"{key}.beta"]))
         elif isinstance(m, _LastHidden):
             m.lstm.weight_ih_l0.set_value(f32(weights[f"{key}.kernel"].T))
             m.lstm.weight_hh_l0.set_value(f32(weights[f"{key}.recurrent_kernel"].T))
