@@ -44,11 +44,16 @@ from tasks.spec import (
     Dropout,
     Embedding,
     Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
     MaxPool2D,
+    MultiHeadAttention,
+    Residual,
     Task,
-    canonical_shapes,
+    TokenAndPositionEmbedding,
     input_shapes,
     layer_key,
+    shapes_through,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1
@@ -84,33 +89,84 @@ class _LastHidden(nn.Module):
         return self.lstm(x)[0][:, -1, :]  # the last hidden state, as Keras's return_sequences=False
 
 
-class Net(nn.Module):
-    def __init__(self, task: Task):
+class _TokenAndPosition(nn.Module):
+    def __init__(self, spec: TokenAndPositionEmbedding):
         super().__init__()
-        self.layers = []
-        for layer, shape in zip(task.layers, input_shapes(task), strict=False):
-            if isinstance(layer, Dense):
-                self.layers.append(nn.Linear(shape[-1], layer.units))
-            elif isinstance(layer, Conv2D):
-                self.layers.append(nn.Conv2d(shape[-1], layer.filters, layer.kernel))  # VALID, stride 1
-            elif isinstance(layer, MaxPool2D):
-                self.layers.append(nn.MaxPool2d(layer.pool, layer.pool))
-            elif isinstance(layer, Flatten):
-                self.layers.append(_Flatten())
-            elif isinstance(layer, Dropout):
-                self.layers.append(nn.Dropout(layer.rate))
-            elif isinstance(layer, Embedding):
-                self.layers.append(nn.Embedding(layer.vocab, layer.dim))
-            elif isinstance(layer, LSTM):
-                self.layers.append(_LastHidden(shape[-1], layer.units))
-        self.relu = [getattr(la, "activation", "linear") == "relu" for la in task.layers]
+        self.token, self.position = nn.Embedding(spec.vocab, spec.dim), nn.Embedding(spec.maxlen, spec.dim)
 
     def __call__(self, x):
+        return self.token(x) + self.position.weight[: x.shape[1]]
+
+
+class _SelfAttention(nn.Module):
+    """mlx.nn.MultiHeadAttention as Keras's MultiHeadAttention(heads, key_dim), called on (x, x, x).
+
+    MLX lets the projections' width (dims = heads * key_dim, 64 here) differ from the input's (32), so the
+    example's 32-wide heads fit; its default is bias=False, Keras's True."""
+
+    def __init__(self, d: int, spec: MultiHeadAttention):
+        super().__init__()
+        w = spec.heads * spec.key_dim
+        self.heads, self.key_dim = spec.heads, spec.key_dim
+        self.att = nn.MultiHeadAttention(w, spec.heads, query_input_dims=d, key_input_dims=d, value_input_dims=d,
+                                         value_dims=w, value_output_dims=d, bias=True)  # fmt: skip
+
+    def __call__(self, x):
+        return self.att(x, x, x)
+
+
+class _MeanOverTime(nn.Module):
+    def __call__(self, x):
+        return x.mean(axis=1)  # GlobalAveragePooling1D, no mask (padding counts, as in the example)
+
+
+class Net(nn.Module):
+    """A layer list (the task's, or a residual block's body: x + layers(x))."""
+
+    def __init__(self, layers, shapes, prefix: str = "", keyed: list | None = None, residual: bool = False):
+        super().__init__()
+        keyed = [] if keyed is None else keyed  # (canonical key, module) of each weighted layer, for get/set
+        self.layers, self.residual = [], residual
+        for i, (layer, shape) in enumerate(zip(layers, shapes, strict=False)):
+            key = prefix + layer_key(i, layer)
+            if isinstance(layer, Dense):
+                m = nn.Linear(shape[-1], layer.units)
+            elif isinstance(layer, Conv2D):
+                m = nn.Conv2d(shape[-1], layer.filters, layer.kernel)  # VALID, stride 1
+            elif isinstance(layer, MaxPool2D):
+                m = nn.MaxPool2d(layer.pool, layer.pool)
+            elif isinstance(layer, Flatten):
+                m = _Flatten()
+            elif isinstance(layer, Dropout):
+                m = nn.Dropout(layer.rate)
+            elif isinstance(layer, Embedding):
+                m = nn.Embedding(layer.vocab, layer.dim)
+            elif isinstance(layer, LSTM):
+                m = _LastHidden(shape[-1], layer.units)
+            elif isinstance(layer, TokenAndPositionEmbedding):
+                m = _TokenAndPosition(layer)
+            elif isinstance(layer, MultiHeadAttention):
+                m = _SelfAttention(shape[-1], layer)
+            elif isinstance(layer, LayerNorm):
+                m = nn.LayerNorm(shape[-1], eps=layer.eps)
+            elif isinstance(layer, GlobalAveragePooling1D):
+                m = _MeanOverTime()
+            elif isinstance(layer, Residual):
+                m = Net(layer.layers, shapes_through(layer.layers, shape), key + ".", keyed, residual=True)
+            else:
+                raise ValueError(f"the MLX adapter cannot build {type(layer).__name__}")
+            if not isinstance(layer, Residual) and _size(m):
+                keyed.append((key, m))
+            self.layers.append(m)
+        self.relu = [getattr(la, "activation", "linear") == "relu" for la in layers]
+
+    def __call__(self, x):
+        inputs = x
         for layer, relu in zip(self.layers, self.relu, strict=True):
             x = layer(x)
             if relu:
                 x = nn.relu(x)
-        return x  # logits: softmax/sigmoid live in the loss and in predict
+        return inputs + x if self.residual else x  # logits: softmax/sigmoid live in the loss and in predict
 
 
 @dataclass
@@ -119,6 +175,7 @@ class Model:
     opt: optim.Optimizer
     task: Task
     step: object  # the training step (compiled in the tuned tier)
+    keyed: tuple = ()  # (canonical key, module) of every weighted layer, a residual block's too
 
 
 def versions() -> dict[str, str]:
@@ -160,10 +217,11 @@ def _loss(model: Model, net: Net, x, y):
 
 def build(task: Task, seed: int) -> Model:
     mx.random.seed(seed)  # dropout
-    net = Net(task)
+    keyed: list = []
+    net = Net(task.layers, input_shapes(task), "", keyed)
     r = task.recipe
     opt = _KerasAdam(learning_rate=r.lr, betas=[r.beta1, r.beta2], eps=r.eps)
-    model = Model(net, opt, task, None)
+    model = Model(net, opt, task, None, tuple(keyed))
     set_weights(model, init_weights(task, seed))  # Keras's initialisers, seeded (see the docstring)
     value_and_grad = nn.value_and_grad(net, lambda n, x, y: _loss(model, n, x, y))
 
@@ -215,13 +273,6 @@ def predict(model: Model, data) -> np.ndarray:
     return np.array(probs)
 
 
-def _weighted(model: Model):
-    names = {k.rsplit(".", 1)[0] for k in canonical_shapes(model.task)}
-    for i, (spec, layer) in enumerate(zip(model.task.layers, model.net.layers, strict=True)):
-        if layer_key(i, spec) in names:
-            yield layer_key(i, spec), layer
-
-
 def _size(module) -> int:
     from mlx.utils import tree_flatten
 
@@ -233,7 +284,11 @@ def n_params(model: Model) -> int:
 
 
 def layer_params(model: Model) -> dict[str, int]:
-    return {key: _size(layer) for key, layer in _weighted(model)}
+    out: dict[str, int] = {}
+    for key, layer in model.keyed:  # a residual block's layers count towards its top-level key
+        top = ".".join(key.split(".")[:2])
+        out[top] = out.get(top, 0) + _size(layer)
+    return out
 
 
 def peak_device_mib(model: Model) -> float | None:
@@ -246,7 +301,7 @@ def sync(model: Model) -> None:
 
 def get_weights(model: Model) -> dict[str, np.ndarray]:
     out = {}
-    for key, layer in _weighted(model):
+    for key, layer in model.keyed:
         if isinstance(layer, nn.Linear):
             out[f"{key}.kernel"], out[f"{key}.bias"] = np.array(layer.weight).T, np.array(layer.bias)
         elif isinstance(layer, nn.Conv2d):  # (out, kh, kw, in) -> HWIO
@@ -256,6 +311,18 @@ def get_weights(model: Model) -> dict[str, np.ndarray]:
             )
         elif isinstance(layer, nn.Embedding):
             out[f"{key}.embeddings"] = np.array(layer.weight)
+        elif isinstance(layer, _TokenAndPosition):
+            out[f"{key}.token_embeddings"] = np.array(layer.token.weight)
+            out[f"{key}.position_embeddings"] = np.array(layer.position.weight)
+        elif isinstance(layer, _SelfAttention):  # Linear (out, in) -> Keras's (d, heads, key_dim) kernels
+            att, hk = layer.att, (layer.heads, layer.key_dim)
+            for n, proj in (("query", att.query_proj), ("key", att.key_proj), ("value", att.value_proj)):
+                out[f"{key}.{n}_kernel"] = np.array(proj.weight).T.reshape(-1, *hk)
+                out[f"{key}.{n}_bias"] = np.array(proj.bias).reshape(hk)
+            out[f"{key}.output_kernel"] = np.array(att.out_proj.weight).T.reshape(*hk, -1)
+            out[f"{key}.output_bias"] = np.array(att.out_proj.bias)
+        elif isinstance(layer, nn.LayerNorm):
+            out[f"{key}.gamma"], out[f"{key}.beta"] = np.array(layer.weight), np.array(layer.bias)
         elif isinstance(layer, _LastHidden):
             out[f"{key}.kernel"] = np.array(layer.lstm.Wx).T
             out[f"{key}.recurrent_kernel"] = np.array(layer.lstm.Wh).T
@@ -267,13 +334,25 @@ def set_weights(model: Model, weights: dict[str, np.ndarray]) -> Model:
     def a(v):
         return mx.array(np.ascontiguousarray(v, np.float32))
 
-    for key, layer in _weighted(model):
+    for key, layer in model.keyed:
         if isinstance(layer, nn.Linear):
             layer.weight, layer.bias = a(weights[f"{key}.kernel"].T), a(weights[f"{key}.bias"])
         elif isinstance(layer, nn.Conv2d):  # HWIO -> (out, kh, kw, in)
             layer.weight, layer.bias = a(weights[f"{key}.kernel"].transpose(3, 0, 1, 2)), a(weights[f"{key}.bias"])
         elif isinstance(layer, nn.Embedding):
             layer.weight = a(weights[f"{key}.embeddings"])
+        elif isinstance(layer, _TokenAndPosition):
+            layer.token.weight = a(weights[f"{key}.token_embeddings"])
+            layer.position.weight = a(weights[f"{key}.position_embeddings"])
+        elif isinstance(layer, _SelfAttention):
+            att, width = layer.att, layer.heads * layer.key_dim
+            for n, proj in (("query", att.query_proj), ("key", att.key_proj), ("value", att.value_proj)):
+                proj.weight = a(weights[f"{key}.{n}_kernel"].reshape(-1, width).T)
+                proj.bias = a(weights[f"{key}.{n}_bias"].reshape(width))
+            att.out_proj.weight = a(weights[f"{key}.output_kernel"].reshape(width, -1).T)
+            att.out_proj.bias = a(weights[f"{key}.output_bias"])
+        elif isinstance(layer, nn.LayerNorm):
+            layer.weight, layer.bias = a(weights[f"{key}.gamma"]), a(weights[f"{key}.beta"])
         elif isinstance(layer, _LastHidden):
             layer.lstm.Wx = a(weights[f"{key}.kernel"].T)
             layer.lstm.Wh = a(weights[f"{key}.recurrent_kernel"].T)
