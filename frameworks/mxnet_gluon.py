@@ -39,11 +39,17 @@ from tasks.spec import (  # noqa: E402
     Dropout,
     Embedding,
     Flatten,
+    GlobalAveragePooling1D,
+    LayerNorm,
     MaxPool2D,
+    MultiHeadAttention,
+    Residual,
     Task,
+    TokenAndPositionEmbedding,
     input_shapes,
     layer_key,
     nchw_flatten_rows,
+    shapes_through,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: h2h_bias is stored but frozen at zero
@@ -65,6 +71,58 @@ class _LastStep(gluon.HybridBlock):
 
     def hybrid_forward(self, F, x):
         return F.squeeze(F.slice_axis(self.lstm(x), axis=1, begin=-1, end=None), axis=1)
+
+
+class _TokenAndPosition(gluon.HybridBlock):
+    def __init__(self, spec: TokenAndPositionEmbedding):
+        super().__init__()
+        with self.name_scope():
+            uniform = mx.init.Uniform(0.05)
+            self.token = nn.Embedding(spec.vocab, spec.dim, weight_initializer=uniform)
+            self.position = nn.Embedding(spec.maxlen, spec.dim, weight_initializer=uniform)
+
+    def hybrid_forward(self, F, x):
+        positions = F.contrib.arange_like(x, axis=1)  # 0..T-1, symbolic: the block hybridizes
+        return F.broadcast_add(self.token(x), F.expand_dims(self.position(positions), axis=0))
+
+
+class _SelfAttention(gluon.HybridBlock):
+    """Keras's MultiHeadAttention(heads, key_dim) as self-attention: Gluon 1.9 has no attention layer (GluonNLP
+    had one), so these are the few lines a Gluon user writes: four Dense projections (flatten=False, the
+    (out, in) weights Keras's kernels transposed and reshaped) and batch_dot over heads x batch."""
+
+    def __init__(self, d: int, spec: MultiHeadAttention):
+        super().__init__()
+        self.heads, self.key_dim = spec.heads, spec.key_dim
+        width = spec.heads * spec.key_dim
+        with self.name_scope():
+            self.query, self.key, self.value = (nn.Dense(width, flatten=False, in_units=d, weight_initializer=GLOROT)
+                                                for _ in range(3))  # fmt: skip
+            self.output = nn.Dense(d, flatten=False, in_units=width, weight_initializer=GLOROT)
+
+    def _split(self, F, t):  # (b, n, heads * k) -> (b * heads, n, k)
+        return F.reshape(F.transpose(F.reshape(t, (0, 0, self.heads, -1)), axes=(0, 2, 1, 3)), (-3, 0, 0))
+
+    def hybrid_forward(self, F, x):
+        q, k, v = (self._split(F, p(x)) for p in (self.query, self.key, self.value))
+        a = F.softmax(F.batch_dot(q, k, transpose_b=True) / self.key_dim**0.5, axis=-1)  # over the keys
+        o = F.reshape(F.batch_dot(a, v), (-4, -1, self.heads, 0, 0))  # (b, heads, n, k)
+        return self.output(F.reshape(F.transpose(o, axes=(0, 2, 1, 3)), (0, 0, -3)))
+
+
+class _Residual(gluon.HybridBlock):
+    def __init__(self, body):
+        super().__init__()
+        with self.name_scope():
+            self.body = body
+
+    def hybrid_forward(self, F, x):
+        return x + self.body(x)
+
+
+class _MeanOverTime(gluon.HybridBlock):
+    def hybrid_forward(self, F, x):
+        return F.mean(x, axis=1)  # GlobalAveragePooling1D, no mask (padding counts, as in the example)
 
 
 def versions() -> dict[str, str]:
@@ -104,28 +162,52 @@ def settings() -> dict[str, str]:
     }
 
 
+def _blocks(seq, layers, shapes, prefix: str, keyed: list) -> None:
+    """Add a layer list's blocks to `seq` (a residual block's body too), recording each weighted one's key."""
+    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=False)):
+        key = prefix + layer_key(i, layer)
+        act = "relu" if getattr(layer, "activation", "linear") == "relu" else None  # logits out
+        if isinstance(layer, Dense):  # flatten=False keeps a sequence's time axis (the Transformer's FFN)
+            b = nn.Dense(layer.units, act, flatten=len(shape) == 1, in_units=shape[-1], weight_initializer=GLOROT)
+        elif isinstance(layer, Conv2D):
+            b = nn.Conv2D(layer.filters, layer.kernel, activation=act, in_channels=shape[-1], weight_initializer=GLOROT)
+        elif isinstance(layer, MaxPool2D):
+            b = nn.MaxPool2D(layer.pool, layer.pool)
+        elif isinstance(layer, Flatten):
+            b = nn.Flatten()  # (C, H, W) order: see nchw_flatten_rows on get/set
+        elif isinstance(layer, Dropout):
+            b = nn.Dropout(layer.rate)
+        elif isinstance(layer, Embedding):
+            b = nn.Embedding(layer.vocab, layer.dim, weight_initializer=mx.init.Uniform(0.05))
+        elif isinstance(layer, LSTM):
+            b = _LastStep(shape[-1], layer.units)
+        elif isinstance(layer, TokenAndPositionEmbedding):
+            b = _TokenAndPosition(layer)
+        elif isinstance(layer, MultiHeadAttention):
+            b = _SelfAttention(shape[-1], layer)
+        elif isinstance(layer, LayerNorm):  # gamma 1, beta 0 by default; Gluon's epsilon default is 1e-5
+            b = nn.LayerNorm(epsilon=layer.eps, in_channels=shape[-1])
+        elif isinstance(layer, GlobalAveragePooling1D):
+            b = _MeanOverTime()
+        elif isinstance(layer, Residual):
+            body = nn.HybridSequential()
+            with body.name_scope():
+                _blocks(body, layer.layers, shapes_through(layer.layers, shape), key + ".", keyed)
+            b = _Residual(body)
+        else:
+            raise ValueError(f"the MXNet adapter cannot build {type(layer).__name__}")
+        if isinstance(layer, (Dense, Conv2D, Embedding, LSTM, TokenAndPositionEmbedding, MultiHeadAttention,
+                              LayerNorm)):  # fmt: skip
+            keyed.append((key, layer, b))
+        seq.add(b)
+
+
 def build(task: Task, seed: int):
     mx.random.seed(seed)
     np.random.seed(seed)  # mx.init.Orthogonal draws with numpy
-    net = nn.HybridSequential()
+    net, keyed = nn.HybridSequential(), []
     with net.name_scope():
-        for layer, shape in zip(task.layers, input_shapes(task), strict=False):
-            act = "relu" if getattr(layer, "activation", "linear") == "relu" else None  # logits out
-            if isinstance(layer, Dense):
-                net.add(nn.Dense(layer.units, act, in_units=shape[-1], weight_initializer=GLOROT))
-            elif isinstance(layer, Conv2D):
-                net.add(nn.Conv2D(layer.filters, layer.kernel, activation=act, in_channels=shape[-1],
-                                  weight_initializer=GLOROT))  # fmt: skip
-            elif isinstance(layer, MaxPool2D):
-                net.add(nn.MaxPool2D(layer.pool, layer.pool))
-            elif isinstance(layer, Flatten):
-                net.add(nn.Flatten())  # (C, H, W) order: see nchw_flatten_rows on get/set
-            elif isinstance(layer, Dropout):
-                net.add(nn.Dropout(layer.rate))
-            elif isinstance(layer, Embedding):
-                net.add(nn.Embedding(layer.vocab, layer.dim, weight_initializer=mx.init.Uniform(0.05)))
-            elif isinstance(layer, LSTM):
-                net.add(_LastStep(shape[-1], layer.units))
+        _blocks(net, task.layers, input_shapes(task), "", keyed)
     net.initialize(ctx=_ctx)  # biases: Gluon's default bias initialiser is zeros
     for name, p in net.collect_params().items():
         if name.endswith("h2h_bias"):
@@ -138,7 +220,7 @@ def build(task: Task, seed: int):
     )
     binary = task.binary
     loss = gluon.loss.SigmoidBinaryCrossEntropyLoss() if binary else gluon.loss.SoftmaxCrossEntropyLoss()
-    return {"net": net, "trainer": trainer, "loss": loss, "task": task, "binary": binary}
+    return {"net": net, "trainer": trainer, "loss": loss, "task": task, "binary": binary, "keyed": keyed}
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):
@@ -189,10 +271,12 @@ def n_params(m) -> int:
 
 
 def layer_params(m) -> dict[str, int]:
-    return {
-        key: sum(int(np.prod(p.shape)) for p in b.collect_params().values() if p.grad_req != "null")
-        for key, _, b in _weighted(m)
-    }
+    out: dict[str, int] = {}
+    for key, _, b in m["keyed"]:  # a residual block's layers count towards its top-level key
+        top = ".".join(key.split(".")[:2])
+        out[top] = out.get(top, 0) + sum(int(np.prod(p.shape)) for p in b.collect_params().values()
+                                         if p.grad_req != "null")  # fmt: skip
+    return out
 
 
 def peak_device_mib(m) -> float | None:
@@ -207,13 +291,6 @@ def sync(m) -> None:
     mx.nd.waitall()
 
 
-def _weighted(m):
-    """(canonical layer key, block) for each layer with weights, in order."""
-    for i, (spec, block) in enumerate(zip(m["task"].layers, m["net"], strict=True)):
-        if isinstance(spec, (Dense, Conv2D, Embedding, LSTM)):
-            yield layer_key(i, spec), spec, block
-
-
 def _lstm_params(block):
     ps = block.lstm.collect_params()
     return {suffix: next(p for k, p in ps.items() if k.endswith(suffix)) for suffix in
@@ -222,7 +299,7 @@ def _lstm_params(block):
 
 def get_weights(m) -> dict[str, np.ndarray]:
     out = {}
-    for key, spec, block in _weighted(m):
+    for key, spec, block in m["keyed"]:
         if isinstance(spec, Dense):
             k, rows = block.weight.data().asnumpy().T, nchw_flatten_rows(m["task"], int(key.split(".")[0]))
             out[f"{key}.kernel"], out[f"{key}.bias"] = (k if rows is None else k[rows]), block.bias.data().asnumpy()
@@ -231,6 +308,18 @@ def get_weights(m) -> dict[str, np.ndarray]:
             out[f"{key}.bias"] = block.bias.data().asnumpy()
         elif isinstance(spec, Embedding):
             out[f"{key}.embeddings"] = block.weight.data().asnumpy()
+        elif isinstance(spec, TokenAndPositionEmbedding):
+            out[f"{key}.token_embeddings"] = block.token.weight.data().asnumpy()
+            out[f"{key}.position_embeddings"] = block.position.weight.data().asnumpy()
+        elif isinstance(spec, MultiHeadAttention):  # Dense (out, in) -> Keras's (d, heads, key_dim)
+            hk = (spec.heads, spec.key_dim)
+            for n in ("query", "key", "value"):
+                out[f"{key}.{n}_kernel"] = getattr(block, n).weight.data().asnumpy().T.reshape(-1, *hk)
+                out[f"{key}.{n}_bias"] = getattr(block, n).bias.data().asnumpy().reshape(hk)
+            out[f"{key}.output_kernel"] = block.output.weight.data().asnumpy().T.reshape(*hk, -1)
+            out[f"{key}.output_bias"] = block.output.bias.data().asnumpy()
+        elif isinstance(spec, LayerNorm):
+            out[f"{key}.gamma"], out[f"{key}.beta"] = block.gamma.data().asnumpy(), block.beta.data().asnumpy()
         else:
             p = _lstm_params(block)
             out[f"{key}.kernel"] = p["i2h_weight"].data().asnumpy().T
@@ -243,7 +332,7 @@ def set_weights(m, weights: dict[str, np.ndarray]):
     def put(param, value):
         param.set_data(mx.nd.array(np.ascontiguousarray(value), ctx=_ctx))
 
-    for key, spec, block in _weighted(m):
+    for key, spec, block in m["keyed"]:
         if isinstance(spec, Dense):
             k, rows = weights[f"{key}.kernel"], nchw_flatten_rows(m["task"], int(key.split(".")[0]))
             put(block.weight, (k if rows is None else k[np.argsort(rows)]).T)
@@ -253,6 +342,19 @@ def set_weights(m, weights: dict[str, np.ndarray]):
             put(block.bias, weights[f"{key}.bias"])
         elif isinstance(spec, Embedding):
             put(block.weight, weights[f"{key}.embeddings"])
+        elif isinstance(spec, TokenAndPositionEmbedding):
+            put(block.token.weight, weights[f"{key}.token_embeddings"])
+            put(block.position.weight, weights[f"{key}.position_embeddings"])
+        elif isinstance(spec, MultiHeadAttention):
+            width = spec.heads * spec.key_dim
+            for n in ("query", "key", "value"):
+                put(getattr(block, n).weight, weights[f"{key}.{n}_kernel"].reshape(-1, width).T)
+                put(getattr(block, n).bias, weights[f"{key}.{n}_bias"].reshape(width))
+            put(block.output.weight, weights[f"{key}.output_kernel"].reshape(width, -1).T)
+            put(block.output.bias, weights[f"{key}.output_bias"])
+        elif isinstance(spec, LayerNorm):
+            put(block.gamma, weights[f"{key}.gamma"])
+            put(block.beta, weights[f"{key}.beta"])
         else:
             p = _lstm_params(block)
             put(p["i2h_weight"], weights[f"{key}.kernel"].T)

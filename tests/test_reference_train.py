@@ -120,7 +120,7 @@ def test_the_transformer_task_has_keras_parameter_count_and_layout():
 
 
 # The adapters that build the Transformer task so far (issue 39); each runs in its own interpreter.
-BUILT_BY = ("torch", "tensorflow", "keras-jax", "keras-torch", "jax", "jax-nnx", "paddle", "mlx")
+BUILT_BY = ("torch", "tensorflow", "keras-jax", "keras-torch", "jax", "jax-nnx", "paddle", "mlx", "mxnet")
 
 
 @pytest.mark.parametrize("name", BUILT_BY)
