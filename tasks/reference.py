@@ -27,6 +27,18 @@ from tasks.spec import (
 )
 
 
+def glorot_limit(kind: str, shape: tuple[int, ...]) -> float:
+    """Keras's Glorot-uniform bound sqrt(6 / (fan_in + fan_out)) for a kernel of this canonical name and shape."""
+    if kind in ("query_kernel", "key_kernel", "value_kernel"):  # EinsumDense's axes: d in, heads x key_dim out
+        fan_in, fan_out = shape[0], int(np.prod(shape[1:]))
+    elif kind == "output_kernel":  # heads x key_dim in, d out
+        fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+    else:  # a conv kernel's leading axes (HW) count as its receptive field
+        receptive = int(np.prod(shape[:-2]))
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    return float(np.sqrt(6.0 / (fan_in + fan_out)))
+
+
 def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
     """Canonical weights drawn from Keras's default initialisers."""
     rng = np.random.default_rng(seed)
@@ -38,14 +50,7 @@ def init_weights(task: Task, seed: int) -> dict[str, np.ndarray]:
             q, r = np.linalg.qr(rng.standard_normal((shape[1], shape[0])))
             w = (q * np.sign(np.diag(r))).T
         elif kind.endswith("kernel"):  # Glorot uniform with Keras's fans
-            if kind in ("query_kernel", "key_kernel", "value_kernel"):  # EinsumDense's axes: d in, heads x key_dim out
-                fan_in, fan_out = shape[0], int(np.prod(shape[1:]))
-            elif kind == "output_kernel":  # heads x key_dim in, d out
-                fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
-            else:  # a conv kernel's leading axes (HW) count as its receptive field
-                receptive = int(np.prod(shape[:-2]))
-                fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-            lim = np.sqrt(6.0 / (fan_in + fan_out))
+            lim = glorot_limit(kind, shape)
             w = rng.uniform(-lim, lim, shape)
         elif kind.endswith("embeddings"):
             w = rng.uniform(-0.05, 0.05, shape)

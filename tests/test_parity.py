@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import harness
 from dlbench.analysis.parity import FORWARD_TOL, TRAJECTORY_TOL
@@ -64,3 +67,19 @@ def test_a_broken_adapter_is_caught_and_located(mode, task, others, words, regis
     for w in words:
         assert w in df.loc["broken", "problems"], df.loc["broken", "problems"]
     assert words[0] in capsys.readouterr().out  # printed too
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 64), cols=st.integers(1, 64), seed=st.integers(0, 2**16))
+def test_the_init_check_passes_kerass_glorot_draws_of_any_size_and_fails_a_narrower_one(rows, cols, seed):
+    """The variance check allows four standard errors of a sample variance (a 40-weight kernel strayed 25 %
+    by chance); a kernel drawn from half the range is still caught once it has 50 weights."""
+    from dlbench.worker.parity import init_problems
+    from tasks.reference import glorot_limit
+
+    rng = np.random.default_rng(seed)
+    lim = glorot_limit("kernel", (rows, cols))
+    assert init_problems(TASKS["iris_mlp"], {"0.dense.kernel": rng.uniform(-lim, lim, (rows, cols))}) == []
+    narrow = rng.uniform(-lim / 2, lim / 2, (rows, cols))
+    if rows * cols >= 50:
+        assert init_problems(TASKS["iris_mlp"], {"0.dense.kernel": narrow}) != []

@@ -19,7 +19,7 @@ import numpy as np
 
 from dlbench.protocol import JobConfig
 from dlbench.worker.cpus import pin
-from tasks.reference import init_weights
+from tasks.reference import glorot_limit, init_weights
 from tasks.spec import LSTM, Dropout, Residual, Task, canonical_shapes
 
 STEPS = 10
@@ -65,7 +65,7 @@ def expected_layer_params(task: Task, lstm_bias_vectors: int) -> dict[str, int]:
     """Canonical layer key -> parameters, with the extra LSTM bias of PyTorch/MXNet where kept."""
     out: dict[str, int] = {}
     for key, shape in canonical_shapes(task).items():
-        layer = key.rsplit(".", 1)[0]
+        layer = ".".join(key.split(".")[:2])  # the top-level layer: a residual block holds its layers' weights
         out[layer] = out.get(layer, 0) + int(np.prod(shape))
     for i, la in enumerate(task.layers):
         if isinstance(la, LSTM):
@@ -77,23 +77,27 @@ def init_problems(task: Task, w: dict[str, np.ndarray]) -> list[str]:
     """Where a fresh model's weights depart from Keras's initialisers, one message per weight."""
     problems = []
     for key, v in w.items():
-        v64 = v.astype(np.float64)
-        if key.endswith(".kernel"):  # Glorot uniform: |w| <= limit, variance limit^2 / 3
-            rf = int(np.prod(v.shape[:-2]))
-            lim = np.sqrt(6 / (v.shape[-2] * rf + v.shape[-1] * rf))
-            ratio = np.var(v64) / (lim**2 / 3)
-            if np.abs(v).max() > lim + 1e-6:
-                problems.append(f"{key}: max |w| {np.abs(v).max():.4g} exceeds the Glorot bound {lim:.4g}")
-            elif not 0.75 < ratio < 1.25:
-                problems.append(f"{key}: variance {ratio:.3g}x Glorot uniform's")
-        elif key.endswith(".recurrent_kernel"):  # orthogonal: the (h, 4h) matrix's rows orthonormal
+        v64, kind = v.astype(np.float64), key.rsplit(".", 1)[1]
+        if kind == "recurrent_kernel":  # orthogonal: the (h, 4h) matrix's rows orthonormal
             err = np.abs(v64 @ v64.T - np.eye(v.shape[0])).max()
             if err > 1e-4:
                 problems.append(f"{key}: not orthogonal (max |W W^T - I| = {err:.3g})")
-        elif key.endswith(".embeddings"):
+        elif kind.endswith("kernel"):  # Glorot uniform: |w| <= limit, variance limit^2 / 3
+            lim = glorot_limit(kind, v.shape)
+            ratio = np.var(v64) / (lim**2 / 3)
+            # The sample variance of n uniform draws has a relative standard error sqrt(0.8 / n) (its kurtosis
+            # is 1.8): a 40-weight kernel (the Transformer's Dense(2)) strays 25 % by chance in 1 seed of 6.
+            slack = max(0.25, 4 * np.sqrt(0.8 / v.size))
+            if np.abs(v).max() > lim + 1e-6:
+                problems.append(f"{key}: max |w| {np.abs(v).max():.4g} exceeds the Glorot bound {lim:.4g}")
+            elif not 1 - slack < ratio < 1 + slack:
+                problems.append(f"{key}: variance {ratio:.3g}x Glorot uniform's")
+        elif kind.endswith("embeddings"):
             if not 0.049 < np.abs(v).max() <= 0.05 + 1e-7:  # float32(0.05) is 0.0500000007
                 problems.append(f"{key}: max |w| {np.abs(v).max():.4g}, expected uniform(-0.05, 0.05)")
-        elif key.endswith(".bias"):
+        elif kind == "gamma" and not np.array_equal(v, np.ones_like(v)):
+            problems.append(f"{key}: not one")
+        elif kind.endswith("bias") or kind == "beta":
             expected = np.zeros_like(v)
             if ".lstm." in key:
                 expected[len(v) // 4 : len(v) // 2] = 1.0  # Keras's unit_forget_bias, gates i, f, g, o
