@@ -164,6 +164,7 @@ def test_the_requirements_pin_the_release_and_keep_the_frameworks_numpy():
     jax = releases.requirements(FRAMEWORKS["jax-nnx"], "0.11.0", "2.4.6").splitlines()[1:]
     assert jax == ["jax==0.11.0", "jaxlib==0.11.0", "flax", "optax", "numpy==2.4.6"]
     assert releases.key(text) == releases.key(text) != releases.key(text.replace("2.4.6", "2.4.5"))
+    assert releases.key(text) == releases.key(text.replace("# torch@2.15.0", "# built elsewhere, /other/clone"))
 
 
 # -- step detection ------------------------------------------------------------------------------------------

@@ -106,8 +106,10 @@ def requirements(fw: Framework, version: str, numpy: str) -> str:
 
 
 def key(text: str) -> str:
-    """A cache key: the first 16 hex digits of the SHA-256 of a requirements or lock text."""
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A cache key: the first 16 hex digits of the SHA-256 of a requirements or lock text, comments left out
+    (uv's header names the paths it was run with: the same resolution in another clone is the same key)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def _uv() -> str:
