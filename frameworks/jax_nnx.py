@@ -49,6 +49,7 @@ from tasks.spec import (
     input_shapes,
     layer_key,
     shapes_through,
+    top_level_key,
 )
 
 LSTM_BIAS_VECTORS = 1
@@ -360,7 +361,7 @@ def n_params(model) -> int:
 def layer_params(model) -> dict[str, int]:
     out: dict[str, int] = {}
     for k, ps in _params(model).items():  # a residual block's layers count towards its top-level key
-        top = ".".join(k.split(".")[:2])
+        top = top_level_key(k)
         out[top] = out.get(top, 0) + sum(int(np.prod(v.shape)) for v in ps.values())
     return out
 

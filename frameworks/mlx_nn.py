@@ -54,6 +54,7 @@ from tasks.spec import (
     input_shapes,
     layer_key,
     shapes_through,
+    top_level_key,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1
@@ -123,9 +124,9 @@ class _MeanOverTime(nn.Module):
 class Net(nn.Module):
     """A layer list (the task's, or a residual block's body: x + layers(x))."""
 
-    def __init__(self, layers, shapes, prefix: str = "", keyed: list | None = None, residual: bool = False):
+    def __init__(self, layers, shapes, prefix: str, keyed: list, residual: bool = False):
+        """keyed collects (canonical key, module) of each weighted layer, a residual block's too, for get/set."""
         super().__init__()
-        keyed = [] if keyed is None else keyed  # (canonical key, module) of each weighted layer, for get/set
         self.layers, self.residual = [], residual
         for i, (layer, shape) in enumerate(zip(layers, shapes, strict=False)):
             key = prefix + layer_key(i, layer)
@@ -286,7 +287,7 @@ def n_params(model: Model) -> int:
 def layer_params(model: Model) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, layer in model.keyed:  # a residual block's layers count towards its top-level key
-        top = ".".join(key.split(".")[:2])
+        top = top_level_key(key)
         out[top] = out.get(top, 0) + _size(layer)
     return out
 

@@ -50,6 +50,7 @@ from tasks.spec import (  # noqa: E402
     layer_key,
     nchw_flatten_rows,
     shapes_through,
+    top_level_key,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: h2h_bias is stored but frozen at zero
@@ -273,7 +274,7 @@ def n_params(m) -> int:
 def layer_params(m) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, _, b in m["keyed"]:  # a residual block's layers count towards its top-level key
-        top = ".".join(key.split(".")[:2])
+        top = top_level_key(key)
         out[top] = out.get(top, 0) + sum(int(np.prod(p.shape)) for p in b.collect_params().values()
                                          if p.grad_req != "null")  # fmt: skip
     return out

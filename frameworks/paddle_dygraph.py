@@ -50,6 +50,7 @@ from tasks.spec import (  # noqa: E402
     layer_key,
     nchw_flatten_rows,
     shapes_through,
+    top_level_key,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but kept at zero, outside the optimizer
@@ -295,7 +296,7 @@ def n_params(model: Model) -> int:
 def layer_params(model: Model) -> dict[str, int]:
     trainable, out = {id(p) for p in model.opt._parameter_list}, {}
     for key, m in model.keyed:  # a residual block's layers count towards its top-level key
-        top = ".".join(key.split(".")[:2])
+        top = top_level_key(key)
         out[top] = out.get(top, 0) + sum(p.size for p in m.parameters() if id(p) in trainable)
     return out
 

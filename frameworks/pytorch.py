@@ -49,6 +49,7 @@ from tasks.spec import (
     layer_key,
     nchw_flatten_rows,
     shapes_through,
+    top_level_key,
 )  # fmt: skip
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but frozen at zero
@@ -327,7 +328,7 @@ def n_params(model: Model) -> int:
 def layer_params(model: Model) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, m in model.keyed:  # a Residual's sub-layers count towards its top-level key, as canonical_shapes
-        top = ".".join(key.split(".")[:2])
+        top = top_level_key(key)
         out[top] = out.get(top, 0) + sum(p.numel() for p in m.parameters() if p.requires_grad)
     return out
 

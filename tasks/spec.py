@@ -198,6 +198,12 @@ def _output_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape  # Dropout, LayerNorm, MultiHeadAttention (self-attention keeps d), Residual
 
 
+def top_level_key(key: str) -> str:
+    """The task-level layer a canonical layer key belongs to: "1.residual" for "1.residual.0.multiheadattention"
+    (a residual block's sub-layers count towards the block)."""
+    return ".".join(key.split(".")[:2])
+
+
 def shapes_through(layers, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """The shape each of `layers` receives from an input of `shape` (one example), then the output's."""
     shapes = [shape]

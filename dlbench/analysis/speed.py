@@ -258,19 +258,19 @@ def steps(series: list[Point], delta: float = DELTA, alpha: float = ALPHA) -> li
 
 def collect_releases(rows: list[dict], framework: str) -> dict[str, list[Point]]:
     """task -> the framework's releases (default tier, usable speed rows), in release order."""
-    anchors = {r["sitting"]["id"]: anchor_of(rows, r["sitting"]["id"]) for r in rows if usable(r)}
+    ok = [r for r in rows if usable(r)]
+    anchors = {sid: anchor_of(rows, sid) for sid in {r["sitting"]["id"] for r in ok}}
     by_group: dict = defaultdict(dict)
-    for r in rows:
-        if usable(r):
-            by_group[r["sitting"]["id"], r["task"], r.get("round")][label(r)] = r
+    for r in ok:
+        by_group[r["sitting"]["id"], r["task"], r.get("round")][label(r)] = r
     cells: dict = defaultdict(lambda: {"times": {}, "ratios": {}})
-    for r in rows:
-        if not usable(r) or base(r["framework"]) != framework or (r.get("tier") or "default") != "default":
+    for r in ok:
+        if base(r["framework"]) != framework or (r.get("tier") or "default") != "default":
             continue
         sid, g = r["sitting"]["id"], r.get("round")
         cell = cells[r["task"], label(r), str(r.get("framework_version")), sid]
         cell["times"][g] = process_value(r)
-        turn = by_group[sid, r["task"], g].get(anchors.get(sid) or "")
+        turn = by_group[sid, r["task"], g].get(anchors[sid] or "")
         if turn is not None and label(turn) != label(r):
             cell["ratios"][g] = process_value(r) / process_value(turn)
     out: dict = defaultdict(list)

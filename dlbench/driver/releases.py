@@ -213,8 +213,3 @@ def register(value: str, registry: dict[str, Framework] = FRAMEWORKS,
         environments[rel.name] = env
         registry[rel.name] = dataclasses.replace(fw, name=rel.name, env=rel.name, description=f"{fw.description}, "
                                                  f"release {rel.version}")  # fmt: skip
-
-
-def base_name(name: str) -> str:
-    """The registered framework a name runs: "torch" for "torch@2.15.0"."""
-    return name.split("@", 1)[0]

@@ -20,7 +20,7 @@ import numpy as np
 from dlbench.protocol import JobConfig
 from dlbench.worker.cpus import pin
 from tasks.reference import glorot_limit, init_weights
-from tasks.spec import LSTM, Dropout, Residual, Task, canonical_shapes
+from tasks.spec import LSTM, Dropout, Residual, Task, canonical_shapes, top_level_key
 
 STEPS = 10
 BATCH = 8  # small: seconds per framework, in CI too
@@ -65,7 +65,7 @@ def expected_layer_params(task: Task, lstm_bias_vectors: int) -> dict[str, int]:
     """Canonical layer key -> parameters, with the extra LSTM bias of PyTorch/MXNet where kept."""
     out: dict[str, int] = {}
     for key, shape in canonical_shapes(task).items():
-        layer = ".".join(key.split(".")[:2])  # the top-level layer: a residual block holds its layers' weights
+        layer = top_level_key(key)  # a residual block holds its layers' weights
         out[layer] = out.get(layer, 0) + int(np.prod(shape))
     for i, la in enumerate(task.layers):
         if isinstance(la, LSTM):
