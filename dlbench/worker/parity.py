@@ -48,8 +48,10 @@ def inputs(task: Task, seed: int = 0) -> dict[str, np.ndarray]:
     """The shared canonical weights ("w/" keys), a batch to predict and STEPS training batches."""
     rng = np.random.default_rng(seed)
     w = init_weights(task, seed)
-    for k in w:  # biases start at 0 (forget gate 1): an offset makes a lost or mis-mapped bias show
-        if k.endswith("bias"):
+    # Biases and LayerNorm's beta start at 0 (forget gate 1), gamma at 1: an offset makes a lost or
+    # mis-mapped one show in the forward pass, and keeps a tensor's norm off the few Adam steps it moved.
+    for k in w:
+        if k.endswith(("bias", "beta", "gamma")):
             w[k] = w[k] + rng.uniform(-0.1, 0.1, w[k].shape).astype(np.float32)
     out = {f"w/{k}": v for k, v in w.items()}
     out["x_predict"] = synthetic_x(task, 16, rng)
