@@ -7,7 +7,7 @@
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
     python harness.py microbench|overhead [--frameworks torch,jax]
-    python harness.py compare BASE NEW [--threshold 5%]
+    python harness.py compare BASE NEW [--threshold 5%] [--all] [-o FILE]
     python harness.py history torch [--results results]
     python harness.py merge A B ... -o OUT
     python harness.py list
@@ -104,7 +104,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from dlbench.analysis import compare
 
     output = None if a.output is None else c.path(a.output, "--output")
-    return compare.run(c.path(a.base, "BASE"), c.path(a.new, "NEW"), c.percent(a.threshold, "--threshold"), output)
+    base, new, threshold = c.path(a.base, "BASE"), c.path(a.new, "NEW"), c.percent(a.threshold, "--threshold")
+    return compare.run(base, new, threshold, output, a.all)
 
 
 def cmd_history(a: argparse.Namespace) -> int:
@@ -219,7 +220,8 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("base", help="a results folder or a runs.jsonl")
     cp.add_argument("new", help="a results folder or a runs.jsonl")
     cp.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
-    cp.add_argument("--output", help="where the markdown goes too (default NEW/compare.md)")
+    cp.add_argument("-o", "--output", help="a file the markdown is also written to (default: standard output only)")
+    cp.add_argument("--all", action="store_true", help="list the lines with no detectable change too")
     cp.set_defaults(fn=cmd_compare)
     h = sub.add_parser("history", help="a framework's speed across its releases, and where it changed")
     h.add_argument("framework", help="a registered framework, e.g. torch")

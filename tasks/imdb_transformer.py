@@ -11,11 +11,7 @@ Dropout(0.1), Dense(2, softmax); Adam (Keras defaults), sparse categorical cross
 averaged over, as the example does.
 
 Ours: the recipe's Adam, batch and 2 epochs; the last 10 % of the training set validates (as the other
-tasks; the example validates on the test set, which `--recipe seed` will follow). Not yet in tasks.TASKS:
-every adapter builds it and matches the numpy references (tests/test_reference_train.py), but `harness.py
-parity` (run with the task registered, 2026-12-01) found MXNet's 10-step trajectory 2.7e-4 from the
-consensus, in the first LayerNorm's beta (tolerance 1e-4; 7.9e-5 against the float64 reference with one
-thread): Adam turns float32 rounding in the sum of 1,600 rows into steps where beta's gradient is near 0.
+tasks; the example validates on the test set, which `--recipe seed` will follow).
 """
 
 from tasks.spec import (

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlbench.analysis.compare import compare_sets
 from tests.support.cli import cli
 
 
@@ -30,9 +35,35 @@ def test_an_unchanged_pair_shows_no_detectable_change_and_exits_0(tmp_path):
     b = write(tmp_path / "b", [run_row(s, v) for s, v in enumerate(reversed(BASE))])
     r = cli("compare", str(a), str(b))
     assert r.returncode == 0, r.stderr
+    assert "steady epoch" not in r.stdout and "line(s): no detectable change beyond 5 %; `--all` lists them" in r.stdout
+    assert sorted(p.name for p in b.iterdir()) == ["runs.jsonl"], "compare never writes into an input"
+    r = cli("compare", str(a), str(b), "--all", "-o", str(tmp_path / "c.md"))
     steady = next(ln for ln in r.stdout.splitlines() if "steady epoch" in ln)
     assert "no detectable change" in steady and "could detect" in steady
-    assert (b / "compare.md").read_text().strip() == r.stdout.strip()
+    assert (tmp_path / "c.md").read_text().strip() == r.stdout.strip()
+    r = cli("compare", str(a), str(b), "-o", str(b / "runs.jsonl"))
+    assert r.returncode == 2 and "one of the inputs" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.floats(0.5, 2.0),
+    n_base=st.integers(1, 5),
+    n_new=st.integers(1, 5),
+    threshold=st.sampled_from([0.05, 0.1, 0.3]),
+)
+def test_every_line_is_shown_or_counted_and_a_shown_line_matters(scale, n_base, n_new, threshold):
+    """The default listing hides only lines with neither a change nor an undecided change beyond the threshold."""
+    a = pd.DataFrame([run_row(s, v) for s, v in enumerate(BASE[:n_base])])
+    b = pd.DataFrame([run_row(s, scale * v) for s, v in enumerate(BASE[:n_new])])
+    short, full = compare_sets(a, b, threshold)[0], compare_sets(a, b, threshold, show_all=True)[0]
+    lines = [ln for ln in short.splitlines() if ln.startswith("| torch")]
+    every = [ln for ln in full.splitlines() if ln.startswith("| torch")]
+    counted = int(short.split(" line(s): no detectable")[0].rsplit("\n", 1)[-1]) if "line(s)" in short else 0
+    assert len(lines) + counted == len(every) > 0
+    for ln in lines:
+        ratio = float(ln.split("|")[6].split()[0])
+        assert abs(ratio - 1) > threshold and "no detectable change" not in ln, ln
 
 
 def test_a_20_percent_slowdown_over_5_runs_is_slower_exits_1_and_names_the_torch_upgrade(tmp_path):

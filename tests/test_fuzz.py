@@ -190,7 +190,7 @@ def run_cli(*args, env: dict | None = None, timeout: float = 120, **kw) -> subpr
 def _commands(folder: Path, other: Path) -> dict[str, list[str]]:
     return {
         "report": ["report", "--results", str(folder)],
-        "compare": ["compare", str(folder), str(other), "--output", str(other / "c.md")],
+        "compare": ["compare", str(folder), str(other), "--all", "--output", str(other / "c.md")],
         "merge": ["merge", str(folder), "-o", str(other)],
         "resume": [
             "run",

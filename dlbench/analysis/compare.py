@@ -8,6 +8,10 @@ otherwise "no detectable change", with the smallest change those runs could have
 significant change, the provenance that differs between the two sides: the first thing to check by
 hand (versions, Python, CPU, GPU and driver, threads, settings, commit, data). Exit status 1 when a
 significant slowdown beyond the threshold is found, so CI can gate on it.
+
+What is shown: the changes, and the undecided lines that matter (a change beyond the threshold that these
+runs cannot call significant); the lines with neither are counted, and `--all` lists them. The text goes
+to standard output, and to `-o FILE` when asked: never into one of the inputs.
 """
 
 from __future__ import annotations
@@ -90,11 +94,12 @@ def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
     return out
 
 
-def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float) -> tuple[str, bool]:
+def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_all: bool = False,
+                 ) -> tuple[str, bool]:  # fmt: skip
     """(markdown, a significant slowdown beyond the threshold was found)."""
     base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
     kb, kn = _by_key(base), _by_key(new)
-    rows, explanations, slower = [], [], False
+    rows, explanations, slower, quiet = [], [], False, 0
     for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
         b, n = base.loc[kb[k]], new.loc[kn[k]]
         significant = False
@@ -110,10 +115,16 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float) -> tup
                     "faster" if not higher_better else "better")  # fmt: skip
                 significant = True
                 slower |= worse and metric != "test_accuracy"
+            elif abs(change) > threshold:  # a change that would matter, which these runs cannot show
+                more = f"{c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "not significant"
+                verdict = f"undecided: {100 * change:+.0f} %, {more}"
             else:
                 floor = f"; could detect {100 * c.detectable:.0f} %" if c.detectable else (
                     f"; {c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "")  # fmt: skip
                 verdict = f"no detectable change{floor}"
+                if not show_all:
+                    quiet += 1
+                    continue
             ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
             rows.append({"framework": k[0], "task": k[1], "setting": _setting(k), "metric": label,
                          "runs (base, new)": f"{c.n[1]}, {c.n[0]}", "new / base": f"{c.ratio:.3f}{ci}",
@@ -124,8 +135,13 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float) -> tup
     text = (
         f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
         f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %.\n\n"
-        + (pd.DataFrame(rows).to_markdown(index=False) if rows else "No framework × task × setting is in both.")
-        + "\n"
+        + (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "")
+        + ("" if kb.keys() & kn.keys() else "No framework × task × setting is in both.\n")
+        + (
+            f"\n{quiet} line(s): no detectable change beyond {100 * threshold:g} %; `--all` lists them.\n"
+            if quiet
+            else ""
+        )
     )
     if explanations:
         text += "\n## What differs where something changed\n\n" + "\n".join(explanations) + "\n"
@@ -146,8 +162,8 @@ def rows_of(path: Path) -> Path:
     return path / "runs.jsonl" if path.is_dir() else path
 
 
-def run(base: Path, new: Path, threshold: float, output: str | None) -> int:
-    """`harness.py compare`: markdown to stdout and to a file; exit 1 on a significant slowdown."""
+def run(base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False) -> int:
+    """`harness.py compare`: markdown to stdout (and to `output`); exit 1 on a significant slowdown."""
     from dlbench.analysis.report import ReportError, load_runs
     from dlbench.driver.config import UsageError
 
@@ -158,12 +174,16 @@ def run(base: Path, new: Path, threshold: float, output: str | None) -> int:
             sides.append(load_runs(path.parent, path))
         except ReportError as e:
             raise UsageError(str(e)) from None
-    text, slower = compare_sets(*sides, threshold)
-    out = Path(output) if output else rows_of(new).parent / "compare.md"
+    text, slower = compare_sets(*sides, threshold, show_all)
+    if output:
+        out = Path(output)
+        if out.resolve() in {rows_of(p).resolve() for p in (base, new)}:
+            raise UsageError(f"--output {out} is one of the inputs: name another file")
+        try:
+            files.write_whole(out, text)
+        except OSError as e:
+            raise UsageError(f"cannot write {out} ({e.strerror}): name another --output") from None
     print(text)
-    try:
-        files.write_whole(out, text)
-    except OSError as e:
-        raise UsageError(f"cannot write {out} ({e.strerror}): give --output") from None
-    print(f"written: {out}", file=sys.stderr)
+    if output:
+        print(f"written: {output}", file=sys.stderr)
     return 1 if slower else 0
