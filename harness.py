@@ -168,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
+    r.add_argument("--recipe", default="ours", choices=[x.value for x in c.RecipeName],
+                   help="ours (default) or seed: the seed's own recipe, where it gives one whole")  # fmt: skip
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")

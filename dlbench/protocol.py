@@ -90,6 +90,13 @@ class Profile(Word):
     FULL = "full"
 
 
+class RecipeName(Word):
+    """Which recipe trains a task (tasks/spec.py: with_recipe)."""
+
+    OURS = "ours"  # the task's recipe: the same split and early stopping for every task
+    SEED = "seed"  # the seed's own, where it gives one whole (IMDB: all 25,000 reviews, 10 epochs, test set validates)
+
+
 class Device(Word):
     CPU = "cpu"
     GPU = "gpu"
@@ -128,6 +135,7 @@ class JobConfig:
     precision: Precision = Precision.FP32
     deterministic: bool = False  # deterministic kernels (cuDNN, XLA, TF op determinism): parity asks for them
     tier: Tier = Tier.DEFAULT
+    recipe: RecipeName = RecipeName.OURS
     candidate: str = ""  # the tuned tier's chosen candidate (frameworks.Candidate.name); "" in the default tier
     tasks: tuple[str, ...] = ()
     inputs: str = ""  # parity: folder of TASK.npz inputs
@@ -156,6 +164,7 @@ class JobConfig:
         d["mode"], d["device"], d["profile"] = Mode(d["mode"]), Device(d["device"]), Profile(d["profile"])
         d["precision"] = Precision(d.get("precision", Precision.FP32))
         d["tier"] = Tier(d.get("tier", Tier.DEFAULT))
+        d["recipe"] = RecipeName(d.get("recipe", RecipeName.OURS))
         d["cpus"], d["tasks"] = tuple(d.get("cpus", ())), tuple(d.get("tasks", ()))
         return cls(**d)
 

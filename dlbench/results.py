@@ -44,7 +44,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "wall_s": (_NUM, True), "others_cpu_pct": (_NUM, True), "machine_busy": (_BOOL, True),
     "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
     "run_index": (_INT, True), "order": (_DICT, True), "precision": (_STR, True),
-    "tier": (_STR, True), "settings": (_DICT, True),
+    "tier": (_STR, True), "settings": (_DICT, True), "recipe": (_STR, True),
     "run_id": (_STR, True), "latency_b1_ms_p50": (_NUM, True), "latency_b1_ms_p99": (_NUM, True),
     "gpu_util_pct_median": (_NUM, True), "gpu_energy_j": (_NUM, True), "cpu_energy_j": (_NUM, True),
 }  # fmt: skip

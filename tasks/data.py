@@ -375,5 +375,7 @@ def load_splits(task: Task, profile: str, npz: str | Path) -> Splits:
     x_tr, x_te = x_tr.astype(task.input_dtype), x_te.astype(task.input_dtype)
     label_dtype = np.float32 if task.binary else np.int32
     y_tr, y_te = y_tr.astype(label_dtype), y_te.astype(label_dtype)
+    if task.recipe.validate_on_test:  # the seeds' recipe: Keras's fit(validation_data=(x_test, y_test))
+        return Splits(x_tr, y_tr, x_te, y_te, x_te, y_te)
     n_fit = int(len(x_tr) * (1 - task.recipe.validation_split))  # Keras: the LAST 10 % validates
     return Splits(x_tr[:n_fit], y_tr[:n_fit], x_tr[n_fit:], y_tr[n_fit:], x_te, y_te)

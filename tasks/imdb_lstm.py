@@ -48,4 +48,14 @@ TASK = Task(
     gate=AccuracyGate(min_full=0.80, min_quick=0.55, tolerance=0.02),
     quick={"n_train": 2500, "n_test": 1000, "epochs": 1},
     published=Published(0.82, "about 82 %", "the seed, Keras's IMDB LSTM example"),
+    # The seed's own: fit on all 25,000 reviews for exactly 10 epochs, validated on the test set ("Train on
+    # 25000 samples, validate on 25000 samples"; "almost 82 % ... after 10 epochs"). The model stays ours.
+    seed_recipe=Recipe(
+        loss=Loss.BINARY,
+        batch_size=32,
+        max_epochs=10,
+        early_stopping=False,
+        target_val_accuracy=0.80,
+        validate_on_test=True,
+    ),  # fmt: skip
 )

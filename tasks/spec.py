@@ -8,7 +8,7 @@ kernel (h, 4h), one bias (4h), gate order i, f, g, o).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 
@@ -127,6 +127,7 @@ class Recipe:
     beta2: float = 0.999
     eps: float = 1e-7  # Keras's default; PyTorch/Optax default to 1e-8, MXNet to 1e-8: set explicitly
     validation_split: float = 0.1  # the LAST fraction of the training set, as Keras's fit does
+    validate_on_test: bool = False  # the seeds' way: fit on the whole training set, validate on the test set
     es_min_delta: float = 0.0005  # early stopping on val_loss, Keras semantics
     es_patience: int = 2
 
@@ -167,11 +168,24 @@ class Task:
     notes: str = ""
     quick: dict = field(default_factory=dict)  # the quick profile's overrides (n_train, n_test, epochs)
     published: Published | None = None  # what our full-profile accuracy is held against
+    seed_recipe: Recipe | None = None  # the seed's own recipe, where it gives one whole (`--recipe seed`)
+    seed_gap: str = ""  # where it does not: what the seed leaves out
 
     @property
     def binary(self) -> bool:
         """One sigmoid output and 0/1 labels (else softmax over classes, integer labels)."""
         return self.recipe.loss == Loss.BINARY
+
+
+def with_recipe(task: Task, recipe: str) -> Task:
+    """The task trained by "ours" (its recipe) or by "seed" (its seed's own); ValueError where the seed gives none."""
+    if recipe == "ours":
+        return task
+    if recipe != "seed":
+        raise ValueError(f"no recipe {recipe!r}: ours or seed")
+    if task.seed_recipe is None:
+        raise ValueError(f"{task.name} has no seed recipe: {task.seed_gap}")
+    return replace(task, recipe=task.seed_recipe)
 
 
 def layer_key(index: int, layer: Layer) -> str:

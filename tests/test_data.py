@@ -189,3 +189,14 @@ def test_word_index_must_be_the_published_file(empty_cache, tmp_path):
     _tar(d / "aclImdb_v1.tar.gz", {})
     with pytest.raises(DataError, match="imdb_word_index.json fails its checksum"):
         prepare("imdb", d)
+
+
+@needs_data
+def test_the_seed_recipe_fits_on_all_25000_reviews_and_validates_on_the_test_set(imdb, data_dir):
+    from tasks.spec import with_recipe
+
+    npz, _ = prepare("imdb", data_dir)
+    ours, seed = (load_splits(with_recipe(TASKS["imdb_lstm"], r), "full", npz) for r in ("ours", "seed"))
+    assert (len(ours.x_train), len(ours.x_val)) == (22500, 2500)
+    assert len(seed.x_train) == 25000 and np.array_equal(seed.x_val, seed.x_test) and len(seed.x_test) == 25000
+    assert np.array_equal(seed.x_train[:22500], ours.x_train) and np.array_equal(seed.y_val, ours.y_test)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlbench.analysis import report
 from dlbench.analysis.parity import load_parity
+from tasks import TASKS
 from tests.conftest import needs_data, real_data_dir
 from tests.support.cli import cli, launch
 
@@ -222,7 +223,7 @@ def test_microbench_writes_pytest_benchmark_json_and_a_side_by_side_table(tmp_pa
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "microbench" / "torch.json").read_text())
     groups = {b["group"] for b in data["benchmarks"]}
-    assert len(groups) == 6 and "mnist_cnn: 10 training steps of 128" in groups
+    assert len(groups) == 2 * len(TASKS) and "mnist_cnn: 10 training steps of 128" in groups
     assert all(b["stats"]["median"] > 0 and b["extra_info"]["framework"] == "torch" for b in data["benchmarks"])
     table = (tmp_path / "microbench.md").read_text()
     assert "| benchmark" in table and "torch" in table and "imdb_lstm: one inference batch of 32" in table

@@ -34,8 +34,8 @@ METRICS = {
     "peak_rss_mib": ("peak RSS", False),
     "test_accuracy": ("test accuracy", True),
 }
-MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier")
-DEFAULTS = {"precision": "fp32", "tier": "default"}  # what rows written before these fields ran with
+MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier", "recipe")
+DEFAULTS = {"precision": "fp32", "tier": "default", "recipe": "ours"}  # what rows written before these fields ran with
 
 
 def _key(row: pd.Series) -> tuple:

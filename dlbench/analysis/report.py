@@ -41,7 +41,7 @@ COLUMNS = {
 }
 # What makes two rows comparable: rows differing in any of these are never merged into one median.
 # (Later fields, e.g. precision or tier, join here when rows carry them.)
-SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier")
+SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier", "recipe")
 
 
 class ReportError(Exception):
@@ -81,6 +81,7 @@ def load_runs(results: Path, path: Path | None = None, quiet: bool = False) -> p
     for col in SETTINGS:
         if col not in df:
             df[col] = None
+    df["recipe"] = df["recipe"].fillna("ours")  # rows written before --recipe existed ran ours
     if "device" in df:  # rows before device_requested existed: the kind of device they ran on ("cpu(0)" -> cpu)
         kind = df["device"].map(lambda d: None if not isinstance(d, str) else "cpu" if d.lower().startswith("cpu")
                                 else "gpu")  # fmt: skip
@@ -442,7 +443,8 @@ def _differs(key: tuple) -> str:
     bits = [f"threads {named['threads']}", f"device {named['device_requested']}"]
     if named["epochs_cap"] is not None:
         bits.append(f"epochs cap {named['epochs_cap']}")
-    bits += [f"{c} {named[c]}" for c in SETTINGS[5:] if named[c] is not None and c != "schema"]
+    bits += [f"{c} {named[c]}" for c in SETTINGS[5:] if named[c] is not None and c != "schema"
+             and (c, named[c]) != ("recipe", "ours")]  # fmt: skip
     return ", ".join(bits)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dlbench.driver.provenance import usable_cpus
-from dlbench.protocol import Device, Precision, Profile, Tier, Word
+from dlbench.protocol import Device, Precision, Profile, RecipeName, Tier, Word
 from dlbench.results import check_writable
 
 DEFAULT_TIMEOUT_S = {Profile.QUICK: 600, Profile.FULL: 4 * 3600}
@@ -58,6 +58,7 @@ class RunConfig:
     order_seed: int = 0  # the permutation's seed, recorded in every row
     precision: Precision = Precision.FP32
     candidates: dict = field(default_factory=dict)  # (framework, task) -> the tuned tier's chosen candidate
+    recipe: RecipeName = RecipeName.OURS
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,22 @@ def seeds(seeds: str | None, repeats: int | None) -> tuple[int, ...]:
     if not 1 <= repeats <= MAX_REPEATS:
         raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {repeats}")
     return tuple(range(repeats))
+
+
+def recipe(value: str, tasks: list) -> RecipeName:
+    """--recipe: refused in one line where a task's seed gives no whole recipe (the tasks that have one named)."""
+    from tasks.spec import with_recipe
+
+    if value == RecipeName.SEED:
+        for t in tasks:
+            try:
+                with_recipe(t, value)
+            except ValueError as e:
+                from tasks import TASKS
+
+                have = ", ".join(n for n, k in TASKS.items() if k.seed_recipe is not None)
+                raise UsageError(f"--recipe seed: {e}; give --tasks among {have}") from None
+    return RecipeName(value)
 
 
 def precision(value: str, device: Device, frameworks: tuple[str, ...], registry) -> Precision:
@@ -402,4 +419,5 @@ def run_config(a, registry, aliases, tasks) -> RunConfig:
         order=Order(a.order),
         order_seed=order_seed(a.order_seed),
         precision=precision(a.precision, Device(a.device), frameworks, registry),
+        recipe=recipe(a.recipe, [tasks[t] for t in names(a.tasks, tasks, "task")]),
     )

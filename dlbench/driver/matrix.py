@@ -106,10 +106,10 @@ def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bo
     fw = FRAMEWORKS.get(name) if isinstance(name, str) else None
     prov = row.get("provenance") if isinstance(row.get("provenance"), dict) else {}
     settings = (row.get("profile"), row.get("threads"), row.get("device_requested"), row.get("epochs_cap"),
-                row.get("precision", "fp32"))  # fmt: skip
+                row.get("precision", "fp32"), row.get("recipe", "ours"))  # fmt: skip
     return (
         fw is not None
-        and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs, cfg.precision)
+        and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs, cfg.precision, cfg.recipe)
         and (prov.get("git") or {}).get("commit") == commit
         and prov.get("environment_sha256") == environment_sha256(ENVIRONMENTS[fw.env])
     )
@@ -120,7 +120,7 @@ def job(cfg: RunConfig, task: str, variant: Variant, seed: int, data: dict) -> t
     fw, env = FRAMEWORKS[variant.framework], ENVIRONMENTS[FRAMEWORKS[variant.framework].env]
     jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
                    epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision,
-                   tier=variant.tier, candidate=candidate(cfg, task, variant))  # fmt: skip
+                   tier=variant.tier, candidate=candidate(cfg, task, variant), recipe=cfg.recipe)  # fmt: skip
     missing = f"{env.venv} does not exist: {env.missing_hint}"
     vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
     return jc, str(env.python), vars_, cfg.timeout_s, cfg.max_rss_mib, missing
@@ -156,6 +156,7 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
         "epochs_cap": cfg.epochs,
         "precision": cfg.precision,
         "tier": variant.tier,
+        "recipe": cfg.recipe,  # "seed": the seed's own recipe (tasks/spec.py: with_recipe)
         "candidate": candidate(cfg, task, variant),
         "sitting": common["sitting"],  # this invocation and its boot: rows of one sitting compare directly
         **out,

@@ -91,9 +91,9 @@ def run(cfg: JobConfig) -> dict:
 
     from tasks import TASKS
     from tasks.data import load_splits
-    from tasks.spec import lstm_bias_delta
+    from tasks.spec import lstm_bias_delta, with_recipe
 
-    task = TASKS[cfg.task]
+    task = with_recipe(TASKS[cfg.task], str(cfg.recipe))  # the driver refused a task without the seed's
     cpus = pin(cfg.threads, cfg.cpus)
     t0 = time.perf_counter()
     ad = importlib.import_module(cfg.module)
