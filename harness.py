@@ -156,7 +156,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--results", default="results", help="results folder (default results/)")
 
     def training(sp, tier=True):  # how the frameworks train: run, speed, parity and tune share these
-        sp.add_argument("--device", default="cpu", choices=devices)
+        sp.add_argument(
+            "--device", default="cpu", choices=devices, help="cpu (default), gpu, or auto (a GPU where one is seen)"
+        )
         sp.add_argument("--precision", default="fp32", choices=precisions, help="fp32 (default), tf32 (GPU), bf16")
         if tier:
             sp.add_argument("--tier", default="default", choices=tiers, help="default (the default), tuned, or all")
@@ -164,7 +166,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the framework x task matrix")
     common(r)
     training(r)
-    r.add_argument("--profile", default="quick", choices=profiles)
+    r.add_argument(
+        "--profile",
+        default="quick",
+        choices=profiles,
+        help="quick (default: small data, few epochs) or full (the recipe)",
+    )
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")

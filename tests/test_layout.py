@@ -138,3 +138,12 @@ def test_every_environment_follows_the_makefiles_convention():
         for lock in locks:
             pins = [ln for ln in lock.read_text().splitlines() if ln and not ln.startswith((" ", "#"))]
             assert pins and all("==" in p and p.endswith("\\") for p in pins), lock.name  # pinned, hashes follow
+
+
+def test_the_cli_page_is_what_the_parser_says():
+    """docs/cli.md regenerates from harness.py's parser: an option added, renamed or re-helped shows here."""
+    import harness
+    from dlbench.clidoc import render
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    assert page == render(harness.parser()), "regenerate it: python -m dlbench.clidoc > docs/cli.md"
