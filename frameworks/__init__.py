@@ -137,8 +137,8 @@ FRAMEWORKS: dict[str, Framework] = {
                   candidates=(Candidate("to-static", _EXE, "paddlepaddle.org paddle.jit.to_static: dynamic "
                                         "graph to static"),),
                   releases=">=3.0", pinned=("paddlepaddle",), release_extras=("setuptools",)),
-        Framework("mlx", "frameworks.mlx_nn", "mlx", {}, "mlx", "MLX (mlx.nn), CPU build", "", ("mlx", "mlx-cpu"),
-                  ("mlx",), ("fp32",),
+        Framework("mlx", "frameworks.mlx_nn", "mlx", {}, "mlx", "MLX (mlx.nn), CPU build",
+                  "mx.array gather (MLX's examples)", ("mlx", "mlx-cpu"), ("mlx",), ("fp32",),
                   candidates=(Candidate("compile", _EXE, "ml-explore.github.io mlx mx.compile: the training step"),),
                   releases=">=0.20", pinned=("mlx", "mlx-cpu")),
     )

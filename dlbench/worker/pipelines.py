@@ -82,8 +82,28 @@ def paddle_dataloader(x, y):
     return lambda: sum(int(xb.shape[0]) for xb, _ in loader)
 
 
+def mlx_arrays(x, y):
+    """What MLX's own examples do (mlx-examples mnist: batch_iterate): the arrays in mx.array once, a
+    permutation of indices each epoch, each batch gathered and evaluated (MLX is lazy: mx.eval makes it)."""
+    import mlx.core as mx
+
+    xa, ya, rng = mx.array(x), mx.array(y), np.random.default_rng(0)
+
+    def epoch():
+        n, order = 0, mx.array(rng.permutation(len(x)))
+        for i in range(0, len(x), BATCH):
+            idx = order[i : i + BATCH]
+            xb, yb = xa[idx], ya[idx]
+            mx.eval(xb, yb)
+            n += int(idx.shape[0])
+        return n
+
+    return epoch
+
+
 PIPELINES = {"torch DataLoader": torch_dataloader, "tf.data": tf_data, "Gluon DataLoader": gluon_dataloader,
-             "numpy + jax.device_put": jax_numpy, "paddle DataLoader": paddle_dataloader}  # fmt: skip
+             "numpy + jax.device_put": jax_numpy, "paddle DataLoader": paddle_dataloader,
+             "mx.array gather (MLX's examples)": mlx_arrays}  # fmt: skip
 
 
 def main() -> None:
