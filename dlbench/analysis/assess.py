@@ -78,7 +78,7 @@ def render(results: Path, runs: pd.DataFrame) -> str:
             "framework": fw,
             **{f"{t} epoch (s)": (f"{speed[fw, t]:.3g}" if (fw, t) in speed and pd.notna(speed[fw, t]) else "—")
                for t in tasks},
-            "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none of its own)"),
+            "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none)"),
             "pipeline samples/s": f"{etl['samples_per_s']:,.0f}" if "samples_per_s" in etl else etl.get("error", "—"),
             "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
             "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
