@@ -318,4 +318,24 @@ def write_reports(results: Path, profile: str | None = None) -> int:
     if (results / "speed.jsonl").is_file():
         print(write_speed_report(results))
         print(f"written: {results / 'speed.md'}")
+    if (results / "runs.jsonl").exists() and (results / "speed.jsonl").is_file():
+        _edition(results)
     return rc
+
+
+def _edition(results: Path) -> None:
+    """Where one speed sitting and convergence runs lie together (an edition of the reference): tables.md,
+    also at the top of report.md."""
+    from dlbench.analysis.edition import write_tables
+    from dlbench.analysis.report import load_runs
+
+    rows, _ = load_speed(results)
+    if len(values(rows)) != 1:
+        print(f"no tables.md: {results / 'speed.jsonl'} holds {len(values(rows))} sittings, an edition one")
+        return
+    written = write_tables(results, rows, load_runs(results))
+    report_md = results / "report.md"
+    if report_md.is_file():
+        title, _, rest = report_md.read_text().partition("\n")
+        files.write_whole(report_md, f"{title}\n\n{written[0].read_text()}{rest}")
+    print(f"written: {', '.join(map(str, written))}")

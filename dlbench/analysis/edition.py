@@ -1,0 +1,131 @@
+"""One table per task: the speed sitting's verdicts beside the convergence runs' accuracy (`tables.md`).
+
+For each task of a results folder that holds both a speed sitting (speed.jsonl) and convergence runs
+(runs.jsonl, full profile): per variant (framework and tier), the time per step and its ratio to the
+anchor with the verdict (dlbench/analysis/speed.py: paired, Holm-corrected within the task), and the
+test accuracy over the seeds, median [min, max], beside the task's published figure. The range of n
+seeds is not called a 95 % interval: the chance that it holds the median is 1 - 2 * 0.5**n (0.94 at 5).
+Time to target is derived, and says so: the sitting's time per step times the median run's steps to the
+validation target (epochs to the target times the steps of an epoch; a run that never reached it counts
+as never). Speed comes from one sitting only; accuracy does not depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlbench.analysis.speed import _bimodal_notes, anchor_of, diffs, label, values, verdict_table
+from dlbench.analysis.verdicts import DELTA
+from tasks import TASKS
+
+SEED_RANGE_COVERAGE = "1 - 2 × 0.5ⁿ"  # the chance a range of n draws holds the median
+
+
+def steps_to_target(run: pd.Series) -> float:
+    """A convergence run's training steps until its validation accuracy first reached the target (inf: never)."""
+    task = TASKS[run["task"]]
+    per_epoch = math.ceil(run["n_train"] / task.recipe.batch_size)
+    for e, h in enumerate(run["history"], start=1):
+        if h.get("val_accuracy") is not None and h["val_accuracy"] >= task.recipe.target_val_accuracy:
+            return float(e * per_epoch)
+    return math.inf
+
+
+def _accuracy(runs: pd.DataFrame) -> str:
+    acc = runs["test_accuracy"].astype(float)
+    if acc.empty:
+        return "— (no convergence runs)"
+    return f"{acc.median():.4f} [{acc.min():.4f}, {acc.max():.4f}], {len(acc)} seed(s)"
+
+
+def _to_target(ms_step: str, runs: pd.DataFrame) -> str:
+    if runs.empty or ms_step == "—":
+        return "—"
+    steps = float(np.median([steps_to_target(r) for _, r in runs.iterrows()]))
+    if not math.isfinite(steps):
+        return "not reached"
+    return f"{float(ms_step) * steps / 1000:.3g} s ({steps:.0f} steps)"
+
+
+def task_table(speed_rows: list[dict], runs: pd.DataFrame, task: str, sitting: str, delta: float = DELTA) -> str:
+    """The markdown of one task: its variants' verdicts and accuracies, the published figure above them."""
+    anchor = anchor_of(speed_rows, sitting)
+    per = values(speed_rows)[sitting][task]
+    table, _ = verdict_table(
+        per, anchor, _bimodal_notes(speed_rows, sitting, task), delta, diffs(speed_rows)[sitting][task]
+    )
+    t = TASKS[task]
+    runs = runs[(runs["task"] == task) & (runs["status"] == "ok") & (runs["profile"] == "full")]
+    runs = runs[runs["recipe"].fillna("ours") == "ours"] if "recipe" in runs else runs
+    labels = runs.apply(lambda r: label(r.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)
+    accuracy, to_target = [], []
+    for _, line in table.iterrows():
+        mine = runs[labels == line["framework"]] if len(runs) else runs
+        accuracy.append(_accuracy(mine))
+        to_target.append(_to_target(line["ms / step"], mine))
+    table = table.drop(columns=["windows"]).assign(**{"test accuracy: median [range], seeds": accuracy,
+                                                      "time to target (derived)": to_target})  # fmt: skip
+    published = f"published {t.published.stated} ({t.published.source})" if t.published else "no published figure"
+    return (f"**{task}** — {published}; validation target {t.recipe.target_val_accuracy:g}.\n\n"
+            + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
+
+
+def tables(speed_rows: list[dict], runs: pd.DataFrame, delta: float = DELTA) -> str:
+    """Every task of the folder's single speed sitting, in TASKS order; ValueError where there is not one sitting."""
+    sittings = sorted(values(speed_rows))
+    if len(sittings) != 1:
+        raise ValueError(f"an edition's tables come from one speed sitting; found {len(sittings)}")
+    (sitting,) = sittings
+    info = next(r for r in speed_rows if (r.get("sitting") or {}).get("id") == sitting)
+    head = (f"Speed: sitting {sitting} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
+            f"{info['provenance']['machine'].get('cpu')}, {info['threads']} threads), anchor "
+            f"{anchor_of(speed_rows, sitting)}, equivalence within ±{100 * delta:g} %. Accuracy: full-profile "
+            f"convergence runs, median [min, max] over seeds (the range holds the median with chance "
+            f"{SEED_RANGE_COVERAGE}: 0.94 at 5 seeds, so it is not called a 95 % interval). Time to target: "
+            "derived, the sitting's ms / step × the median run's steps to the validation target.")  # fmt: skip
+    tasks = [t for t in TASKS if t in values(speed_rows)[sitting]]
+    return "\n\n".join([head] + [task_table(speed_rows, runs, t, sitting, delta) for t in tasks]) + "\n"
+
+
+def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
+    """Each task's ratios to the anchor with their 95 % intervals, log scale, the equivalence band shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (sitting,) = sorted(values(speed_rows))
+    anchor, per_task = anchor_of(speed_rows, sitting), values(speed_rows)[sitting]
+    tasks = [t for t in TASKS if t in per_task]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        _, comps = verdict_table(per_task[task], anchor, {}, delta, diffs(speed_rows)[sitting][task])
+        comps = sorted(comps, key=lambda c: c.ratio)
+        y = np.arange(len(comps))
+        lo = [c.ratio - c.interval[0] for c in comps]
+        hi = [c.interval[1] - c.ratio for c in comps]
+        ax.errorbar([c.ratio for c in comps], y, xerr=[lo, hi], fmt="o", capsize=3)
+        ax.axvspan(1 - delta, 1 + delta, alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_yticks(y, [c.framework for c in comps])
+        ax.set_title(task)
+        ax.set_xlabel(f"time per step × {anchor} (95 % interval)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_tables(results: Path, speed_rows: list[dict], runs: pd.DataFrame) -> list[Path]:
+    """RESULTS/tables.md and RESULTS/plots/tables.png."""
+    from dlbench import files
+
+    out = results / "tables.md"
+    png = plot(speed_rows, results / "plots" / "tables.png")
+    files.write_whole(out, tables(speed_rows, runs) + "\n![ratios to the anchor](plots/tables.png)\n")
+    return [out, png]

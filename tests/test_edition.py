@@ -1,0 +1,89 @@
+"""The edition's tables: the speed sitting's verdicts beside the convergence runs' accuracy, per task."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlbench.analysis.edition import steps_to_target, tables
+from tests.support.cli import cli
+
+TIMES = {("torch", "default", ""): 1e-3, ("jax", "default", ""): 0.5e-3, ("mxnet", "default", ""): 1e-3,
+         ("torch", "tuned", "compile"): 0.7e-3}  # fmt: skip
+
+
+def speed_rows(rng, groups=6, task="iris_mlp"):
+    rows = []
+    for g in range(groups):
+        common = rng.lognormal(0, 0.05)  # the group's shared slowness: paired away
+        for (fw, tier, cand), t in TIMES.items():
+            v = t * common * rng.lognormal(0, 0.01)
+            rows.append({"kind": "speed", "status": "ok", "framework": fw, "tier": tier, "candidate": cand,
+                         "task": task, "profile": "speed", "seed": g, "round": g, "anchor": "torch", "threads": 2,
+                         "machine_busy": False, "sitting": {"id": "S1", "boot_id": "b00t", "started": "t"},
+                         "window_kind": "epoch", "window_steps": [8, 8], "window_s": [8 * v, 8 * v], "epoch_steps": 8,
+                         "provenance": {"machine": {"cpu": "test cpu"}}})  # fmt: skip
+    return rows
+
+
+def run(fw, acc, seed, tier="default", cand="", reach=3, recipe="ours", profile="full"):
+    hist = [{"val_accuracy": 0.95 if e >= reach else 0.5, "epoch_s": 0.1} for e in range(1, 11)]
+    return {"framework": fw, "tier": tier, "candidate": cand, "task": "iris_mlp", "status": "ok", "profile": profile,
+            "recipe": recipe, "seed": seed, "test_accuracy": acc, "n_train": 120, "history": hist}  # fmt: skip
+
+
+def line(text, name):
+    return next(ln for ln in text.splitlines() if ln.startswith(f"| {name} "))
+
+
+def test_each_variant_has_its_verdict_and_its_own_seeds_accuracy():
+    rng = np.random.default_rng(0)
+    runs = [run("torch", a, s) for s, a in enumerate([0.90, 0.93, 0.87, 0.90, 0.97])]
+    runs += [run("torch", 0.5, 9, recipe="seed"), run("torch", 0.1, 8, profile="quick")]  # neither counts
+    runs += [run("torch", 0.8, s, "tuned", "compile", reach=99) for s in range(3)]  # never reaches the target
+    runs += [run("jax", 0.9, s, reach=1) for s in range(5)]
+    text = tables(speed_rows(rng), pd.DataFrame(runs))
+    assert "sitting S1 (boot b00t, test cpu, 2 threads), anchor torch" in text
+    assert "**iris_mlp** — no published figure; validation target 0.9." in text
+    torch = line(text, "torch")
+    assert "anchor" in torch and "0.9000 [0.8700, 0.9700], 5 seed(s)" in torch
+    ms = float(torch.split("|")[3])  # its time per step x (3 epochs x 120 / 16 = 8 steps)
+    assert f"{ms * 24 / 1000:.3g} s (24 steps)" in torch and 0.9 < ms < 1.1
+    assert "faster" in line(text, "jax") and " s (8 steps)" in line(text, "jax")
+    assert "equivalent" in line(text, "mxnet") and "— (no convergence runs)" in line(text, "mxnet")
+    compiled = line(text, "torch (compile)")
+    assert "faster" in compiled and "0.8000 [0.8000, 0.8000], 3 seed(s)" in compiled and "not reached" in compiled
+
+
+def test_steps_to_target_is_the_first_epoch_at_the_target_times_an_epochs_steps():
+    r = pd.Series(run("torch", 0.9, 0, reach=4))
+    assert steps_to_target(r) == 4 * 8
+    assert math.isinf(steps_to_target(pd.Series(run("torch", 0.9, 0, reach=99))))
+
+
+@settings(max_examples=50, deadline=None)
+@given(accs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=7))
+def test_the_accuracy_cell_is_the_median_and_range_of_the_variants_own_seeds(accs):
+    rows = speed_rows(np.random.default_rng(1), groups=4)
+    text = tables(rows, pd.DataFrame([run("torch", a, s) for s, a in enumerate(accs)] + [run("jax", 0.0, 0)]))
+    a = np.asarray(accs)
+    want = f"{np.median(a):.4f} [{a.min():.4f}, {a.max():.4f}], {len(a)} seed(s)"
+    assert want in line(text, "torch") and "0.0000 [0.0000, 0.0000], 1 seed(s)" in line(text, "jax")
+
+
+def test_report_writes_tables_md_at_the_top_of_report_md(tmp_path):
+    rng = np.random.default_rng(2)
+    (tmp_path / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in speed_rows(rng)))
+    runs = [{**run("torch", 0.9, s), "schema": 2, "run_id": str(s), "threads": 2, "device_requested": "cpu",
+             "first_epoch_s": 0.1, "steady_epoch_s": 0.1} for s in range(3)]  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    r = cli("report", "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    tables_md = (tmp_path / "tables.md").read_text()
+    assert (tmp_path / "plots" / "tables.png").stat().st_size > 1000
+    assert (tmp_path / "report.md").read_text().startswith("# dlbench report\n\n" + tables_md)
