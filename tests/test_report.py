@@ -327,7 +327,7 @@ def test_the_readme_headlines_are_the_reference_headlines_verbatim():
     (or, for the speed verdicts, speed.md); the README shows the speed verdicts, docs/ the reference."""
     from tests.support.cli import ROOT
 
-    pattern = r"<!-- (?:headline|speed): (\S+) -->\n(.*?)<!-- /(?:headline|speed) -->"
+    pattern = r"<!-- (?:headline|speed|tables): (\S+) -->\n(.*?)<!-- /(?:headline|speed|tables) -->"
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     found = {page: re.findall(pattern, page.read_text(), flags=re.S) for page in pages}
     assert any(p.endswith("/speed.md") for p, _ in found[ROOT / "README.md"]), "the README lost its speed verdicts"
@@ -344,6 +344,8 @@ def test_the_readme_fits_on_a_screen_and_its_links_resolve():
 
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 200
+    unlinked = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if f"(docs/{p.name})" not in readme]
+    assert unlinked == [], "every docs/ page is linked from the README"
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for link in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text()):
             if not link.startswith("http"):
