@@ -63,9 +63,10 @@ TASK = Task(
     # Checked against one full-profile run per framework (9, seed 0, results/transformer-39/full): test
     # accuracy 0.8596-0.8696, median 0.8672 (the example: 87 %). The floor 0.84 stays 0.02 below the lowest;
     # the lowest run is 0.008 from the median, so a tolerance of 0.02 holds a framework near the others.
-    # Quick (2,250 reviews, one epoch): 0.555-0.746, so the quick floor is the LSTM's 0.55.
+    # Quick: one epoch of 2,250 reviews gave 0.555-0.746 (results/transformer-39/quick), MXNet's a hair above
+    # the floor and no steady epoch to time; so two epochs, the recipe's own count, with the LSTM's floor 0.55.
     gate=AccuracyGate(min_full=0.84, min_quick=0.55, tolerance=0.02),
-    quick={"n_train": 2500, "n_test": 1000, "epochs": 1},
+    quick={"n_train": 2500, "n_test": 1000, "epochs": 2},
     # The example's author: "It achieves validation accuracy of 87% on IMDB in less than a minute on CPU"
     # (apoorvnandan.github.io/2020/05/10/transformer-classifier, the post the keras.io example comes from).
     published=Published(0.87, "87 %", "the example's author, on the test set used as validation"),
