@@ -55,8 +55,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    from dlbench.analysis.publish import write_reports
     from dlbench.analysis.report import ReportError
-    from dlbench.analysis.speed import write_reports
 
     try:
         return write_reports(c.results_dir(a.results), a.profile)

@@ -40,8 +40,9 @@ COLUMNS = {
     "machine_busy": "busy runs",
 }
 # What makes two rows comparable: rows differing in any of these are never merged into one median.
-# (Later fields, e.g. precision or tier, join here when rows carry them.)
-SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "tier", "recipe")
+# (Later fields, e.g. precision or tier, join here when rows carry them.) Tier stays last: the tiers'
+# comparison sets it aside as key[:-1].
+SETTINGS = ("profile", "task", "device_requested", "threads", "epochs_cap", "schema", "precision", "recipe", "tier")
 
 
 class ReportError(Exception):

@@ -303,39 +303,3 @@ def write_speed_report(results: Path, sitting_id: str | None = None, delta: floa
     text = report(rows, delta)
     files.write_whole(results / "speed.md", "\n".join(warnings + [text]))
     return text if sitting_id is None else report(rows, delta, sitting_id)
-
-
-def write_reports(results: Path, profile: str | None = None) -> int:
-    """`harness.py report`: report.md and headline.md from runs.jsonl, speed.md from speed.jsonl, each where
-    its file exists (ReportError, through write_summary, when neither does)."""
-    from dlbench.analysis.headline import write_headline
-    from dlbench.analysis.report import write_summary
-
-    rc = 0
-    if (results / "runs.jsonl").exists() or not (results / "speed.jsonl").is_file():
-        rc = write_summary(results, profile)
-        write_headline(results, profile)
-    if (results / "speed.jsonl").is_file():
-        print(write_speed_report(results))
-        print(f"written: {results / 'speed.md'}")
-    if (results / "runs.jsonl").exists() and (results / "speed.jsonl").is_file():
-        _edition(results)
-    return rc
-
-
-def _edition(results: Path) -> None:
-    """Where one speed sitting and convergence runs lie together (an edition of the reference): tables.md,
-    also at the top of report.md."""
-    from dlbench.analysis.edition import write_tables
-    from dlbench.analysis.report import load_runs
-
-    rows, _ = load_speed(results)
-    if len(values(rows)) != 1:
-        print(f"no tables.md: {results / 'speed.jsonl'} holds {len(values(rows))} sittings, an edition one")
-        return
-    written = write_tables(results, rows, load_runs(results))
-    report_md = results / "report.md"
-    if report_md.is_file():
-        title, _, rest = report_md.read_text().partition("\n")
-        files.write_whole(report_md, f"{title}\n\n{written[0].read_text()}{rest}")
-    print(f"written: {', '.join(map(str, written))}")
