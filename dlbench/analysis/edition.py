@@ -42,22 +42,34 @@ def _accuracy(runs: pd.DataFrame) -> str:
     return f"{acc.median():.4f} [{acc.min():.4f}, {acc.max():.4f}], {len(acc)} seed(s)"
 
 
-def _to_target(ms_step: str, runs: pd.DataFrame) -> str:
-    if runs.empty or ms_step == "—":
+def _to_target(step_s: dict[int, float] | None, runs: pd.DataFrame) -> str:
+    """The processes' geometric-mean step (as the table's ms / step) × the median run's steps to the target."""
+    if runs.empty or not step_s:
         return "—"
     steps = float(np.median([steps_to_target(r) for _, r in runs.iterrows()]))
     if not math.isfinite(steps):
         return "not reached"
-    return f"{float(ms_step) * steps / 1000:.3g} s ({steps:.0f} steps)"
+    step = float(np.exp(np.mean(np.log(list(step_s.values())))))
+    return f"{step * steps:.3g} s ({steps:.0f} steps)"
 
 
-def task_table(speed_rows: list[dict], runs: pd.DataFrame, task: str, sitting: str, delta: float = DELTA) -> str:
+class _Sitting:
+    """One speed sitting's per-task values and paired differences, computed once for tables and plot."""
+
+    def __init__(self, speed_rows: list[dict]):
+        vals = values(speed_rows)
+        if len(vals) != 1:
+            raise ValueError(f"an edition's tables come from one speed sitting; found {len(vals)}")
+        (self.id,) = vals
+        self.rows, self.per_task, self.paired = speed_rows, vals[self.id], diffs(speed_rows)[self.id]
+        self.anchor = anchor_of(speed_rows, self.id)
+        self.tasks = [t for t in TASKS if t in self.per_task]
+
+
+def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA) -> str:
     """The markdown of one task: its variants' verdicts and accuracies, the published figure above them."""
-    anchor = anchor_of(speed_rows, sitting)
-    per = values(speed_rows)[sitting][task]
-    table, _ = verdict_table(
-        per, anchor, _bimodal_notes(speed_rows, sitting, task), delta, diffs(speed_rows)[sitting][task]
-    )
+    per = s.per_task[task]
+    table, _ = verdict_table(per, s.anchor, _bimodal_notes(s.rows, s.id, task), delta, s.paired[task])
     t = TASKS[task]
     runs = runs[(runs["task"] == task) & (runs["status"] == "ok") & (runs["profile"] == "full")]
     runs = runs[runs["recipe"].fillna("ours") == "ours"] if "recipe" in runs else runs
@@ -66,7 +78,7 @@ def task_table(speed_rows: list[dict], runs: pd.DataFrame, task: str, sitting: s
     for _, line in table.iterrows():
         mine = runs[labels == line["framework"]] if len(runs) else runs
         accuracy.append(_accuracy(mine))
-        to_target.append(_to_target(line["ms / step"], mine))
+        to_target.append(_to_target(per.get(line["framework"]), mine))
     table = table.drop(columns=["windows"]).assign(**{"test accuracy: median [range], seeds": accuracy,
                                                       "time to target (derived)": to_target})  # fmt: skip
     published = f"published {t.published.stated} ({t.published.source})" if t.published else "no published figure"
@@ -76,19 +88,15 @@ def task_table(speed_rows: list[dict], runs: pd.DataFrame, task: str, sitting: s
 
 def tables(speed_rows: list[dict], runs: pd.DataFrame, delta: float = DELTA) -> str:
     """Every task of the folder's single speed sitting, in TASKS order; ValueError where there is not one sitting."""
-    sittings = sorted(values(speed_rows))
-    if len(sittings) != 1:
-        raise ValueError(f"an edition's tables come from one speed sitting; found {len(sittings)}")
-    (sitting,) = sittings
-    info = next(r for r in speed_rows if (r.get("sitting") or {}).get("id") == sitting)
-    head = (f"Speed: sitting {sitting} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
+    s = _Sitting(speed_rows)
+    info = next(r for r in speed_rows if (r.get("sitting") or {}).get("id") == s.id)
+    head = (f"Speed: sitting {s.id} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
             f"{info['provenance']['machine'].get('cpu')}, {info['threads']} threads), anchor "
-            f"{anchor_of(speed_rows, sitting)}, equivalence within ±{100 * delta:g} %. Accuracy: full-profile "
+            f"{s.anchor}, equivalence within ±{100 * delta:g} %. Accuracy: full-profile "
             f"convergence runs, median [min, max] over seeds (the range holds the median with chance "
             f"{SEED_RANGE_COVERAGE}: 0.94 at 5 seeds, so it is not called a 95 % interval). Time to target: "
             "derived, the sitting's ms / step × the median run's steps to the validation target.")  # fmt: skip
-    tasks = [t for t in TASKS if t in values(speed_rows)[sitting]]
-    return "\n\n".join([head] + [task_table(speed_rows, runs, t, sitting, delta) for t in tasks]) + "\n"
+    return "\n\n".join([head] + [task_table(s, runs, t, delta) for t in s.tasks]) + "\n"
 
 
 def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
@@ -98,12 +106,10 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (sitting,) = sorted(values(speed_rows))
-    anchor, per_task = anchor_of(speed_rows, sitting), values(speed_rows)[sitting]
-    tasks = [t for t in TASKS if t in per_task]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
-        _, comps = verdict_table(per_task[task], anchor, {}, delta, diffs(speed_rows)[sitting][task])
+    s = _Sitting(speed_rows)
+    fig, axes = plt.subplots(1, len(s.tasks), figsize=(4 * len(s.tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], s.tasks, strict=True):
+        _, comps = verdict_table(s.per_task[task], s.anchor, {}, delta, s.paired[task])
         comps = sorted(comps, key=lambda c: c.ratio)
         y = np.arange(len(comps))
         lo = [c.ratio - c.interval[0] for c in comps]
@@ -113,7 +119,7 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
         ax.set_xscale("log")
         ax.set_yticks(y, [c.framework for c in comps])
         ax.set_title(task)
-        ax.set_xlabel(f"time per step × {anchor} (95 % interval)")
+        ax.set_xlabel(f"time per step × {s.anchor} (95 % interval)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -399,10 +399,10 @@ def run_config(a, registry, aliases, tasks) -> RunConfig:
     if a.epochs is not None and a.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {a.epochs}")
     profile = Profile(a.profile)
-    frameworks = variants(a.frameworks, a.tier, registry, aliases)
+    frameworks, task_names = variants(a.frameworks, a.tier, registry, aliases), names(a.tasks, tasks, "task")
     return RunConfig(
         frameworks=frameworks,
-        tasks=names(a.tasks, tasks, "task"),
+        tasks=task_names,
         profile=profile,
         seeds=seeds(a.seeds, a.repeats),
         threads=threads(a.threads),
@@ -419,5 +419,5 @@ def run_config(a, registry, aliases, tasks) -> RunConfig:
         order=Order(a.order),
         order_seed=order_seed(a.order_seed),
         precision=precision(a.precision, Device(a.device), frameworks, registry),
-        recipe=recipe(a.recipe, [tasks[t] for t in names(a.tasks, tasks, "task")]),
+        recipe=recipe(a.recipe, [tasks[t] for t in task_names]),
     )
