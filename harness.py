@@ -7,15 +7,14 @@
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
     python harness.py microbench|overhead [--frameworks torch,jax]
-    python harness.py compare BASE NEW [--threshold 5%] [--all] [-o FILE]
+    python harness.py compare BASE NEW [--threshold 5%] [--all] [--anchor torch] [-o FILE]
     python harness.py history torch [--results results]
     python harness.py merge A B ... -o OUT
     python harness.py list
 
-Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error,
-diverged, crashed, timeout, oom, interrupted, unavailable, lost), with the machine's provenance and
-load beside the timings. This file is the command line only: argparse, then a typed config, then one
-library call per subcommand (dlbench/driver, dlbench/analysis).
+Every pairing x seed appends one JSON line to RESULTS/runs.jsonl whatever happens (ok, error, diverged, crashed,
+timeout, oom, interrupted, unavailable, lost), with the machine's provenance and load beside the timings. This file
+is the command line only: argparse, a typed config, one library call per subcommand (dlbench/driver, dlbench/analysis).
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
     output = None if a.output is None else c.path(a.output, "--output")
     base, new, threshold = c.path(a.base, "BASE"), c.path(a.new, "NEW"), c.percent(a.threshold, "--threshold")
-    return compare.run(base, new, threshold, output, a.all)
+    return compare.run(base, new, threshold, output, a.all, a.anchor)
 
 
 def cmd_history(a: argparse.Namespace) -> int:
@@ -231,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     cp.add_argument("-o", "--output", help="a file the markdown is also written to (default: standard output only)")
     cp.add_argument("--all", action="store_true", help="list the lines with no detectable change too")
+    cp.add_argument("--anchor", help="compare timings through this framework's runs (sets from different sittings)")
     cp.set_defaults(fn=cmd_compare)
     h = sub.add_parser("history", help="a framework's speed across its releases, and where it changed")
     h.add_argument("framework", help="a registered framework, e.g. torch")

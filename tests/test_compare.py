@@ -84,6 +84,36 @@ def test_a_slowdown_below_the_threshold_does_not_fail(tmp_path):
     assert cli("compare", str(a), str(b), "--threshold", "25%").returncode == 0
 
 
+NOISE = [1.00, 1.04, 0.97, 1.02, 0.99, 1.01]  # per seed: the machine's drift, shared by both frameworks of a seed
+
+
+@settings(max_examples=30, deadline=None)
+@given(machine=st.floats(0.2, 5.0), relative=st.sampled_from([1.0, 1.5]))
+def test_through_the_anchor_a_uniformly_slower_machine_cancels_and_a_relative_change_remains(machine, relative):
+    """Another sitting scales every timing by `machine`: raw, everything moves; through the anchor only
+    jax's own change relative to torch (`relative`) is left, found at 6 seeds a side."""
+
+    def side(scale, jax_scale):
+        return pd.DataFrame([run_row(s, scale * v, fw=fw) for s, v in enumerate(NOISE)
+                             for fw, v in (("torch", v), ("jax", 2 * v * jax_scale))])  # fmt: skip
+
+    base, new = side(1.0, 1.0), side(machine, relative)
+    text, slower = compare_sets(base, new, 0.05, show_all=True, anchor="torch")
+    lines = [ln for ln in text.splitlines() if "steady epoch" in ln]
+    assert [ln.split("|")[1].strip() for ln in lines] == ["jax"] and "÷ torch's" in lines[0]
+    assert f"{relative:.3f}" in lines[0].split("|")[6], lines[0]  # the ratio is the relative change, exactly
+    assert ("| slower" in lines[0]) == (relative > 1) == slower
+    raw = [ln for ln in compare_sets(base, new, 0.05, show_all=True)[0].splitlines() if "steady epoch" in ln]
+    if abs(machine - 1) > 0.1:  # measured raw, the machine's change shows in both frameworks
+        assert all("no detectable change" not in ln for ln in raw)
+
+
+def test_compare_through_an_anchor_that_is_missing_is_one_line(tmp_path):
+    a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
+    r = cli("compare", str(a), str(a), "--anchor", "jax")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--anchor jax" in r.stderr, r.stderr
+
+
 def test_compare_bad_input_is_one_line(tmp_path):
     for args, words in (
         (["compare", str(tmp_path / "none"), str(tmp_path)], "cannot read"),

@@ -10,11 +10,12 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlbench.analysis import tuning
 from dlbench.analysis.edition import steps_to_target, tables
 from tests.support.cli import cli
 
 TIMES = {("torch", "default", ""): 1e-3, ("jax", "default", ""): 0.5e-3, ("mxnet", "default", ""): 1e-3,
-         ("torch", "tuned", "compile"): 0.7e-3}  # fmt: skip
+         ("torch", "tuned", "compile"): 0.7e-3, ("jax", "tuned", "scan-8"): 0.5e-3}  # fmt: skip
 
 
 def speed_rows(rng, groups=6, task="iris_mlp"):
@@ -37,28 +38,37 @@ def run(fw, acc, seed, tier="default", cand="", reach=3, recipe="ours", profile=
             "recipe": recipe, "seed": seed, "test_accuracy": acc, "n_train": 120, "history": hist}  # fmt: skip
 
 
-def line(text, name):
-    return next(ln for ln in text.splitlines() if ln.startswith(f"| {name} "))
+def line(text, name, tier="default"):
+    return next(ln for ln in text.splitlines() if ln.startswith(f"| {name} ") and f"| {tier} " in ln)
+
+
+def cell(text_line, i):
+    return text_line.split("|")[i + 1].strip()
 
 
 def test_each_variant_has_its_verdict_and_its_own_seeds_accuracy():
     rng = np.random.default_rng(0)
     runs = [run("torch", a, s) for s, a in enumerate([0.90, 0.93, 0.87, 0.90, 0.97])]
     runs += [run("torch", 0.5, 9, recipe="seed"), run("torch", 0.1, 8, profile="quick")]  # neither counts
-    runs += [run("torch", 0.8, s, "tuned", "compile", reach=99) for s in range(3)]  # never reaches the target
+    runs += [run("torch", 0.2, s, "tuned", "compile") for s in range(3)]  # a tuned tier's runs: not its accuracy
     runs += [run("jax", 0.9, s, reach=1) for s in range(5)]
     text = tables(speed_rows(rng), pd.DataFrame(runs))
     assert "sitting S1 (boot b00t, test cpu, 2 threads), anchor torch" in text
     assert "**iris_mlp** — no published figure; validation target 0.9." in text
     torch = line(text, "torch")
-    assert "anchor" in torch and "0.9000 [0.8700, 0.9700], 5 seed(s)" in torch
-    ms = float(torch.split("|")[3])  # its time per step x (3 epochs x 120 / 16 = 8 steps)
-    seconds = float(torch.split("|")[7].split(" s (24 steps)")[0])
+    assert "anchor" in torch and cell(torch, 7) == "0.9000 [0.8700, 0.9700], 5 seed(s)" and cell(torch, 6) == ""
+    ms = float(cell(torch, 3))  # its time per step x (3 epochs x 120 / 16 = 8 steps)
+    seconds = float(cell(torch, 8).split(" s (24 steps)")[0])
     assert abs(seconds - ms * 24 / 1000) <= 0.01 * seconds and 0.9 < ms < 1.1
     assert "faster" in line(text, "jax") and " s (8 steps)" in line(text, "jax")
     assert "equivalent" in line(text, "mxnet") and "— (no convergence runs)" in line(text, "mxnet")
-    compiled = line(text, "torch (compile)")
-    assert "faster" in compiled and "0.8000 [0.8000, 0.8000], 3 seed(s)" in compiled and "not reached" in compiled
+    compiled = line(text, "torch", "tuned: compile")
+    assert "faster" in cell(compiled, 5) and "faster" in cell(compiled, 6)  # against the anchor and its default
+    assert cell(compiled, 7) == "0.9000 [0.8700, 0.9700], 5 seed(s) (its default's runs)"
+    assert cell(compiled, 8).endswith(" s (24 steps)") and float(cell(compiled, 3)) < 0.8
+    scan = line(text, "jax", "tuned: scan-8")  # as fast as its default, twice the anchor's speed
+    own = cell(scan, 6)  # "equivalent (1.00x [...])" or, by chance at this little noise, "1.01x slower [...]"
+    assert "faster" in cell(scan, 5) and abs(float(own.split("x")[0].split("(")[-1]) - 1) < 0.02, own
 
 
 def test_steps_to_target_is_the_first_epoch_at_the_target_times_an_epochs_steps():
@@ -83,8 +93,12 @@ def test_report_writes_tables_md_at_the_top_of_report_md(tmp_path):
     runs = [{**run("torch", 0.9, s), "schema": 2, "run_id": str(s), "threads": 2, "device_requested": "cpu",
              "first_epoch_s": 0.1, "steady_epoch_s": 0.1} for s in range(3)]  # fmt: skip
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    key = {"framework": "mxnet", "task": "iris_mlp"}  # tune kept mxnet's default: said above the table
+    tuning.save(tmp_path, [tuning.Choice(key, "default", tuning.NO_CANDIDATES)])
     r = cli("report", "--results", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     tables_md = (tmp_path / "tables.md").read_text()
     assert (tmp_path / "plots" / "tables.png").stat().st_size > 1000
-    assert (tmp_path / "report.md").read_text().startswith("# dlbench report\n\n" + tables_md)
+    assert "Tuned tier = default tier (tune kept the default: `tuning.md`) for mxnet." in tables_md
+    top = "# dlbench report\n\n" + tables_md + "\n![ratios to the anchor](plots/tables.png)\n"
+    assert (tmp_path / "report.md").read_text().startswith(top)

@@ -1,4 +1,5 @@
-"""The committed reference folders keep the rules they were measured under, and their headlines are the rows'."""
+"""The committed reference (its third edition, docs/editions.md) keeps the rules it was measured under, and its
+tables and headline are what its rows say."""
 
 from __future__ import annotations
 
@@ -6,46 +7,42 @@ import json
 import subprocess
 
 import pandas as pd
-import pytest
 
+from dlbench.analysis.edition import tables
 from dlbench.analysis.headline import headline
 from dlbench.analysis.parity import load_parity
 from dlbench.analysis.report import load_runs
+from dlbench.analysis.speed import load_speed
 from tests.support.cli import ROOT
 
-
-def _committed_reference_folders() -> list[str]:
-    """results/reference*/ as committed (a developer's ignored folders are not the published ones)."""
-    out = subprocess.run(["git", "ls-files", "results/*/runs.jsonl"], cwd=ROOT, capture_output=True, text=True)
-    folders = sorted({line.split("/")[1] for line in out.stdout.split()})
-    # reference-1, the first edition, predates these rules (schema 0, one busy row): kept as measured.
-    return [f for f in folders if f.startswith("reference") and f != "reference-1"]
+REFERENCE = ROOT / "results" / "reference"
 
 
-FOLDERS = _committed_reference_folders()
+def _tracked(pattern: str) -> list[str]:
+    out = subprocess.run(["git", "ls-files", pattern], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
 
 
-def test_the_reference_folders_are_found():
-    assert {"reference", "reference-mlx-mnist"} <= set(FOLDERS), FOLDERS
+def test_results_holds_the_reference_only():
+    """Earlier editions and the evidence of earlier issues are in git history (docs/editions.md names them)."""
+    assert {p.split("/")[1] for p in _tracked("results/")} == {"README.md", "reference"}
 
 
-@pytest.mark.parametrize("name", FOLDERS)
-def test_a_reference_folder_is_one_machine_one_commit_clean_quiet_and_parity_passed(name):
-    folder = ROOT / "results" / name
-    rows = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
-    prov = [r["provenance"] for r in rows]
-    assert len({p["git"]["commit"] for p in prov}) == 1, "an edition never mixes commits"
-    assert not any(p["git"]["dirty"] for p in prov), "a published row comes from a clean tree"
-    assert len({json.dumps(p["machine"], sort_keys=True) for p in prov}) == 1, "nor machines"
-    assert [(r["framework"], r["task"], r["seed"]) for r in rows if r["machine_busy"]] == [], "busy rows repeated"
-    assert {r["status"] for r in rows} == {"ok"}
-    assert set(pd.read_csv(folder / "parity.csv")["verdict"]) == {"pass"}, "parity first, all pass"
-    for f in ("report.md", "report.html", "assessment.json", "microbench.md", "compare.md"):
-        assert (folder / f).is_file(), f
+def test_the_edition_is_one_clean_commit_with_parity_first():
+    speed, warnings = load_speed(REFERENCE)
+    assert not warnings and speed
+    commits = {r["provenance"]["git"]["commit"] for r in speed}
+    assert len(commits) == 1 and len({r["sitting"]["id"] for r in speed}) == 1, "one sitting, one commit"
+    runs = [json.loads(line) for line in (REFERENCE / "runs.jsonl").read_text().splitlines()]
+    assert {r["provenance"]["git"]["commit"] for r in runs} == commits, "the convergence runs ran what was timed"
+    assert not any(r["provenance"]["git"]["dirty"] for r in [*speed, *runs]), "a published row is from a clean tree"
+    assert {r["status"] for r in runs} == {"ok"}
+    assert set(pd.read_csv(REFERENCE / "parity.csv")["verdict"]) == {"pass"}, "parity first, all pass"
 
 
-@pytest.mark.parametrize("name", FOLDERS)
-def test_a_reference_headline_is_what_its_rows_say(name):
-    """headline.md (which the README includes verbatim) regenerates from runs.jsonl and parity.csv alone."""
-    folder = ROOT / "results" / name
-    assert (folder / "headline.md").read_text() == headline(load_runs(folder), load_parity(folder)[0])
+def test_the_tables_and_the_headline_are_what_the_rows_say():
+    """tables.md (which the README includes verbatim) and headline.md regenerate from the folder's rows alone."""
+    speed, _ = load_speed(REFERENCE)
+    runs = load_runs(REFERENCE)
+    assert (REFERENCE / "tables.md").read_text() == tables(speed, runs, results=REFERENCE)
+    assert (REFERENCE / "headline.md").read_text() == headline(runs, load_parity(REFERENCE)[0])

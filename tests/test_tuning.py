@@ -122,6 +122,33 @@ def test_parity_checks_every_candidate_of_a_tuned_tier():
     )
 
 
+CHOICES = st.sampled_from(["default", "a", "b"])
+
+
+@given(chosen=st.dictionaries(st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm"]), CHOICES, min_size=1),
+       with_default=st.booleans())  # fmt: skip
+def test_a_tuned_tier_whose_choice_is_the_default_is_measured_once_as_the_default(chosen, with_default):
+    """Every asked task is measured exactly once per tier's configuration: the default tier's process takes the
+    tasks where tune kept the default, a candidate's process only the tasks it was chosen for."""
+    tasks = tuple(chosen)
+    asked = (Variant("torch", Tier.DEFAULT),) * with_default + (Variant("torch", Tier.TUNED),)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "resolve", lambda *a, **k: {("torch", t): c for t, c in chosen.items()})
+        got, tasks_of = driver.with_choices(asked, tasks, cfg=None, tune_first=False)
+    runs = {str(v): tasks_of.get(str(v), tasks) for v in got}
+    assert len(got) == len(set(got)) and all(v.candidate != "default" for v in got)
+    for t, c in chosen.items():
+        measured_as = "torch" if c == "default" else f"torch ({c})"
+        assert t in runs[measured_as]
+    if with_default:
+        assert runs["torch"] == tasks  # asked for in its own right: every task
+    else:
+        assert set(runs.get("torch", ())) == {t for t, c in chosen.items() if c == "default"}
+    for name, ts in runs.items():
+        if name != "torch":
+            assert set(ts) == {t for t, c in chosen.items() if f"torch ({c})" == name}
+
+
 @pytest.fixture
 def fake_slow(monkeypatch):
     """fake-slow with three candidates that scale its 0.2 s epoch (tests/support/fake_adapter.py), all

@@ -158,10 +158,10 @@ def test_an_undecided_comparison_says_how_many_more_processes_would_decide_it():
 
 
 def _tensorflow_mnist_as_speed_rows(folder: str) -> list[dict]:
-    """The committed full-profile rows of tensorflow and mxnet on MNIST, each run a process whose steady
-    epochs (all but the first) are its windows."""
+    """The second edition's full-profile rows of tensorflow and mxnet on MNIST (results/reference/ at c361f85,
+    docs/editions.md), each run a process whose steady epochs (all but the first) are its windows."""
     out = []
-    for line in (ROOT / "results" / folder / "runs.jsonl").read_text().splitlines():
+    for line in (ROOT / "tests" / "fixtures" / "edition2-mnist-tensorflow-mxnet.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r["task"] != "mnist_cnn" or r["framework"] not in ("tensorflow", "mxnet") or r["status"] != "ok":
             continue

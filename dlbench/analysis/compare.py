@@ -9,6 +9,12 @@ significant change, the provenance that differs between the two sides: the first
 hand (versions, Python, CPU, GPU and driver, threads, settings, commit, data). Exit status 1 when a
 significant slowdown beyond the threshold is found, so CI can gate on it.
 
+Two sets measured in different sittings (another boot, another CPU) differ by the machine as much as by
+the code; `--anchor FRAMEWORK` compares them through it (as the speed protocol does across sittings): each
+run's timing is divided by the anchor's run of the same seed, task and setting in its own set, so a machine
+that is uniformly slower cancels and what is left is the change relative to the anchor. The anchor's own
+timings are then 1 by construction and not compared; accuracy and memory are compared as measured.
+
 What is shown: the changes, and the undecided lines that matter (a change beyond the threshold that these
 runs cannot call significant); the lines with neither are counted, and `--all` lists them. The text goes
 to standard output, and to `-o FILE` when asked: never into one of the inputs.
@@ -34,6 +40,7 @@ METRICS = {
     "peak_rss_mib": ("peak RSS", False),
     "test_accuracy": ("test accuracy", True),
 }
+THROUGH_ANCHOR = {"steady_epoch_s", "first_epoch_s", "eval_samples_per_s", "latency_b1_ms_p50"}  # machine speed
 MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier", "recipe")
 DEFAULTS = {"precision": "fp32", "tier": "default", "recipe": "ours"}  # what rows written before these fields ran with
 
@@ -79,11 +86,23 @@ def explain(base: pd.DataFrame, new: pd.DataFrame) -> str:
     return "; ".join(diffs) or "nothing recorded differs"
 
 
-def _runs(rows: pd.DataFrame, metric: str) -> list[list[float]]:
-    """Per run, the values the ratio is taken over: a run's steady epochs, or its single value."""
+def _values(row: pd.Series, metric: str) -> list[float]:
+    """The values a run contributes: its steady epochs, or its single value ([] where it has none)."""
     if metric == "steady_epoch_s":
-        return [[h["epoch_s"] for h in hist[1:]] for hist in rows["history"] if len(hist) > 1]
-    return [[float(v)] for v in pd.to_numeric(rows.get(metric, pd.Series(dtype=float)), errors="coerce").dropna()]
+        hist = row.get("history")
+        return [h["epoch_s"] for h in hist[1:]] if isinstance(hist, list) and len(hist) > 1 else []
+    v = pd.to_numeric(pd.Series([row.get(metric)]), errors="coerce").dropna()
+    return [float(v.iloc[0])] if len(v) else []
+
+
+def _runs(rows: pd.DataFrame, metric: str, anchor: pd.DataFrame | None = None) -> list[list[float]]:
+    """Per run, the values the ratio is taken over; with `anchor` (its runs in the same set), each divided by
+    the median of the anchor's run of the same seed (a run without one is left out)."""
+    per = [(r.get("seed"), _values(r, metric)) for _, r in rows.iterrows()]
+    if anchor is None:
+        return [v for _, v in per if v]
+    own = {r.get("seed"): float(np.median(v)) for _, r in anchor.iterrows() if (v := _values(r, metric))}
+    return [[x / own[seed] for x in v] for seed, v in per if v and own.get(seed)]
 
 
 def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
@@ -95,16 +114,23 @@ def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
 
 
 def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_all: bool = False,
-                 ) -> tuple[str, bool]:  # fmt: skip
-    """(markdown, a significant slowdown beyond the threshold was found)."""
+                 anchor: str | None = None) -> tuple[str, bool]:  # fmt: skip
+    """(markdown, a significant slowdown beyond the threshold was found); timings through `anchor` if given."""
     base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
     kb, kn = _by_key(base), _by_key(new)
     rows, explanations, slower, quiet = [], [], False, 0
     for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
         b, n = base.loc[kb[k]], new.loc[kn[k]]
         significant = False
+        ka = (anchor, *k[1 : MATCH.index("tier")], "default", *k[MATCH.index("tier") + 1 :])
         for metric, (label, higher_better) in METRICS.items():
-            rb, rn = _runs(b, metric), _runs(n, metric)
+            if anchor and metric in THROUGH_ANCHOR:
+                if k[0] == anchor or ka not in kb or ka not in kn:
+                    continue  # the anchor's own ratio is 1; without its runs on both sides there is no bridge
+                rb, rn = _runs(b, metric, base.loc[kb[ka]]), _runs(n, metric, new.loc[kn[ka]])
+                label = f"{label} ÷ {anchor}'s"
+            else:
+                rb, rn = _runs(b, metric), _runs(n, metric)
             if not rb or not rn:
                 continue
             c = compare("new", rn, "base", rb)
@@ -134,7 +160,9 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
     only = [(side, k) for side, ks, other in (("base", kb, kn), ("new", kn, kb)) for k in ks if k not in other]
     text = (
         f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
-        f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %.\n\n"
+        f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %."
+        + (f" Timings through the anchor: each run's ÷ {anchor}'s run of its seed in its own set." if anchor else "")
+        + "\n\n"
         + (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "")
         + ("" if kb.keys() & kn.keys() else "No framework × task × setting is in both.\n")
         + (
@@ -162,7 +190,8 @@ def rows_of(path: Path) -> Path:
     return path / "runs.jsonl" if path.is_dir() else path
 
 
-def run(base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False) -> int:
+def run(base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False,
+        anchor: str | None = None) -> int:  # fmt: skip
     """`harness.py compare`: markdown to stdout (and to `output`); exit 1 on a significant slowdown."""
     from dlbench.analysis.report import ReportError, load_runs
     from dlbench.driver.config import UsageError
@@ -174,7 +203,9 @@ def run(base: Path, new: Path, threshold: float, output: str | None, show_all: b
             sides.append(load_runs(path.parent, path))
         except ReportError as e:
             raise UsageError(str(e)) from None
-    text, slower = compare_sets(*sides, threshold, show_all)
+    if anchor and not all((s["framework"] == anchor).any() for s in sides):
+        raise UsageError(f"--anchor {anchor}: not a framework of both sets; name one that ran in both")
+    text, slower = compare_sets(*sides, threshold, show_all, anchor)
     if output:
         out = Path(output)
         if out.resolve() in {rows_of(p).resolve() for p in (base, new)}:

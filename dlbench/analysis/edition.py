@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.analysis.speed import _bimodal_notes, anchor_of, diffs, label, values, verdict_table
-from dlbench.analysis.verdicts import DELTA
+from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, against_differences
 from tasks import TASKS
 
 SEED_RANGE_COVERAGE = "1 - 2 × 0.5ⁿ"  # the chance a range of n draws holds the median
@@ -66,37 +66,87 @@ class _Sitting:
         self.tasks = [t for t in TASKS if t in self.per_task]
 
 
-def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA) -> str:
+def _split(name: str) -> tuple[str, str]:
+    """("torch", "tuned: fused-adam") for "torch (fused-adam)"; ("torch", "default") for "torch"."""
+    framework, _, candidate = name.partition(" (")
+    return framework, f"tuned: {candidate.rstrip(')')}" if candidate else "default"
+
+
+def tier_comparisons(s: _Sitting, task: str, delta: float = DELTA) -> dict[str, Comparison]:
+    """Each tuned variant against its own default tier, paired within the sitting's groups (the anchor
+    cancels: log(tuned / anchor) - log(default / anchor)); Holm within the task's tuned variants."""
+    paired = s.paired[task]
+    d = {}
+    for name, groups in paired.items():
+        framework, tier = _split(name)
+        # the anchor's default tier has log ratio 0 to itself in every group
+        own = paired.get(framework) or ({g: 0.0 for g in groups} if framework == s.anchor else {})
+        if tier != "default" and own:
+            d[name] = {g: x - own[g] for g, x in groups.items() if g in own}
+    return {c.framework: c for c in against_differences(d, "its default", ALPHA, delta)}
+
+
+def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA,
+               kept_default: tuple[str, ...] = ()) -> str:  # fmt: skip
     """The markdown of one task: its variants' verdicts and accuracies, the published figure above them."""
     per = s.per_task[task]
     table, _ = verdict_table(per, s.anchor, _bimodal_notes(s.rows, s.id, task), delta, s.paired[task])
+    tiers = tier_comparisons(s, task, delta)
     t = TASKS[task]
     runs = runs[(runs["task"] == task) & (runs["status"] == "ok") & (runs["profile"] == "full")]
     runs = runs[runs["recipe"].fillna("ours") == "ours"] if "recipe" in runs else runs
     labels = runs.apply(lambda r: label(r.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)
-    accuracy, to_target = [], []
+    variant, tier, own, accuracy, to_target = [], [], [], [], []
     for _, line in table.iterrows():
-        mine = runs[labels == line["framework"]] if len(runs) else runs
-        accuracy.append(_accuracy(mine))
+        framework, where = _split(line["framework"])
+        variant.append(framework)
+        tier.append(where)
+        c = tiers.get(line["framework"])
+        own.append(c.words if c else ("" if where == "default" else "—"))
+        # convergence runs are the default tier's; a tuned variant trains the same model (parity), so its
+        # accuracy is its default's and its time to target is its own step × its default's steps
+        mine = runs[labels == framework] if len(runs) else runs
+        accuracy.append(_accuracy(mine) + ("" if where == "default" or mine.empty else " (its default's runs)"))
         to_target.append(_to_target(per.get(line["framework"]), mine))
-    table = table.drop(columns=["windows"]).assign(**{"test accuracy: median [range], seeds": accuracy,
-                                                      "time to target (derived)": to_target})  # fmt: skip
+    table = table.drop(columns=["framework", "windows"])
+    table.insert(0, "tier", tier)
+    table.insert(0, "variant", variant)
+    table = table.assign(**{"tuned × its default [95 % interval]": own,
+                            "test accuracy: median [range], seeds": accuracy,
+                            "time to target (derived)": to_target})  # fmt: skip
     published = f"published {t.published.stated} ({t.published.source})" if t.published else "no published figure"
-    return (f"**{task}** — {published}; validation target {t.recipe.target_val_accuracy:g}.\n\n"
+    kept = (f" Tuned tier = default tier (tune kept the default: `tuning.md`) for {', '.join(kept_default)}."
+            if kept_default else "")  # fmt: skip
+    return (f"**{task}** — {published}; validation target {t.recipe.target_val_accuracy:g}.{kept}\n\n"
             + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
 
 
-def tables(speed_rows: list[dict], runs: pd.DataFrame, delta: float = DELTA) -> str:
-    """Every task of the folder's single speed sitting, in TASKS order; ValueError where there is not one sitting."""
+def kept_defaults(results: Path | None, frameworks: set[str]) -> dict[str, tuple[str, ...]]:
+    """task -> the sitting's frameworks whose recorded tuned choice there is the default (RESULTS/tuning.json)."""
+    from dlbench.analysis import tuning
+
+    out: dict[str, list[str]] = {}
+    for c in tuning.load(results) if results else []:
+        if c.choice == "default" and c.key.get("framework") in frameworks:
+            out.setdefault(c.key.get("task"), []).append(c.key["framework"])
+    return {t: tuple(sorted(set(f))) for t, f in out.items()}
+
+
+def tables(speed_rows: list[dict], runs: pd.DataFrame, delta: float = DELTA, results: Path | None = None) -> str:
+    """Every task of the folder's single speed sitting, in TASKS order; ValueError where there is not one sitting.
+    With `results`, its tuning.json names where the tuned tier is the default tier."""
     s = _Sitting(speed_rows)
+    kept = kept_defaults(results, {_split(f)[0] for per in s.per_task.values() for f in per})
     info = next(r for r in speed_rows if (r.get("sitting") or {}).get("id") == s.id)
     head = (f"Speed: sitting {s.id} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
             f"{info['provenance']['machine'].get('cpu')}, {info['threads']} threads), anchor "
             f"{s.anchor}, equivalence within ±{100 * delta:g} %. Accuracy: full-profile "
             f"convergence runs, median [min, max] over seeds (the range holds the median with chance "
             f"{SEED_RANGE_COVERAGE}: 0.94 at 5 seeds, so it is not called a 95 % interval). Time to target: "
-            "derived, the sitting's ms / step × the median run's steps to the validation target.")  # fmt: skip
-    return "\n\n".join([head] + [task_table(s, runs, t, delta) for t in s.tasks]) + "\n"
+            "derived, the sitting's ms / step × the median run's steps to the validation target. A tuned variant "
+            "is also set against its own default in the same groups (Holm within the task).")  # fmt: skip
+    body = [task_table(s, runs, t, delta, kept.get(t, ())) for t in s.tasks]
+    return "\n\n".join([head, *body]) + "\n"
 
 
 def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
@@ -133,5 +183,5 @@ def write_tables(results: Path, speed_rows: list[dict], runs: pd.DataFrame) -> l
 
     out = results / "tables.md"
     png = plot(speed_rows, results / "plots" / "tables.png")
-    files.write_whole(out, tables(speed_rows, runs) + "\n![ratios to the anchor](plots/tables.png)\n")
+    files.write_whole(out, tables(speed_rows, runs, results=results))  # the plot beside it: links are the page's
     return [out, png]

@@ -21,7 +21,7 @@ from dlbench.analysis.stats import ALPHA
 from dlbench.analysis.tiers import tier_rows
 from tasks import TASKS
 
-# What these convergence-run comparisons are not; the speed protocol's verdicts are (docs/speed-protocol.md).
+# What these convergence-run comparisons are not; the speed protocol's verdicts are (docs/methodology.md).
 CAVEAT = (
     "The fastest is picked from these same runs; the interval is a hierarchical bootstrap's, whose "
     "coverage at 2-4 runs is not shown to reach 95 %."

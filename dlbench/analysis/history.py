@@ -65,7 +65,8 @@ def report(rows: list[dict], framework: str, delta: float = DELTA) -> str:
 
 def speed_rows(results: Path) -> tuple[list[dict], list[str]]:
     """Every speed row in RESULTS/speed.jsonl and in the speed.jsonl of its sub-folders, two levels down
-    (results/releases-38/releases/speed.jsonl); deeper, tune's sittings, whose anchor is the framework itself."""
+    (a release sitting's, such as RESULTS/releases/speed.jsonl); deeper, tune's sittings, whose anchor is the
+    framework itself."""
     rows, warnings = [], []
     for pattern in ("speed.jsonl", "*/speed.jsonl", "*/*/speed.jsonl"):
         for path in sorted(results.glob(pattern)):

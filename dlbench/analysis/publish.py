@@ -45,5 +45,6 @@ def _edition(results: Path) -> None:
     report_md = results / "report.md"
     if report_md.is_file():
         title, _, rest = report_md.read_text().partition("\n")
-        files.write_whole(report_md, f"{title}\n\n{written[0].read_text()}{rest}")
+        plot = f"\n![ratios to the anchor]({written[1].relative_to(results)})\n"
+        files.write_whole(report_md, f"{title}\n\n{written[0].read_text()}{plot}{rest}")
     print(f"written: {', '.join(map(str, written))}")

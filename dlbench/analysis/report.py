@@ -305,7 +305,7 @@ def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
         "hierarchical bootstrap (runs, then epochs within runs); the detectable difference is the smallest "
         "the runs at hand could detect with power 0.8 by this test (simulated from the runs' CVs). The fastest is "
         "picked from these same runs and the p values are not corrected for the comparisons made: for verdicts, "
-        "use the speed protocol (`harness.py speed`, docs/speed-protocol.md).\n\n"
+        "use the speed protocol (`harness.py speed`, docs/methodology.md).\n\n"
         + pd.DataFrame(rows).drop(columns="_to_fastest").to_markdown(index=False, disable_numparse=True)
         + "\n"
     )

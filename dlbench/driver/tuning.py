@@ -197,7 +197,8 @@ def resolved(cfg):
 def with_choices(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, tune_first: bool = True,
                  ) -> tuple[tuple[Variant, ...], dict[str, tuple[str, ...]]]:  # fmt: skip
     """Tuned variants without a candidate become one variant per chosen candidate, each with the tasks it
-    was chosen for (str(variant) -> tasks); the others stay as they are, on every task."""
+    was chosen for (str(variant) -> tasks); where tune chose the default, the tuned tier is the default
+    tier, measured once as such. The others stay as they are, on every task."""
     from dlbench.driver.config import tune_with
 
     choices = resolve(frameworks, tasks, cfg, tune_with(cfg) if tune_first else None)
@@ -208,7 +209,11 @@ def with_choices(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, t
             out.append(v)
             continue
         for chosen in dict.fromkeys(choices[v.framework, t] for t in tasks):
-            w = Variant(v.framework, Tier.TUNED, chosen)
+            # a second process of the default configuration would only measure the default again
+            w = Variant(v.framework, *((Tier.DEFAULT,) if chosen == "default" else (Tier.TUNED, chosen)))
             out.append(w)
             tasks_of[str(w)] = tuple(t for t in tasks if choices[v.framework, t] == chosen)
+    for v in frameworks:  # a default tier asked for in its own right runs every task
+        if v.tier == Tier.DEFAULT:
+            tasks_of.pop(str(v), None)
     return tuple(dict.fromkeys(out)), tasks_of
