@@ -102,3 +102,9 @@ def test_report_writes_tables_md_at_the_top_of_report_md(tmp_path):
     assert "Tuned tier = default tier (tune kept the default: `tuning.md`) for mxnet." in tables_md
     top = "# dlbench report\n\n" + tables_md + "\n![ratios to the anchor](plots/tables.png)\n"
     assert (tmp_path / "report.md").read_text().startswith(top)
+
+
+def test_before_any_convergence_run_the_tables_hold_the_verdicts_and_say_accuracy_is_missing():
+    text = tables(speed_rows(np.random.default_rng(3)), pd.DataFrame())
+    assert "anchor" in line(text, "torch") and "faster" in line(text, "jax", "tuned: scan-8")
+    assert all("— (no convergence runs)" in line(text, f) for f in ("torch", "jax", "mxnet"))

@@ -93,6 +93,7 @@ def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA,
     table, _ = verdict_table(per, s.anchor, _bimodal_notes(s.rows, s.id, task), delta, s.paired[task])
     tiers = tier_comparisons(s, task, delta)
     t = TASKS[task]
+    runs = runs if len(runs) else pd.DataFrame(columns=["task", "status", "profile", "framework", "test_accuracy"])
     runs = runs[(runs["task"] == task) & (runs["status"] == "ok") & (runs["profile"] == "full")]
     runs = runs[runs["recipe"].fillna("ours") == "ours"] if "recipe" in runs else runs
     labels = runs.apply(lambda r: label(r.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)

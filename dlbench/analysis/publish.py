@@ -1,13 +1,15 @@
 """`harness.py report`: every report a results folder's files allow, each from its own rows.
 
-runs.jsonl -> report.md, report.html, summary.csv, plots/ and headline.md; speed.jsonl -> speed.md; both,
-with one speed sitting -> tables.md at the top of report.md (an edition of the reference). Nothing in
-dlbench imports this module: it sits above report, headline, speed and edition.
+runs.jsonl -> report.md, report.html, summary.csv, plots/ and headline.md; speed.jsonl -> speed.md; one speed
+sitting -> tables.md, with runs.jsonl's accuracy beside it and at the top of report.md where both are there (an
+edition of the reference). Nothing in dlbench imports this module: it sits above report, headline, speed, edition.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pandas as pd
 
 from dlbench import files
 from dlbench.analysis.edition import write_tables
@@ -27,7 +29,7 @@ def write_reports(results: Path, profile: str | None = None) -> int:
     if (results / "speed.jsonl").is_file():
         print(write_speed_report(results))
         print(f"written: {results / 'speed.md'}")
-    if (results / "runs.jsonl").exists() and (results / "speed.jsonl").is_file():
+    if (results / "speed.jsonl").is_file():
         _edition(results)
     return rc
 
@@ -41,7 +43,8 @@ def _edition(results: Path) -> None:
     if len(values(rows)) != 1:
         print(f"no tables.md: {results / 'speed.jsonl'} holds {len(values(rows))} sittings, an edition one")
         return
-    written = write_tables(results, rows, load_runs(results))
+    runs = load_runs(results) if (results / "runs.jsonl").exists() else pd.DataFrame()  # accuracy comes later
+    written = write_tables(results, rows, runs)
     report_md = results / "report.md"
     if report_md.is_file():
         title, _, rest = report_md.read_text().partition("\n")
