@@ -31,7 +31,7 @@ Speed, measured on the MNIST CNN (2 threads, 30 steps of 128): XLA_FLAGS --xla_c
 compiled step itself, about 4x PyTorch's per epoch, while JAX's inference is the fastest. Defaults are
 kept: this is the JAX a user would write.
 The tuned tier's scan pays on Iris (0.33x the default's epoch) and IMDB (0.86x) but makes the MNIST CNN's
-epoch 5.66x slower (results/reference-jax, 5 v 5 runs). Not the while loop (jax-ml/jax#12868 reports
+epoch 5.66x slower (results/reference-jax at c361f85, 5 v 5 runs). Not the while loop (jax-ml/jax#12868 reports
 convolutions slower inside loop bodies on CPU): benchmarks/jax_scan.py, 20 MNIST steps, 2 threads, two
 rounds: a Python loop of jitted steps 104-107 ms a step, one scan 395-399, a scan with unroll=20 366-431,
 the 20 steps inlined into one jit with no loop 362-406, a Python loop of length-1 scans 424-433. Any

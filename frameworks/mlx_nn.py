@@ -12,7 +12,7 @@ Added by following docs/adding-a-framework.md. What MLX does differently, and wh
   weights, so flattening is Keras's (H, W, C) order and needs no permutation; LSTM keeps Wx (4h, in),
   Wh (4h, h) and ONE bias (4h), gates i, f, g, o: exactly the canonical LSTM, transposed.
 - MLX's LSTM layer loops over time steps in Python (80 for IMDB), each one a small graph. Compiling
-  the step (the tuned tier) traces that loop once, yet measured here (results/reference-mlx, 2-core
+  the step (the tuned tier) traces that loop once, yet measured here (results/reference-mlx at c361f85, 2-core
   CPU) the compiled IMDB epoch is 1.20x the eager one (slower); on Iris it is 0.19x.
 - Threads: mlx.core has no thread-count setting (the worker's CPU affinity bounds it), and its CPU
   build uses one core on the MNIST CNN and the IMDB LSTM here: 10 training steps took the same time

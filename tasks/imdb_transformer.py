@@ -60,10 +60,10 @@ TASK = Task(
     # 640,000 + 6,400 embeddings; attention 3 x (32x2x32 + 2x32) + (2x32x32 + 32) = 8,416; two LayerNorms 128;
     # feed-forward 2 x (32x32 + 32) = 2,112; Dense(20) 660; Dense(2) 42.
     n_params=657_758,
-    # Checked against one full-profile run per framework (9, seed 0, results/transformer-39/full): test
+    # Checked against one full-profile run per framework (9, seed 0, results/transformer-39/full at c361f85): test
     # accuracy 0.8596-0.8696, median 0.8672 (the example: 87 %). The floor 0.84 stays 0.02 below the lowest;
     # the lowest run is 0.008 from the median, so a tolerance of 0.02 holds a framework near the others.
-    # Quick: one epoch of 2,250 reviews gave 0.555-0.746 (results/transformer-39/quick), MXNet's a hair above
+    # Quick: one epoch of 2,250 reviews gave 0.555-0.746 (results/transformer-39/quick at c361f85), MXNet's a hair above
     # the floor and no steady epoch to time; so two epochs, the recipe's own count, with the LSTM's floor 0.55.
     gate=AccuracyGate(min_full=0.84, min_quick=0.55, tolerance=0.02),
     quick={"n_train": 2500, "n_test": 1000, "epochs": 2},

@@ -34,7 +34,7 @@ TASK = Task(
     ),
     n_params=34_826,
     # Re-derived from 9 full-profile runs with the Dropout(0.5) (torch, mxnet, tensorflow x seeds 0-2,
-    # results/fidelity): test accuracy 0.9890-0.9915, frameworks' medians 0.9902-0.9911. The floor sits
+    # results/fidelity at c361f85): test accuracy 0.9890-0.9915, frameworks' medians 0.9902-0.9911. The floor sits
     # just below the lowest run, the tolerance at three times the widest median-to-median gap (0.0009).
     gate=AccuracyGate(min_full=0.988, min_quick=0.85, tolerance=0.003),
     quick={"n_train": 6000, "n_test": 1000, "epochs": 2},
