@@ -2,7 +2,7 @@
 
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
     python harness.py speed [--frameworks all] [--tasks all] [--anchor torch] [--budget 540]
-    python harness.py tune [--frameworks torch] [--tasks all] [--budget 360]
+    python harness.py tune [--frameworks torch] [--tasks all] [--budget 200]
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
     python harness.py assess [--results results]
@@ -199,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="choose each framework's tuned tier by measurement (RESULTS/tuning.json)")
     common(tu)
     training(tu, tier=False)
-    tu.add_argument("--budget", type=float, default=360, help="seconds of each framework's tune sitting (default 360)")
+    tu.add_argument("--budget", type=float, default=200, help="seconds per framework and task (default 200)")
     tu.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
     tu.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     tu.set_defaults(fn=cmd_tune)

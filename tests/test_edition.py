@@ -108,3 +108,14 @@ def test_before_any_convergence_run_the_tables_hold_the_verdicts_and_say_accurac
     text = tables(speed_rows(np.random.default_rng(3)), pd.DataFrame())
     assert "anchor" in line(text, "torch") and "faster" in line(text, "jax", "tuned: scan-8")
     assert all("— (no convergence runs)" in line(text, f) for f in ("torch", "jax", "mxnet"))
+
+
+def test_the_seeds_own_recipe_runs_stand_beside_the_published_figure_not_in_the_table():
+    imdb = lambda *a, **k: {**run(*a, **k), "task": "imdb_lstm", "n_train": 25000}  # noqa: E731
+    runs = [imdb("torch", a, s, recipe="seed") for s, a in enumerate([0.83, 0.81, 0.85])]
+    runs += [imdb("tensorflow", 0.8123, 0, recipe="seed"), imdb("torch", 0.5, 0)]
+    text = tables(speed_rows(np.random.default_rng(4), task="imdb_lstm"), pd.DataFrame(runs))
+    assert ("The seed's own recipe (`--recipe seed`: all 25,000 training examples, 10 epochs, no early stopping, "
+            "validated on the test set), test accuracy beside the published about 82 %: tensorflow 0.8123 "
+            "[0.8123, 0.8123], 1 seed(s); torch 0.8300 [0.8100, 0.8500], 3 seed(s).") in text  # fmt: skip
+    assert "0.5000 [0.5000, 0.5000], 1 seed(s)" in line(text, "torch")  # the table holds our recipe's runs only

@@ -17,6 +17,7 @@ from dlbench.driver import tuning as driver
 from dlbench.driver.config import TuneConfig, UsageError, Variant
 from dlbench.protocol import Device, Precision, Tier
 from frameworks import FRAMEWORKS, Candidate, Framework
+from tasks import TASKS
 
 
 def probe(name, verdict, ratio, parity=PASS):
@@ -234,3 +235,15 @@ def test_a_committed_tuning_is_what_its_sittings_say(folder):
                 continue
             got = comps[label({"framework": c.key["framework"], "tier": "tuned", "candidate": p.candidate})]
             assert (str(got.verdict), round(got.ratio, 9)) == (p.verdict, round(p.ratio, 9)), (c.key, p)
+
+
+@given(tasks=st.lists(st.sampled_from(sorted(TASKS)), min_size=1, unique=True), per_task=st.integers(1, 900))
+def test_a_tune_sittings_budget_grows_with_its_tasks(tasks, per_task):
+    import harness
+    from dlbench.driver import config
+
+    a = harness.parser().parse_args(["tune", "--tasks", ",".join(tasks), "--budget", str(per_task)])
+    assert config.tune_config(a, FRAMEWORKS, TASKS).budget_s == per_task * len(tasks)
+    default = harness.parser().parse_args(["tune", "--tasks", ",".join(tasks)])
+    run_cfg = config.tune_config(default, FRAMEWORKS, TASKS)  # as `run --tier tuned` would tune them
+    assert run_cfg.budget_s == config.tune_with(run_cfg).budget_s == config.TUNE_BUDGET_PER_TASK_S * len(tasks)

@@ -95,7 +95,8 @@ def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA,
     t = TASKS[task]
     runs = runs if len(runs) else pd.DataFrame(columns=["task", "status", "profile", "framework", "test_accuracy"])
     runs = runs[(runs["task"] == task) & (runs["status"] == "ok") & (runs["profile"] == "full")]
-    runs = runs[runs["recipe"].fillna("ours") == "ours"] if "recipe" in runs else runs
+    recipe = runs["recipe"].fillna("ours") if "recipe" in runs else pd.Series("ours", index=runs.index)
+    seeds_own, runs = runs[recipe == "seed"], runs[recipe == "ours"]
     labels = runs.apply(lambda r: label(r.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)
     variant, tier, own, accuracy, to_target = [], [], [], [], []
     for _, line in table.iterrows():
@@ -119,7 +120,21 @@ def task_table(s: _Sitting, runs: pd.DataFrame, task: str, delta: float = DELTA,
     kept = (f" Tuned tier = default tier (tune kept the default: `tuning.md`) for {', '.join(kept_default)}."
             if kept_default else "")  # fmt: skip
     return (f"**{task}** — {published}; validation target {t.recipe.target_val_accuracy:g}.{kept}\n\n"
-            + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
+            + table.to_markdown(index=False, disable_numparse=True) + seed_recipe_line(task, seeds_own))  # fmt: skip
+
+
+def seed_recipe_line(task: str, runs: pd.DataFrame) -> str:
+    """The `--recipe seed` runs' accuracy per framework beside the published figure ("" where there are none)."""
+    t = TASKS[task]
+    if runs.empty or t.seed_recipe is None:
+        return ""
+    r = t.seed_recipe
+    how = (f"all {int(runs['n_train'].max()):,} training examples, {r.max_epochs} epochs, "
+           + ("early stopping" if r.early_stopping else "no early stopping")
+           + (", validated on the test set" if r.validate_on_test else ""))  # fmt: skip
+    per = [f"{fw} {_accuracy(g)}" for fw, g in runs.groupby(runs.apply(lambda x: label(x.to_dict()), axis=1))]
+    published = f"the published {t.published.stated}" if t.published else "no published figure"
+    return f"\n\nThe seed's own recipe (`--recipe seed`: {how}), test accuracy beside {published}: {'; '.join(per)}."
 
 
 def kept_defaults(results: Path | None, frameworks: set[str]) -> dict[str, tuple[str, ...]]:
