@@ -1,7 +1,7 @@
 """dlbench: run the framework x task matrix, each pairing in its own worker process; report; check parity.
 
     python harness.py run [--frameworks torch] [--tasks mnist_cnn] [--profile quick|full] [--seeds 0,1]
-    python harness.py speed [--frameworks all] [--tasks all] [--anchor torch] [--budget 540]
+    python harness.py speed [--frameworks all] [--tasks all] [--anchor torch] [--budget 900]
     python harness.py tune [--frameworks torch] [--tasks all] [--budget 200]
     python harness.py report [--results results]
     python harness.py parity [--frameworks torch,jax] [--tasks iris_mlp]
@@ -190,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     training(sp)
     sp.add_argument("--anchor", default="torch", help="the framework every other is compared with (default torch)")
-    sp.add_argument("--budget", type=float, default=540, help="seconds for the whole protocol (default 540)")
+    sp.add_argument("--budget", type=float, default=900, help="seconds for the whole protocol (default 900)")
     sp.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
     sp.add_argument("--target", default="5%", help="planned 95 %% interval half-width of each ratio (default 5%%)")
     sp.add_argument("--pilot", type=int, default=2, help="pilot groups (default 2)")
