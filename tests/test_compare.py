@@ -138,3 +138,11 @@ def test_merge_keeps_every_row_once_and_refuses_an_unknown_schema(tmp_path):
     future = write(tmp_path / "future", [{**rows[0], "run_id": "x", "schema": 99}])
     r = cli("merge", str(future), "-o", str(tmp_path / "out2"))
     assert r.returncode == 2 and "schema 99" in r.stderr and not (tmp_path / "out2" / "runs.jsonl").exists()
+
+
+def test_the_seeds_own_recipe_is_its_own_setting_and_named_so(tmp_path):
+    a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
+    b = write(tmp_path / "b", [run_row(s, v, recipe="seed") for s, v in enumerate(BASE)])
+    r = cli("compare", str(a), str(b))
+    assert "- base: torch on mnist_cnn (full, cpu, 2 threads, fp32, default)" in r.stdout
+    assert "- new: torch on mnist_cnn (full, cpu, 2 threads, fp32, default, the seed's recipe)" in r.stdout
