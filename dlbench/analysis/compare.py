@@ -183,7 +183,8 @@ def _setting(k: tuple) -> str:
     d = dict(zip(MATCH, k, strict=True))
     cap = f", epochs ≤ {d['epochs_cap']}" if d["epochs_cap"] is not None else ""
     recipe = "" if d["recipe"] == "ours" else f", the {d['recipe']}'s recipe"  # `--recipe seed`: another training
-    return f"{d['profile']}, {d['device_requested']}, {d['threads']} threads{cap}, {d['precision']}, {d['tier']}{recipe}"
+    where = f"{d['profile']}, {d['device_requested']}, {d['threads']} threads{cap}"
+    return f"{where}, {d['precision']}, {d['tier']}{recipe}"
 
 
 def rows_of(path: Path) -> Path:
