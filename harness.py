@@ -19,19 +19,31 @@ is the command line only: argparse, a typed config, one library call per subcomm
 
 from __future__ import annotations
 
-import argparse
+import _signal  # signal's C module, at once: importing signal.py (its enums) takes long enough to be interrupted
 import sys
 
-try:  # Ctrl-C while the imports run (a second or more): a line, not a traceback; nothing has started
-    from dlbench.driver import config as c
-    from dlbench.driver.config import UsageError
-    from dlbench.files import InputError, error_line, escape_what_the_terminal_cannot_print
-    from dlbench.protocol import Device, Precision, Profile, Tier
-    from frameworks import ALIASES, FRAMEWORKS
-    from tasks import TASKS
-    from tasks.data import DataError
-except KeyboardInterrupt:
-    sys.exit("harness.py: stopped while starting; nothing was run")
+# Ctrl-C during the imports (a second or more): a line, not a traceback. Raised in the import system, KeyboardInterrupt
+# can land in a weakref callback: "Exception ignored ... Traceback", and the run went on (CI). So SIGINT only notes.
+_noted: list[int] = []
+_note = lambda signum, frame: _noted.append(signum)  # noqa: E731
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # an ignored SIGINT (nohup) stays ignored
+    _signal.signal(_signal.SIGINT, _note)
+
+import argparse
+
+from dlbench.driver import config as c
+from dlbench.driver import signals
+from dlbench.files import InputError, error_line, escape_what_the_terminal_cannot_print
+from dlbench.protocol import Device, Precision, Profile, Tier
+from frameworks import ALIASES, FRAMEWORKS
+from tasks import TASKS
+from tasks.data import DataError
+
+if _signal.getsignal(_signal.SIGINT) is _note:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+if _noted:
+    print("harness.py: stopped while starting; nothing was run", file=sys.stderr)
+    sys.exit(128 + _signal.SIGINT)
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -60,23 +72,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     try:
         return write_reports(c.results_dir(a.results), a.profile)
     except ReportError as e:
-        raise UsageError(str(e)) from None
+        raise c.UsageError(str(e)) from None
 
 
 def cmd_parity(a: argparse.Namespace) -> int:
     from dlbench.driver import parity
 
-    frameworks = c.variants(a.frameworks, a.tier, FRAMEWORKS, ALIASES)
-    cfg = c.ParityConfig(
-        frameworks=frameworks,
-        tasks=c.names(a.tasks, TASKS, "task"),
-        threads=c.threads(a.threads),
-        device=Device(a.device),
-        timeout_s=c.positive(a.timeout, "--timeout"),
-        results=c.results_dir(a.results),
-        precision=c.precision(a.precision, Device(a.device), frameworks, FRAMEWORKS),
-    )
-    return parity.run(cfg)
+    return parity.run(c.parity_config(a, FRAMEWORKS, ALIASES, TASKS))
 
 
 def cmd_assess(a: argparse.Namespace) -> int:
@@ -137,7 +139,7 @@ def _releases(a: argparse.Namespace) -> None:
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, not argparse's usage block
         sub = self.prog.split()[1:]  # "harness.py run" -> ["run"]; the top-level parser has none
-        raise UsageError(f"{message} (see `python harness.py {' '.join([*sub, '--help'])}`)")
+        raise c.UsageError(f"{message} (see `python harness.py {' '.join([*sub, '--help'])}`)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -246,10 +248,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dlbench.driver import signals
-
-    escape_what_the_terminal_cannot_print()
     try:
+        escape_what_the_terminal_cannot_print()
         args = parser().parse_args(argv)
         with signals.stop_signals():
             _releases(args)
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `harness.py list | head`
         sys.stderr.close()
         return 0
-    except (UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
+    except (c.UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
         print(f"harness.py: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

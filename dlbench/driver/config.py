@@ -73,11 +73,15 @@ class TuneConfig:
     results: Path  # tuning.json here; the tune sittings' rows, plans and parity in results/tuning/
     data_dir: str | None
     argv: tuple[str, ...]
-    # each framework's tune sitting (the speed protocol's --budget): TUNE_BUDGET_PER_TASK_S x its tasks, because
-    # 360 s for four tasks gave 2-4 groups, too few to decide a 3.5x difference (docs/editions.md)
-    budget_s: float = 360.0
+    budget_per_task_s: float = 200.0  # Iris alone at 200 s a framework ran 7 groups and decided (docs/editions.md)
     equivalence: float = 0.10
     timeout_s: float = 900.0  # per answer of a worker (parity: per worker)
+
+    @property
+    def budget_s(self) -> float:
+        """Each framework's tune sitting (the speed protocol's --budget), by its tasks: 360 s for four gave 2-4
+        groups, too few to decide a 3.5x difference."""
+        return self.budget_per_task_s * len(self.tasks)
 
 
 @dataclass(frozen=True)
@@ -371,17 +375,13 @@ def speed_config(a, registry, aliases, tasks) -> SpeedConfig:
     )
 
 
-TUNE_BUDGET_PER_TASK_S = 200.0  # Iris alone at 200 s a framework ran 7 groups and decided
-
-
 def tune_config(a, registry, tasks) -> TuneConfig:
     """`harness.py tune`'s arguments, checked."""
     import sys
 
-    chosen = names(a.tasks, tasks, "task")
     return TuneConfig(
         frameworks=names(a.frameworks, registry, "framework"),
-        tasks=chosen,
+        tasks=names(a.tasks, tasks, "task"),
         threads=threads(a.threads),
         device=Device(a.device),
         precision=precision(
@@ -390,16 +390,29 @@ def tune_config(a, registry, tasks) -> TuneConfig:
         results=results_dir(a.results),
         data_dir=data_dir(a.data_dir),
         argv=tuple(sys.argv[1:]),
-        budget_s=positive(a.budget, "--budget") * len(chosen),
+        budget_per_task_s=positive(a.budget, "--budget"),
         equivalence=percent(a.equivalence, "--equivalence"),
+    )
+
+
+def parity_config(a, registry, aliases, tasks) -> ParityConfig:
+    """`harness.py parity`'s arguments, checked."""
+    frameworks = variants(a.frameworks, a.tier, registry, aliases)
+    return ParityConfig(
+        frameworks=frameworks,
+        tasks=names(a.tasks, tasks, "task"),
+        threads=threads(a.threads),
+        device=Device(a.device),
+        timeout_s=positive(a.timeout, "--timeout"),
+        results=results_dir(a.results),
+        precision=precision(a.precision, Device(a.device), frameworks, registry),
     )
 
 
 def tune_with(cfg) -> TuneConfig:
     """The tune a run or speed sitting does first where a tuned tier has no recorded choice."""
     return TuneConfig(frameworks=(), tasks=cfg.tasks, threads=cfg.threads, device=cfg.device,
-                      precision=cfg.precision, results=cfg.results, data_dir=cfg.data_dir, argv=cfg.argv,
-                      budget_s=TUNE_BUDGET_PER_TASK_S * len(cfg.tasks))  # fmt: skip
+                      precision=cfg.precision, results=cfg.results, data_dir=cfg.data_dir, argv=cfg.argv)  # fmt: skip
 
 
 def run_config(a, registry, aliases, tasks) -> RunConfig:

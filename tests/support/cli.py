@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 # The harness in its own process with fake frameworks registered (they exist only in that process).
 LAUNCH = """
+import _signal  # the C module, at once: a signal during signal.py's own import would be this launcher's traceback
+_signal.signal(_signal.SIGINT, _signal.default_int_handler)
 import signal
 import sys
 # As at a terminal: a shell starts background jobs with SIGINT ignored (and nohup, SIGHUP), and Python
 # keeps that; the harness rightly respects an ignored signal, so the tests start from a terminal's state.
-signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import harness
 from frameworks import FRAMEWORKS, Candidate, Framework
