@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dlbench.analysis.compare import compare_sets
+from dlbench.analysis.compare import METRICS, compare_sets
 from tests.support.cli import cli
 
 
@@ -153,3 +153,41 @@ def test_the_seeds_own_recipe_is_its_own_setting_and_named_so(tmp_path):
     r = cli("compare", str(a), str(b))
     assert "- base: torch on mnist_cnn (full, cpu, 2 threads, fp32, default)" in r.stdout
     assert "- new: torch on mnist_cnn (full, cpu, 2 threads, fp32, default, the seed's recipe)" in r.stdout
+
+
+@settings(max_examples=40, deadline=None)
+@given(metric=st.sampled_from(sorted(METRICS)), factor=st.sampled_from([0.6, 0.8, 1.25, 1.6]))
+def test_a_significant_change_is_named_in_its_metric_s_own_words(metric, factor):
+    """A time or a rate is faster/slower, memory smaller/larger, accuracy better/worse: the direction is
+    the metric's own (a 0.83x peak RSS read "faster" in compare-edition2.md)."""
+    label, higher_better, (better, worse) = METRICS[metric]
+
+    def side(f: dict, tag: str) -> pd.DataFrame:  # f: metric -> factor (epochs come from the history)
+        def at(m):
+            return f.get(m, 1.0)
+
+        return pd.DataFrame(
+            [
+                run_row(
+                    s,
+                    v * at("steady_epoch_s"),
+                    torch=tag,
+                    peak_rss_mib=500 * v * at("peak_rss_mib"),
+                    eval_samples_per_s=1e4 / v * at("eval_samples_per_s"),
+                    latency_b1_ms_p50=v * at("latency_b1_ms_p50"),
+                    test_accuracy=0.5 * v * at("test_accuracy"),
+                )
+                for s, v in enumerate(BASE)
+            ]
+        )
+
+    base, new = side({}, "a"), side({metric: factor}, "b")
+    if metric == "first_epoch_s":  # run_row makes the first epoch twice the steady one: scale it alone
+        new = base.copy()
+        new["first_epoch_s"] *= factor
+        new["history"] = [[{**h[0], "epoch_s": h[0]["epoch_s"] * factor}, *h[1:]] for h in new["history"]]
+        new["run_id"] = new["run_id"] + "-new"
+    text = compare_sets(base, new, 0.05, show_all=True)[0]
+    (line,) = [ln for ln in text.splitlines() if f"| {label} " in ln]
+    expected = better if (factor > 1) == higher_better else worse
+    assert line.rstrip(" |").endswith(expected), line

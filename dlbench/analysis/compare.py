@@ -3,11 +3,11 @@
 For every framework x task x setting present in both (profile, device, threads, epochs cap, precision,
 tier; the schema may differ), the ratio NEW / BASE of the run medians of each metric, with an interval
 and a two-sided Mann-Whitney test over runs (dlbench/analysis/stats.py: the run is the unit). A line's
-verdict is "faster" / "slower" only when the test rejects and the change exceeds the threshold;
-otherwise "no detectable change", with the smallest change those runs could have detected. For each
-significant change, the provenance that differs between the two sides: the first thing to check by
-hand (versions, Python, CPU, GPU and driver, threads, settings, commit, data). Exit status 1 when a
-significant slowdown beyond the threshold is found, so CI can gate on it.
+verdict is "faster" / "slower" (memory "smaller" / "larger", accuracy "better" / "worse") only when the
+test rejects and the change exceeds the threshold; otherwise "no detectable change", with the smallest
+change those runs could have detected. For each significant change, the provenance that differs between the
+two sides: the first thing to check by hand (versions, Python, CPU, GPU and driver, threads, settings,
+commit, data). Exit status 1 when a significant slowdown beyond the threshold is found, so CI can gate on it.
 
 Two sets measured in different sittings (another boot, another CPU) differ by the machine as much as by
 the code; `--anchor FRAMEWORK` compares them through it (as the speed protocol does across sittings): each
@@ -31,14 +31,15 @@ import pandas as pd
 from dlbench import files
 from dlbench.analysis.stats import ALPHA, compare
 
-# metric -> (label, True when larger is better)
+# metric -> (label, True when larger is better, the words for a change for the better and for the worse):
+# a time or a rate is faster/slower, memory smaller/larger (a lower peak RSS is not "faster"), accuracy better/worse
 METRICS = {
-    "steady_epoch_s": ("steady epoch", False),
-    "first_epoch_s": ("first epoch", False),
-    "eval_samples_per_s": ("inference samples/s", True),
-    "latency_b1_ms_p50": ("batch-1 latency p50", False),
-    "peak_rss_mib": ("peak RSS", False),
-    "test_accuracy": ("test accuracy", True),
+    "steady_epoch_s": ("steady epoch", False, ("faster", "slower")),
+    "first_epoch_s": ("first epoch", False, ("faster", "slower")),
+    "eval_samples_per_s": ("inference samples/s", True, ("faster", "slower")),
+    "latency_b1_ms_p50": ("batch-1 latency p50", False, ("faster", "slower")),
+    "peak_rss_mib": ("peak RSS", False, ("smaller", "larger")),
+    "test_accuracy": ("test accuracy", True, ("better", "worse")),
 }
 THROUGH_ANCHOR = {"steady_epoch_s", "first_epoch_s", "eval_samples_per_s", "latency_b1_ms_p50"}  # machine speed
 MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier", "recipe")
@@ -123,7 +124,7 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
         b, n = base.loc[kb[k]], new.loc[kn[k]]
         significant = False
         ka = (anchor, *k[1 : MATCH.index("tier")], "default", *k[MATCH.index("tier") + 1 :])
-        for metric, (label, higher_better) in METRICS.items():
+        for metric, (label, higher_better, (better, worse_word)) in METRICS.items():
             if anchor and metric in THROUGH_ANCHOR:
                 if k[0] == anchor or ka not in kb or ka not in kn:
                     continue  # the anchor's own ratio is 1; without its runs on both sides there is no bridge
@@ -137,8 +138,7 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
             change = c.ratio - 1
             worse = change < 0 if higher_better else change > 0
             if c.significant and abs(change) > threshold:
-                verdict = ("slower" if not higher_better else "worse") if worse else (
-                    "faster" if not higher_better else "better")  # fmt: skip
+                verdict = worse_word if worse else better
                 significant = True
                 slower |= worse and metric != "test_accuracy"
             elif abs(change) > threshold:  # a change that would matter, which these runs cannot show
