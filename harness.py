@@ -25,7 +25,7 @@ import sys
 # Ctrl-C during the imports (a second or more): a line, not a traceback. Raised in the import system, KeyboardInterrupt
 # can land in a weakref callback: "Exception ignored ... Traceback", and the run went on (CI). So SIGINT only notes.
 _noted: list[int] = []
-_note = lambda signum, frame: _noted.append(signum)  # noqa: E731
+_note = lambda signum, frame: _noted.append(signum)
 if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # an ignored SIGINT (nohup) stays ignored
     _signal.signal(_signal.SIGINT, _note)
 
