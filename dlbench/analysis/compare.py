@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench import files
-from dlbench.analysis.stats import ALPHA, compare
+from dlbench.analysis.stats import ALPHA, compare, quiet
 
 # metric -> (label, True when larger is better, the words for a change for the better and for the worse):
 # a time or a rate is faster/slower, memory smaller/larger (a lower peak RSS is not "faster"), accuracy better/worse
@@ -119,7 +119,7 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
     """(markdown, a significant slowdown beyond the threshold was found); timings through `anchor` if given."""
     base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
     kb, kn = _by_key(base), _by_key(new)
-    rows, explanations, slower, quiet = [], [], False, 0
+    rows, explanations, slower, hidden = [], [], False, 0
     for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
         b, n = base.loc[kb[k]], new.loc[kn[k]]
         significant = False
@@ -128,8 +128,11 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
             if anchor and metric in THROUGH_ANCHOR:
                 if k[0] == anchor or ka not in kb or ka not in kn:
                     continue  # the anchor's own ratio is 1; without its runs on both sides there is no bridge
-                rb, rn = _runs(b, metric, base.loc[kb[ka]]), _runs(n, metric, new.loc[kn[ka]])
+                rb = _runs(quiet(b), metric, quiet(base.loc[kb[ka]]))
+                rn = _runs(quiet(n), metric, quiet(new.loc[kn[ka]]))
                 label = f"{label} ÷ {anchor}'s"
+            elif metric in THROUGH_ANCHOR:
+                rb, rn = _runs(quiet(b), metric), _runs(quiet(n), metric)
             else:
                 rb, rn = _runs(b, metric), _runs(n, metric)
             if not rb or not rn:
@@ -149,7 +152,7 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
                     f"; {c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "")  # fmt: skip
                 verdict = f"no detectable change{floor}"
                 if not show_all:
-                    quiet += 1
+                    hidden += 1
                     continue
             ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
             rows.append({"framework": k[0], "task": k[1], "setting": _setting(k), "metric": label,
@@ -157,17 +160,19 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
                          "p": f"{c.p_value:.2g}", "verdict": verdict})  # fmt: skip
         if significant:
             explanations.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
+    busy = sum(len(s) - len(quiet(s)) for s in (base, new))  # a busy run's timings are not a measurement
     only = [(side, k) for side, ks, other in (("base", kb, kn), ("new", kn, kb)) for k in ks if k not in other]
     text = (
         f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
         f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %."
         + (f" Timings through the anchor: each run's ÷ {anchor}'s run of its seed in its own set." if anchor else "")
+        + (f" Timings leave out the {busy} busy run(s) (`machine_busy`: accuracy, memory keep them)." if busy else "")
         + "\n\n"
         + (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "")
         + ("" if kb.keys() & kn.keys() else "No framework × task × setting is in both.\n")
         + (
-            f"\n{quiet} line(s): no detectable change beyond {100 * threshold:g} %; `--all` lists them.\n"
-            if quiet
+            f"\n{hidden} line(s): no detectable change beyond {100 * threshold:g} %; `--all` lists them.\n"
+            if hidden
             else ""
         )
     )

@@ -12,6 +12,7 @@ import pandas as pd
 from dlbench import files
 from dlbench.analysis.microbench import microbench_table, overhead_table
 from dlbench.analysis.parity import load_parity
+from dlbench.analysis.stats import quiet
 from dlbench.results import check_writable, read_rows
 from tasks import TASKS
 
@@ -179,11 +180,15 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy",
                                                             "reached", "time_to_target_s")]  # fmt: skip
         agg = ok.groupby("framework")[num].median(numeric_only=False)
+        timed = [c for c in num if c in TIMINGS]  # from the quiet runs only; "—" where every run was busy
+        agg[timed] = quiet(ok).groupby("framework")[timed].median(numeric_only=False).reindex(agg.index)
         agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
         agg.insert(1, "runs", ok.groupby("framework").size())
-        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in ok.groupby("framework")}
-        agg["reached"] = [f"{ttt[f][1]} of {ttt[f][2]}" for f in agg.index]
-        agg["time_to_target_s"] = [ttt[f][0] for f in agg.index]
+        # whether a run reached the target does not depend on the load; how long it took does
+        reached = {f: time_to_target(r["time_to_target_s"]) for f, r in ok.groupby("framework")}
+        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in quiet(ok).groupby("framework")}
+        agg["reached"] = [f"{reached[f][1]} of {reached[f][2]}" for f in agg.index]
+        agg["time_to_target_s"] = [ttt[f][0] if f in ttt else "— (busy runs only)" for f in agg.index]
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
@@ -208,6 +213,8 @@ def _fmt(col: str, v) -> str:
         return "not reached"
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return "—"
+    if isinstance(v, str):  # already words: "— (busy runs only)"
+        return v
     if col == "test_accuracy":
         return f"{v:.4f}"
     if (col.endswith("_s") and not col.endswith("_per_s")) or col.startswith("latency_"):
@@ -241,7 +248,8 @@ def _with_intervals(table: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
 
     for c in (*TIMINGS, "test_accuracy", "peak_rss_mib"):
         if c in ok and c != "time_to_target_s":  # never-reached runs make that one a count, not an interval
-            cis = [median_interval(pd.to_numeric(ok.loc[ok["framework"] == f, c], errors="coerce").dropna())
+            runs = quiet(ok) if c in TIMINGS else ok
+            cis = [median_interval(pd.to_numeric(runs.loc[runs["framework"] == f, c], errors="coerce").dropna())
                    for f in table["framework"]]  # fmt: skip
             table[f"{c}_ci_low"], table[f"{c}_ci_high"] = [i.low for i in cis], [i.high for i in cis]
             table[f"{c}_ci_label"] = [i.label for i in cis]
@@ -263,7 +271,7 @@ def speed_rows(table: pd.DataFrame, ok: pd.DataFrame) -> tuple[list[dict], str]:
     fastest with its interval, and a verdict in words against the next faster one; and the basis."""
     from dlbench.analysis.stats import compare, cv
 
-    runs, basis = run_epochs(ok)
+    runs, basis = run_epochs(quiet(ok))
     gate_of = dict(zip(table["framework"], table["gate"], strict=True))
     value = {f: [float(np.median(r)) for r in rs if r] for f, rs in runs.items()}
     ranked = sorted((f for f in value if value[f]), key=lambda f: float(np.median(value[f])))
@@ -412,7 +420,10 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         parts.append("## Failures\n\n" + failed[cols].to_markdown(index=False) + "\n")
     busy = int(df.get("machine_busy", pd.Series(dtype=bool)).fillna(False).sum())
     if busy:
-        parts.append(f"Warning: {busy} run(s) ran while other processes used the CPUs; their timings are suspect.\n")
+        parts.append(
+            f"Warning: {busy} run(s) ran while other processes used the CPUs: their timings are left out of "
+            "every timing above (their accuracy, epochs and memory count).\n"
+        )
     from dlbench.analysis.assess import render
 
     parts.append(render(results, df))

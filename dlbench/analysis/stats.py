@@ -20,15 +20,20 @@ variation is far larger than epoch-to-epoch variation (measured here: torch's MN
   test actually used (two-sided Mann-Whitney at alpha 0.05), found by simulation (log-normal runs with
   the observed coefficients of variation): the noise floor, measured. (A normal approximation said
   less: at the difference it gave, the exact test's power was about 0.5.)
+- `quiet`: the runs whose timings are samples at all (a busy run's are not; its accuracy is).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb, sqrt
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats as st
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVEL = 0.95
 ALPHA = 0.05
@@ -200,3 +205,11 @@ def compare(a: str, runs_a: list, b: str, runs_b: list, seed: int = 0) -> Compar
     ca, cb = cv(va), cv(vb)
     d5 = None if ca is None or cb is None else detectable(ca, 5, cb, 5)
     return Comparison(a, b, ratio, ci, p, (len(va), len(vb)), detectable(ca, len(va), cb, len(vb)), d5)
+
+
+def quiet(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose timings are a measurement: those not flagged `machine_busy` (another process used the
+    CPUs: one slowed a 2-thread run up to 7x here). A busy row's accuracy, epochs and memory still count."""
+    if "machine_busy" not in rows:
+        return rows
+    return rows[~rows["machine_busy"].fillna(False).astype(bool)]

@@ -1,0 +1,92 @@
+"""A busy row is not a measurement: its timings never move a report, a ranking or a compare; its accuracy counts.
+
+Metamorphic: the quiet rows alone are the reference. Adding busy rows with any timings (a 7x slowdown was
+measured here) must leave every timing figure, interval, ranking and compare line as it was.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlbench.analysis import report
+from dlbench.analysis.compare import compare_sets
+from tests.test_compare import run_row, write
+
+FRAMEWORKS = ("torch", "jax", "mxnet")
+
+
+def _rows(timings: dict[str, list[float]], busy: bool = False, acc: float = 0.99) -> list[dict]:
+    return [run_row(seed, t, fw=fw, task="mnist_cnn", machine_busy=busy, test_accuracy=acc,
+                    time_to_target_s=10 * t, run_id=f"{fw}-{seed}-{t}-{busy}")
+            for fw, ts in timings.items() for seed, t in enumerate(ts)]  # fmt: skip
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows as the report reads them (dlbench/results.py's reader fills what a row leaves out)."""
+    with tempfile.TemporaryDirectory() as d:
+        write(Path(d), [{**r, "framework_version": "1", "epochs_run": 5, "peak_rss_mib": 100.0} for r in rows])
+        return report.load_runs(Path(d))
+
+
+timings = st.lists(st.floats(0.5, 2.0), min_size=2, max_size=5)
+quiet_sets = st.fixed_dictionaries({fw: timings for fw in FRAMEWORKS})
+busy_sets = st.dictionaries(st.sampled_from(FRAMEWORKS), st.lists(st.floats(0.1, 20.0), min_size=1, max_size=4),
+                            min_size=1)  # fmt: skip
+
+
+def _timing_view(df: pd.DataFrame) -> tuple:
+    (table,) = report.summarise(df).values()
+    table = report._with_intervals(table, df[df["status"] == "ok"])
+    cols = [c for c in table if any(c.startswith(t) for t in report.TIMINGS)]
+    ranked, basis = report.speed_rows(table, df[df["status"] == "ok"])
+    shown = [
+        (r["framework"], r["median epoch (s)"], r["× fastest [bootstrap]"], r["vs the next faster"]) for r in ranked
+    ]
+    return table.set_index("framework")[cols].sort_index().astype(str).to_dict(), shown, basis  # NaN as text
+
+
+@settings(max_examples=40, deadline=None)
+@given(quiet=quiet_sets, busy=busy_sets)
+def test_busy_rows_move_no_timing_in_the_report_and_the_ranking_but_their_accuracy_counts(quiet, busy):
+    alone = _frame(_rows(quiet))
+    both = _frame(_rows(quiet) + _rows(busy, busy=True, acc=0.5))
+    assert _timing_view(both) == _timing_view(alone)
+    (table,) = report.summarise(both).values()
+    runs = table.set_index("framework")["runs"]
+    for fw in FRAMEWORKS:  # the busy runs are counted and their accuracy is in the median
+        assert runs[fw] == len(quiet[fw]) + len(busy.get(fw, []))
+        assert table.set_index("framework")["machine_busy"][fw] == len(busy.get(fw, []))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    base=quiet_sets, new=quiet_sets, busy_base=busy_sets, busy_new=busy_sets, anchor=st.sampled_from([None, "torch"])
+)
+def test_busy_rows_move_no_timing_line_in_compare(base, new, busy_base, busy_new, anchor):
+    def timing_lines(a, b):
+        text = compare_sets(_frame(a), _frame(b), 0.05, show_all=True, anchor=anchor)[0]
+        return [[c.strip() for c in ln.split("|")] for ln in text.splitlines()  # cells: widths follow other lines
+                if ln.startswith("|") and ("epoch" in ln or "samples/s" in ln)]  # fmt: skip
+
+    alone = timing_lines(_rows(base), _rows(new))
+    both = timing_lines(_rows(base) + _rows(busy_base, busy=True), _rows(new) + _rows(busy_new, busy=True))
+    assert both == alone and alone
+    text = compare_sets(_frame(_rows(base)), _frame(_rows(new) + _rows(busy_new, busy=True)), 0.05)[0]
+    assert f"leave out the {sum(map(len, busy_new.values()))} busy run(s)" in text
+
+
+def test_a_framework_whose_every_run_was_busy_shows_no_timing_not_a_busy_one():
+    df = _frame(_rows({"torch": [1.0, 1.01, 0.99]}) + _rows({"jax": [7.0, 7.1]}, busy=True))
+    (table,) = report.summarise(df).values()
+    jax = table.set_index("framework").loc["jax"]
+    assert pd.isna(jax["steady_epoch_s"]) and jax["time_to_target_s"] == "— (busy runs only)"
+    assert jax["test_accuracy"] == 0.99 and jax["runs"] == 2
+    ranked, _ = report.speed_rows(table, df)
+    assert [r["framework"] for r in ranked] == ["torch"]
+    md = report._markdown(table)
+    assert "— (busy runs only)" in next(ln for ln in md.splitlines() if ln.startswith("| jax"))
