@@ -80,6 +80,23 @@ def test_busy_rows_move_no_timing_line_in_compare(base, new, busy_base, busy_new
     assert f"leave out the {sum(map(len, busy_new.values()))} busy run(s)" in text
 
 
+@settings(max_examples=10, deadline=None)
+@given(default=timings, tuned=timings, busy=st.lists(st.floats(0.1, 20.0), min_size=1, max_size=3))
+def test_busy_rows_move_nothing_in_the_tiers_section(default, tuned, busy):
+    def section(rows):  # the report's own tiers section, as write_summary writes it
+        with tempfile.TemporaryDirectory() as d:
+            write(Path(d), [{**r, "framework_version": "1", "epochs_run": 5} for r in rows])
+            report.write_summary(Path(d), figures=False)
+            md = (Path(d) / "report.md").read_text()
+        tiers = md.split("### Default and tuned tiers")[1] if "### Default and tuned" in md else ""
+        return tiers.split("\n## ")[0].split("\nWarning: ")[0]  # up to the next section or the busy count
+
+    tuned_rows = _rows({"torch": tuned})
+    tiers = _rows({"torch": default}) + [{**r, "tier": "tuned", "run_id": r["run_id"] + "t"} for r in tuned_rows]
+    noisy = [{**r, "tier": "tuned", "run_id": r["run_id"] + "b"} for r in _rows({"torch": busy}, busy=True)]
+    assert section(tiers + noisy) == section(tiers) != ""
+
+
 def test_a_framework_whose_every_run_was_busy_shows_no_timing_not_a_busy_one():
     df = _frame(_rows({"torch": [1.0, 1.01, 0.99]}) + _rows({"jax": [7.0, 7.1]}, busy=True))
     (table,) = report.summarise(df).values()

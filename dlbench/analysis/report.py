@@ -406,7 +406,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
     from dlbench.analysis.tiers import manifest, section
 
     for key, ok in tier_settings(df).items():  # one setting, every task and tier
-        text = section(ok)
+        text = section(quiet(ok))  # timings only
         if text:
             parts.append(f"## Tiers ({key[0]} profile; {_differs(key[:-1] + (None,))})\n\n{text}")
     from dlbench.analysis import tuning
