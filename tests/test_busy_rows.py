@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,10 +58,11 @@ def test_busy_rows_move_no_timing_in_the_report_and_the_ranking_but_their_accura
     both = _frame(_rows(quiet) + _rows(busy, busy=True, acc=0.5))
     assert _timing_view(both) == _timing_view(alone)
     (table,) = report.summarise(both).values()
-    runs = table.set_index("framework")["runs"]
-    for fw in FRAMEWORKS:  # the busy runs are counted and their accuracy is in the median
-        assert runs[fw] == len(quiet[fw]) + len(busy.get(fw, []))
-        assert table.set_index("framework")["machine_busy"][fw] == len(busy.get(fw, []))
+    table = table.set_index("framework")
+    for fw in FRAMEWORKS:  # the busy runs are counted and their accuracy (0.5 against 0.99) is in the median
+        accs = [0.99] * len(quiet[fw]) + [0.5] * len(busy.get(fw, []))
+        assert table["runs"][fw] == len(accs) and table["machine_busy"][fw] == len(busy.get(fw, []))
+        assert table["test_accuracy"][fw] == np.median(accs)
 
 
 @settings(max_examples=25, deadline=None)

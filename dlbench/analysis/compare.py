@@ -122,19 +122,18 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
     rows, explanations, slower, hidden = [], [], False, 0
     for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
         b, n = base.loc[kb[k]], new.loc[kn[k]]
+        timed_b, timed_n = quiet(b), quiet(n)  # a busy run's timings are not a measurement
         significant = False
         ka = (anchor, *k[1 : MATCH.index("tier")], "default", *k[MATCH.index("tier") + 1 :])
         for metric, (label, higher_better, (better, worse_word)) in METRICS.items():
+            sb, sn = (timed_b, timed_n) if metric in THROUGH_ANCHOR else (b, n)
             if anchor and metric in THROUGH_ANCHOR:
                 if k[0] == anchor or ka not in kb or ka not in kn:
                     continue  # the anchor's own ratio is 1; without its runs on both sides there is no bridge
-                rb = _runs(quiet(b), metric, quiet(base.loc[kb[ka]]))
-                rn = _runs(quiet(n), metric, quiet(new.loc[kn[ka]]))
+                rb, rn = _runs(sb, metric, quiet(base.loc[kb[ka]])), _runs(sn, metric, quiet(new.loc[kn[ka]]))
                 label = f"{label} ÷ {anchor}'s"
-            elif metric in THROUGH_ANCHOR:
-                rb, rn = _runs(quiet(b), metric), _runs(quiet(n), metric)
             else:
-                rb, rn = _runs(b, metric), _runs(n, metric)
+                rb, rn = _runs(sb, metric), _runs(sn, metric)
             if not rb or not rn:
                 continue
             c = compare("new", rn, "base", rb)
@@ -160,7 +159,7 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
                          "p": f"{c.p_value:.2g}", "verdict": verdict})  # fmt: skip
         if significant:
             explanations.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
-    busy = sum(len(s) - len(quiet(s)) for s in (base, new))  # a busy run's timings are not a measurement
+    busy = sum(len(s) - len(quiet(s)) for s in (base, new))
     only = [(side, k) for side, ks, other in (("base", kb, kn), ("new", kn, kb)) for k in ks if k not in other]
     text = (
         f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "

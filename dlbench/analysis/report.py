@@ -180,13 +180,14 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy",
                                                             "reached", "time_to_target_s")]  # fmt: skip
         agg = ok.groupby("framework")[num].median(numeric_only=False)
-        timed = [c for c in num if c in TIMINGS]  # from the quiet runs only; "—" where every run was busy
-        agg[timed] = quiet(ok).groupby("framework")[timed].median(numeric_only=False).reindex(agg.index)
+        measured = quiet(ok)  # timings from the quiet runs only; "—" where every run was busy
+        timed = [c for c in num if c in TIMINGS]
+        agg[timed] = measured.groupby("framework")[timed].median(numeric_only=False).reindex(agg.index)
         agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
         agg.insert(1, "runs", ok.groupby("framework").size())
         # whether a run reached the target does not depend on the load; how long it took does
         reached = {f: time_to_target(r["time_to_target_s"]) for f, r in ok.groupby("framework")}
-        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in quiet(ok).groupby("framework")}
+        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in measured.groupby("framework")}
         agg["reached"] = [f"{reached[f][1]} of {reached[f][2]}" for f in agg.index]
         agg["time_to_target_s"] = [ttt[f][0] if f in ttt else "— (busy runs only)" for f in agg.index]
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
