@@ -115,6 +115,34 @@ def test_through_the_anchor_a_uniformly_slower_machine_cancels_and_a_relative_ch
             assert "no detectable change" in ln, ln
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    speeds=st.lists(st.floats(0.2, 5.0), min_size=2, max_size=2),
+    torch_boot=st.lists(st.integers(0, 1), min_size=6, max_size=6),
+    jax_boot=st.lists(st.integers(0, 1), min_size=6, max_size=6),
+)
+def test_the_anchor_bridges_only_through_its_run_on_the_same_boot(speeds, torch_boot, jax_boot):
+    """In the new set each run of a seed may have run on either of two boots (two sittings, their CPUs
+    `speeds` times as fast): only a jax run whose torch run of the same seed shares its boot is bridged, so
+    the ratio through the anchor is jax's own change (1.5) whatever the boots' speeds; with no such pair
+    there is no timing line at all."""
+
+    def on(boot, row):
+        return {**row, "provenance": {"machine": {"boot_id": f"boot-{boot}"}}}
+
+    base = pd.DataFrame([on(0, run_row(s, v * k, fw=fw)) for s, v in enumerate(NOISE)
+                         for fw, k in (("torch", 1), ("jax", 2))])  # fmt: skip
+    new = pd.DataFrame([on(b[s], run_row(s, speeds[b[s]] * v * k, fw=fw)) for s, v in enumerate(NOISE)
+                        for fw, k, b in (("torch", 1, torch_boot), ("jax", 3, jax_boot))])  # fmt: skip
+    text = compare_sets(base, new, 0.05, show_all=True, anchor="torch")[0]
+    lines = [ln for ln in text.splitlines() if "steady epoch" in ln]
+    pairs = sum(t == j for t, j in zip(torch_boot, jax_boot, strict=True))
+    assert len(lines) == (pairs > 0)
+    if pairs:
+        assert lines[0].split("|")[5].strip() == f"6, {pairs}", lines[0]  # runs (base, new): the bridged ones
+        assert "1.500" in lines[0].split("|")[6], lines[0]
+
+
 def test_compare_through_an_anchor_that_is_missing_is_one_line(tmp_path):
     a = write(tmp_path / "a", [run_row(s, v) for s, v in enumerate(BASE)])
     r = cli("compare", str(a), str(a), "--anchor", "jax")

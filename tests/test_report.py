@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlbench.analysis import report
 from dlbench.analysis.parity import load_parity
@@ -281,7 +283,49 @@ def test_the_headline_ranks_over_runs_and_sets_the_published_accuracy_beside_our
     assert "published 99.00 % (the seed, Keras's Simple MNIST convnet" in full and "0.9900–0.9900" in full
     quick = text[text.index("**mnist_cnn, quick profile**") :]
     assert "not comparable with any published figure" in quick.split("\n\n")[0]
-    assert "| b           | 4      | 0.9900     | 1.51" in text and "slower, Holm p = 0.029" in text
+    assert "| b           | 4      | 0.9900     | 4            | 1.51" in text and "slower, Holm p = 0.029" in text
+
+
+def _on(boot_id, row):
+    return {**row, "provenance": {"machine": {"boot_id": boot_id}}}
+
+
+def _cells(text: str, drop: tuple[int, ...] = ()) -> list[list[str]]:
+    """The cells of a markdown table's header and rows, without the columns `drop`."""
+    rows = [ln.split("|") for ln in text.splitlines() if ln.startswith("| ")]
+    return [[c for i, c in enumerate(r) if i not in drop] for r in rows]
+
+
+@settings(max_examples=12, deadline=None)
+@given(machine=st.floats(0.2, 5.0), other=st.lists(st.sampled_from("abc"), min_size=1, max_size=6))
+def test_speed_is_ranked_within_one_boot_and_the_other_boots_count_for_accuracy(tmp_path_factory, machine, other):
+    """Runs from another boot (another sitting: its CPU runs every framework `machine` times as fast, and b
+    faster still) change no timing figure and no verdict of the headline or of the report's speed table; they
+    count as runs for accuracy, and the text names the boot the timings come from."""
+    from dlbench.analysis.headline import headline
+
+    folder = tmp_path_factory.mktemp("boots")
+    speed, jitter = {"a": 1.0, "b": 1.5, "c": 1.2}, (1.00, 1.02, 0.99, 1.01)
+    one = [_on("A" * 36, _timed(fw, s, v * j)) for fw, v in speed.items() for s, j in enumerate(jitter)]
+    later = [_on("B" * 36, _timed(fw, 10 + i, machine * speed[fw] * (0.5 if fw == "b" else 1)))
+             for i, fw in enumerate(other)]  # fewer runs than boot A's 12, so A is the sitting ranked  # fmt: skip
+
+    def texts(rows):
+        (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        df = report.load_runs(folder)
+        (table,) = report.summarise(df).values()
+        return headline(df), report.speed_section(table, df[df["status"] == "ok"])
+
+    (head, section), (head_mixed, section_mixed) = texts(one), texts(one + later)
+    assert _cells(head, drop=(2,)) == _cells(head_mixed, drop=(2,))  # all but the runs counted for accuracy
+    assert _cells(section) == _cells(section_mixed)
+    verdict = head[head.index("**mnist_cnn") :].split(" Speed from")[0]
+    assert verdict == head_mixed[head_mixed.index("**mnist_cnn") :].split(" Speed from")[0]
+    for text in (head_mixed, section_mixed):
+        assert f"over the runs on boot {'A' * 8} only (the runs of 1 other boot(s) count for accuracy" in text
+    assert "other boot" not in head + section
+    runs = {c[1].strip(): int(c[2]) for c in _cells(head_mixed)[1:]}  # [0]: the header
+    assert runs == {fw: 4 + other.count(fw) for fw in "abc"}  # every run counts for accuracy
 
 
 def test_the_headline_corrects_for_the_family_and_leaves_gated_frameworks_unranked(tmp_path):

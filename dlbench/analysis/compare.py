@@ -11,9 +11,10 @@ commit, data). Exit status 1 when a significant slowdown beyond the threshold is
 
 Two sets measured in different sittings (another boot, another CPU) differ by the machine as much as by
 the code; `--anchor FRAMEWORK` compares them through it (as the speed protocol does across sittings): each
-run's timing is divided by the anchor's run of the same seed, task and setting in its own set, so a machine
-that is uniformly slower cancels and what is left is the change relative to the anchor. The anchor's own
-timings are then 1 by construction and not compared; accuracy and memory are compared as measured.
+run's timing is divided by the anchor's run of the same seed, task and setting on the same boot in its own
+set (a run with no such anchor run is left out of the timings), so a machine that is uniformly slower
+cancels and what is left is the change relative to the anchor. The anchor's own timings are then 1 by
+construction and not compared; accuracy and memory are compared as measured.
 
 What is shown: the changes, and the undecided lines that matter (a change beyond the threshold that these
 runs cannot call significant); the lines with neither are counted, and `--all` lists them. The text goes
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench import files
-from dlbench.analysis.stats import ALPHA, compare, quiet
+from dlbench.analysis.stats import ALPHA, boot, compare, quiet
 
 # metric -> (label, True when larger is better, the words for a change for the better and for the worse):
 # a time or a rate is faster/slower, memory smaller/larger (a lower peak RSS is not "faster"), accuracy better/worse
@@ -98,12 +99,13 @@ def _values(row: pd.Series, metric: str) -> list[float]:
 
 def _runs(rows: pd.DataFrame, metric: str, anchor: pd.DataFrame | None = None) -> list[list[float]]:
     """Per run, the values the ratio is taken over; with `anchor` (its runs in the same set), each divided by
-    the median of the anchor's run of the same seed (a run without one is left out)."""
-    per = [(r.get("seed"), _values(r, metric)) for _, r in rows.iterrows()]
+    the median of the anchor's run of the same seed on the same boot (a run without one is left out: a
+    bridge through another boot's run would compare two sittings, which the anchor is there to avoid)."""
+    per = [((r.get("seed"), boot(r)), _values(r, metric)) for _, r in rows.iterrows()]
     if anchor is None:
         return [v for _, v in per if v]
-    own = {r.get("seed"): float(np.median(v)) for _, r in anchor.iterrows() if (v := _values(r, metric))}
-    return [[x / own[seed] for x in v] for seed, v in per if v and own.get(seed)]
+    own = {(r.get("seed"), boot(r)): float(np.median(v)) for _, r in anchor.iterrows() if (v := _values(r, metric))}
+    return [[x / own[key] for x in v] for key, v in per if v and own.get(key)]
 
 
 def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
@@ -164,7 +166,11 @@ def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_a
     text = (
         f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
         f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %."
-        + (f" Timings through the anchor: each run's ÷ {anchor}'s run of its seed in its own set." if anchor else "")
+        + (
+            f" Timings through the anchor: each run's ÷ {anchor}'s run of its seed on its boot, in its own set."
+            if anchor
+            else ""
+        )
         + (f" Timings leave out the {busy} busy run(s) (`machine_busy`: accuracy, memory keep them)." if busy else "")
         + "\n\n"
         + (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "")

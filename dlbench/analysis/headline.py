@@ -146,6 +146,7 @@ def headline(df: pd.DataFrame, parity: dict | None = None) -> str:
             "framework": r["framework"],
             "runs": n_ok[r["framework"]],
             "test acc": _fmt("test_accuracy", acc[r["framework"]]),
+            "runs timed": r["runs"],  # the quiet runs of one boot (report.speed_rows)
             "median epoch (s)": r["median epoch (s)"],
             "× fastest [bootstrap]": r["× fastest [bootstrap]"],
             "vs the fastest": _short(r, p),

@@ -268,11 +268,17 @@ def run_epochs(ok: pd.DataFrame) -> tuple[dict[str, list[list[float]]], str]:
 
 
 def speed_rows(table: pd.DataFrame, ok: pd.DataFrame) -> tuple[list[dict], str]:
-    """Frameworks ranked by the median over runs of each run's median epoch: run-to-run CV, ratio to the
-    fastest with its interval, and a verdict in words against the next faster one; and the basis."""
-    from dlbench.analysis.stats import compare, cv
+    """Frameworks ranked by the median over runs of each run's median epoch, over the quiet runs of one boot
+    (stats.one_boot): run-to-run CV, ratio to the fastest with its interval, and a verdict in words against
+    the next faster one; and the basis."""
+    from dlbench.analysis.stats import compare, cv, one_boot
 
-    runs, basis = run_epochs(quiet(ok))
+    timed, chosen, left_out = one_boot(quiet(ok))  # timings from two boots are two sittings: never ranked together
+    runs, basis = run_epochs(timed)
+    if left_out:
+        where = f"boot {chosen[:8]}" if chosen else "no recorded boot"
+        basis += (f", over the runs on {where} only (the runs of {left_out} other boot(s) count for accuracy, "
+                  "not speed: timings are compared within one sitting)")  # fmt: skip
     gate_of = dict(zip(table["framework"], table["gate"], strict=True))
     value = {f: [float(np.median(r)) for r in rs if r] for f, rs in runs.items()}
     ranked = sorted((f for f in value if value[f]), key=lambda f: float(np.median(value[f])))

@@ -21,6 +21,9 @@ variation is far larger than epoch-to-epoch variation (measured here: torch's MN
   the observed coefficients of variation): the noise floor, measured. (A normal approximation said
   less: at the difference it gave, the exact test's power was about 0.5.)
 - `quiet`: the runs whose timings are samples at all (a busy run's are not; its accuracy is).
+- `one_boot`: the runs whose timings may be compared with each other: those of one boot. The CPU and its
+  speed change between boots of this machine (the same command measured up to 5x apart), so timings from
+  different boots are different sittings; their accuracy still counts.
 """
 
 from __future__ import annotations
@@ -213,3 +216,24 @@ def quiet(rows: pd.DataFrame) -> pd.DataFrame:
     if "machine_busy" not in rows:
         return rows
     return rows[~rows["machine_busy"].fillna(False).astype(bool)]
+
+
+def boot(row) -> str | None:
+    """The boot a row ran on (provenance.machine.boot_id); None where the row does not record it."""
+    prov = row.get("provenance")
+    machine = prov.get("machine") if isinstance(prov, dict) else None
+    found = machine.get("boot_id") if isinstance(machine, dict) else None
+    return str(found) if found else None
+
+
+def one_boot(rows: pd.DataFrame) -> tuple[pd.DataFrame, str | None, int]:
+    """(the rows of one boot, that boot, how many other boots were left out): the boot where the most
+    frameworks ran, then the most runs; rows that record no boot count as one boot of their own."""
+    import pandas as pd
+
+    if rows.empty or "provenance" not in rows:
+        return rows, None, 0
+    boots = pd.Series([boot(r) or "" for _, r in rows.iterrows()], index=rows.index)  # "": not recorded
+    size = rows.groupby(boots)["framework"].agg(["nunique", "size"])
+    chosen = max(size.index, key=lambda b: (size.at[b, "nunique"], size.at[b, "size"], b))
+    return rows[boots == chosen], chosen or None, len(size) - 1
