@@ -24,7 +24,7 @@ from scipy import stats as st
 
 from dlbench.analysis.design import Components, plan, process_value
 from dlbench.analysis.speed import report
-from dlbench.analysis.verdicts import Verdict, Welch, against_anchor, bimodal, holm
+from dlbench.analysis.verdicts import Verdict, Welch, against_anchor, against_differences, bimodal, holm
 from dlbench.driver.speed import round_order, williams
 from tests.support.cli import ROOT
 
@@ -235,3 +235,87 @@ def test_the_williams_rows_are_counterbalanced(n):
     off = pairs[~np.eye(n, dtype=bool)]
     assert off.min() == off.max()
     assert round_order(list("abc"), 0) != round_order(list("abc"), 1)
+
+
+# -- the printed interval agrees with the verdict (Holm's stopping level) --
+
+
+def _paired_family(diffs: dict[str, list[float]]) -> dict:
+    """Per framework, per group, a log ratio to the anchor: `against_differences`' input."""
+    return {f: dict(enumerate(d)) for f, d in diffs.items()}
+
+
+def test_holm_does_not_reject_where_the_unadjusted_interval_excludes_1_so_the_printed_one_includes_it():
+    # f's own 95 % interval excludes 1 (p = 0.030), but three comparisons make Holm's first threshold
+    # 0.05 / 3: undecided, and its printed interval (at 1 - 0.05 / 3) includes 1.
+    d = {"f": [-0.05, -0.20, -0.02, -0.15, -0.12], "g": [0.3, -0.3, 0.1, 0.2, -0.2], "h": [0.2, -0.25, 0.1, 0.0, -0.1]}
+    (f,) = [c for c in against_differences(_paired_family(d), "a") if c.framework == "f"]
+    unadjusted = Welch.paired(np.asarray(d["f"])).interval(0.95)
+    assert unadjusted[1] < 1, "the hand-made row no longer has an unadjusted interval that excludes 1"
+    assert f.verdict == Verdict.UNDECIDED and f.interval[0] <= 1 <= f.interval[1]
+    assert f.level == pytest.approx(1 - 0.05 / 3)
+    assert f"[{f.interval[0]:.2f}, {f.interval[1]:.2f}]" in f.words
+
+
+def test_a_tight_interval_inside_the_margin_is_equivalent_with_its_direction_in_the_words():
+    # 1.0001x [1.00002, 1.0002]: the t-test rejects, yet the whole interval lies within +-10 %
+    d = np.log(1.0001) + np.array([-4e-5, 3e-5, 1e-5, -2e-5, 2e-5, 1e-5])
+    (c,) = against_differences({"f": dict(enumerate(d))}, "a")
+    assert c.interval[0] > 1 and c.p_difference < 0.05  # it excludes 1: "slower" under the old rule
+    assert c.verdict == Verdict.EQUIVALENT
+    assert c.words.startswith("equivalent, 1.0001x slower, within ±10 %"), c.words
+
+
+def _family(draw_ratios, draw_sd, groups, rng):
+    frameworks = {f"f{i}": r for i, r in enumerate(draw_ratios)}
+    sd = {"a": draw_sd, **{f: draw_sd for f in frameworks}}
+    return _groups(rng, groups, sd, frameworks), frameworks
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hs.lists(hs.floats(0.5, 2.0), min_size=1, max_size=9),
+    hs.floats(0.001, 0.3),
+    hs.integers(2, 8),
+    hs.integers(0, 2**32 - 1),
+)
+def test_every_printed_interval_agrees_with_its_verdict(ratios, sd, groups, seed):
+    """Faster/slower: the interval excludes 1 on that side; undecided: it includes 1; equivalent: it lies
+    inside the margin. Over any family of 1-9 comparisons, paired or unpaired."""
+    rng = np.random.default_rng(seed)
+    vals, _ = _family(ratios, sd, groups, rng)
+    unpaired = {f: list(v.values()) for f, v in vals.items()}
+    for family in (against_anchor(vals, "a"), against_anchor(unpaired, "a")):
+        levels = {c.level for c in family}
+        assert len(levels) == 1 and min(levels) >= 0.95  # one level per family, never below 95 %
+        for c in family:
+            lo, hi = c.interval
+            if c.verdict == Verdict.FASTER:
+                assert hi < 1, c
+            elif c.verdict == Verdict.SLOWER:
+                assert lo > 1, c
+            elif c.verdict == Verdict.EQUIVALENT:
+                assert 1 / 1.1 < lo and hi < 1.1, c
+            else:
+                assert lo <= 1 <= hi, c
+
+
+@pytest.mark.parametrize("groups", [3, 5, 8])
+def test_the_printed_interval_covers_each_true_ratio_at_least_95_percent_in_a_mixed_family(groups):
+    """A family as the reference has: some frameworks far slower or faster, some close, some equal. Each
+    printed interval (at Holm's stopping level, which is 95 % only when every comparison is decided)
+    covers its true ratio in >= 95 % of sittings; no false "faster"/"slower" for the equal ones in more
+    than 5 % of sittings."""
+    rng = np.random.default_rng(groups)
+    truth = {"f0": 0.09, "f1": 0.5, "f2": 0.95, "f3": 1.0, "f4": 1.0, "f5": 1.05, "f6": 2.4, "f7": 11.8}
+    sd = {"a": 0.04, **{f: 0.03 + 0.01 * i for i, f in enumerate(truth)}}
+    trials = 2000
+    hits = {f: 0 for f in truth}
+    false = 0
+    for _ in range(trials):
+        comps = against_anchor(_groups(rng, groups, sd, truth), "a")
+        for c in comps:
+            hits[c.framework] += c.interval[0] <= truth[c.framework] <= c.interval[1]
+        false += any(c.verdict in (Verdict.FASTER, Verdict.SLOWER) for c in comps if truth[c.framework] == 1.0)
+    assert min(hits.values()) / trials >= 0.95, hits
+    assert false / trials <= 0.05

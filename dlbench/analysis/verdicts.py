@@ -15,15 +15,21 @@ test procedure", Scand. J. Statist. 6:65-70).
   min(n_f, n_a) - 1 (Scheffe 1970, "Practical solutions of the Behrens-Fisher problem", JASA 65:1501-08).
   Satterthwaite's df covered only 0.93-0.95 at 3 processes a side with unequal variances in the
   simulation (tests/test_verdicts.py); Hsu's covered >= 0.95 in every case simulated.
-- Equivalence: two one-sided tests (Schuirmann 1987, J. Pharmacokin. Biopharm. 15:657-680) that the
-  ratio lies within [1/(1 + delta), 1 + delta] (delta 10 % by default).
-- Verdict: "faster" / "slower" where the Holm-adjusted difference test rejects at alpha; else
-  "equivalent" where the Holm-adjusted equivalence test does; else "undecided", with the number of
-  further processes each side that would decide it at the variance and ratio observed (the same tests,
-  at Holm's strictest level alpha / m: a conservative forecast, not a promise).
+- Verdict and interval, one rule (docs/methodology.md, "Verdicts and their intervals"): Holm's
+  step-down over the family's difference tests decides k comparisons; every interval of the family is
+  printed at Holm's stopping level 1 - alpha / (m - k) (1 - alpha where all m are decided), the level at
+  which the step-down stopped (for the comparisons it did not decide this is Strassburger & Bretz 2008's
+  compatible bound, Stat. Med. 27:4914-27). By construction a decided comparison's interval excludes 1
+  and an undecided one's includes it. An interval wholly inside the equivalence margin
+  [1/(1 + delta), 1 + delta] is "equivalent" (two one-sided tests at that level: Schuirmann 1987,
+  J. Pharmacokin. Biopharm. 15:657-680), with its direction in the words, even where it excludes 1
+  (1.0001x [1.00002, 1.0002] is equivalent, not slower). Otherwise "faster" / "slower" where Holm
+  decided it, else "undecided", with the number of further processes each side that would decide it at
+  the variance and ratio observed (the same rule at Bonferroni's level alpha / m: a conservative
+  forecast, not a promise).
 
 tests/test_verdicts.py simulates the whole procedure (the protocol's designs, six identical frameworks,
-thousands of trials): the 95 % interval's coverage and the familywise rate of false "faster"/"slower".
+thousands of trials): the printed interval's coverage and the familywise rate of false "faster"/"slower".
 """
 
 from __future__ import annotations
@@ -73,15 +79,6 @@ class Welch:
             return 0.0 if self.diff != 0 else 1.0
         return float(2 * st.t.sf(abs(self.diff) / self.se, self.df))
 
-    def p_equivalence(self, delta: float) -> float:
-        """TOST: the larger of the two one-sided p values against the margins +-log(1 + delta)."""
-        m = log(1 + delta)
-        if self.se == 0:
-            return 0.0 if abs(self.diff) < m else 1.0
-        lower = st.t.sf((self.diff + m) / self.se, self.df)
-        upper = st.t.sf((m - self.diff) / self.se, self.df)
-        return float(max(lower, upper))
-
     def interval(self, level: float = LEVEL) -> tuple[float, float]:
         """The ratio interval: exp of the t-interval of the log difference."""
         h = float(st.t.ppf(0.5 + level / 2, self.df)) * self.se if self.se > 0 else 0.0
@@ -107,38 +104,54 @@ class Comparison:
     anchor: str
     n: tuple[int, int]  # processes (framework, anchor)
     ratio: float  # geometric mean of the framework's values / the anchor's (> 1: slower)
-    interval: tuple[float, float]  # 95 % Welch t-interval of the ratio
+    interval: tuple[float, float]  # the ratio's t-interval at `level`
+    level: float  # the interval's confidence level: Holm's stopping level, 1 - alpha / (m - k)
     p_difference: float  # Holm-adjusted
-    p_equivalence: float  # Holm-adjusted
     verdict: Verdict
     more: int | None  # undecided: further processes each side that would decide it; None: more than MAX_MORE
+    delta: float = DELTA  # the equivalence margin the verdict used
 
     @property
     def words(self) -> str:
-        """pyperf's style: "1.42x slower [1.31, 1.55]", "equivalent (1.02x [0.97, 1.07])"."""
+        """pyperf's style: "1.42x slower [1.31, 1.55]", "equivalent, 1.02x slower, within ±10 % [...]"."""
         lo, hi = self.interval
+        factor, (a, b) = (self.ratio, (lo, hi)) if self.ratio >= 1 else (1 / self.ratio, (1 / hi, 1 / lo))
+        way = "slower" if self.ratio >= 1 else "faster"
         if self.verdict in (Verdict.FASTER, Verdict.SLOWER):
-            factor, (a, b) = (self.ratio, (lo, hi)) if self.ratio > 1 else (1 / self.ratio, (1 / hi, 1 / lo))
             return f"{factor:.2f}x {self.verdict} [{a:.2f}, {b:.2f}]"
         if self.verdict == Verdict.EQUIVALENT:
-            return f"equivalent, {self.ratio:.2f}x [{lo:.2f}, {hi:.2f}]"
+            x = "{:.2f}" if round(factor, 2) != 1 else "{:.6g}"  # 1.0001x is not "1.00x"
+            span = f"[{x.format(a)}, {x.format(b)}]"
+            return f"equivalent, {x.format(factor)}x {way}, within ±{100 * self.delta:g} % {span}"
         more = f"{self.more} more processes each would decide" if self.more else "more than 50 more processes each"
         return f"undecided, {self.ratio:.2f}x [{lo:.2f}, {hi:.2f}]: {more}"
 
 
+def stopping_level(p_holm: list[float], alpha: float = ALPHA) -> float:
+    """The confidence level of a family's intervals: 1 - alpha / (m - k), k the comparisons Holm decided
+    (1 - alpha where it decided all m): every decided interval then excludes 1, every other includes it."""
+    m, k = len(p_holm), sum(p < alpha for p in p_holm)
+    return 1 - alpha / max(1, m - k)
+
+
+def inside(interval: tuple[float, float], delta: float) -> bool:
+    """Whether a ratio interval lies wholly inside the equivalence margin [1/(1 + delta), 1 + delta]."""
+    return 1 / (1 + delta) < interval[0] and interval[1] < 1 + delta
+
+
 def more_needed(w: Welch, n: tuple[int, int], level_alpha: float, delta: float) -> int | None:
     """The fewest further processes on each side (groups, where paired) with which the observed ratio
-    and variances would be decided by the same tests at `level_alpha`; None beyond MAX_MORE."""
+    and variances would be decided by the same rule at `level_alpha`; None beyond MAX_MORE."""
     if w.se == 0:
         return None
     k = np.arange(1, MAX_MORE + 1)
     small = min(n)
     se = w.se * np.sqrt(small / (small + k))  # se scales as 1/sqrt(n); the df is the smaller n - 1
     df = small + k - 1
+    h = st.t.ppf(1 - level_alpha / 2, df) * se
     m = log(1 + delta)
-    p_diff = 2 * st.t.sf(abs(w.diff) / se, df)
-    p_eq = np.maximum(st.t.sf((w.diff + m) / se, df), st.t.sf((m - w.diff) / se, df))
-    hit = np.flatnonzero((p_diff < level_alpha) | (p_eq < level_alpha))
+    decided = (np.abs(w.diff) > h) | ((w.diff - h > -m) & (w.diff + h < m))
+    hit = np.flatnonzero(decided)
     return int(k[hit[0]]) if len(hit) else None
 
 
@@ -173,23 +186,25 @@ def against_differences(
 def decide(
     tests: dict[str, tuple[Welch, tuple[int, int]]], anchor: str, alpha: float, delta: float
 ) -> list[Comparison]:
-    """The family's verdicts: Holm over the difference tests, Holm over the equivalence tests."""
+    """The family's verdicts: Holm over the difference tests; every interval at Holm's stopping level;
+    "equivalent" where that interval lies inside the margin (module docstring)."""
     others = list(tests)
     if not others:
         return []
     p_diff = holm([tests[f][0].p_difference() for f in others])
-    p_eq = holm([tests[f][0].p_equivalence(delta) for f in others])
+    level = stopping_level(p_diff, alpha)
     out = []
-    for f, pd_, pe in zip(others, p_diff, p_eq, strict=True):
+    for f, pd_ in zip(others, p_diff, strict=True):
         w, n = tests[f]
-        if pd_ < alpha:
-            verdict = Verdict.SLOWER if w.diff > 0 else Verdict.FASTER
-        elif pe < alpha:
+        interval = w.interval(level)
+        if inside(interval, delta):
             verdict = Verdict.EQUIVALENT
+        elif pd_ < alpha:
+            verdict = Verdict.SLOWER if w.diff > 0 else Verdict.FASTER
         else:
             verdict = Verdict.UNDECIDED
         more = more_needed(w, n, alpha / len(others), delta) if verdict == Verdict.UNDECIDED else None
-        out.append(Comparison(f, anchor, n, float(np.exp(w.diff)), w.interval(), pd_, pe, verdict, more))
+        out.append(Comparison(f, anchor, n, float(np.exp(w.diff)), interval, level, pd_, verdict, more, delta))
     return out
 
 
