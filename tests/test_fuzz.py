@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import harness
 from dlbench import files, protocol
-from dlbench.analysis import headline, microbench, parity, report
+from dlbench.analysis import microbench, parity, report
 from dlbench.analysis import speed as speed_report
 from dlbench.driver import provenance
 from dlbench.results import read_rows
@@ -258,7 +258,7 @@ def test_speed_rows_parity_assessment_and_microbench_files_refuse_special_files(
         assert "No micro-benchmarks" in microbench.microbench_table(tmp_path / "microbench")
 
 
-# ---------------------------------------------------------------- any set of valid rows: report and headline
+# ---------------------------------------------------------------- any set of valid rows: the report
 
 STATUSES = ["ok", "error", "diverged", "crashed", "timeout", "oom", "interrupted", "unavailable", "lost"]
 ROW = st.builds(
@@ -277,15 +277,14 @@ ROW = st.builds(
 @settings(FUZZ, max_examples=60)
 @given(rows=st.lists(ROW, min_size=1, max_size=12))
 @example(rows=[good_row(0, status="interrupted", test_accuracy=None, history=None, error="stopped by SIGINT")])
-def test_any_set_of_valid_rows_gives_a_report_and_a_headline(tmp_path, rows):
+def test_any_set_of_valid_rows_gives_a_report(tmp_path, rows):
     """The states a user reaches by accident (only an interrupted first run, one framework failing every
     seed, a tier without its default) are all valid rows: the report renders them all."""
     folder = tmp_path / uuid.uuid4().hex
     folder.mkdir()
     (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report.write_summary(folder, figures=False)
-    text = headline.headline(report.load_runs(folder))
-    assert text.strip() and (folder / "report.md").read_text().strip()
+    assert report.write_summary(folder, figures=False) == 0
+    assert (folder / "report.md").read_text().strip()
 
 
 # ---------------------------------------------------------------- options: every string, every subcommand

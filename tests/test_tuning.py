@@ -222,7 +222,8 @@ def _committed_tunings() -> list:
 def test_a_committed_tuning_is_what_its_sittings_say(folder):
     """Every recorded choice regenerates from the tune sitting it names: one boot, the framework's speed.md its
     rows', each candidate's ratio and verdict recomputed, the choice choose()'s."""
-    from dlbench.analysis.speed import diffs, label, load_speed, report
+    from dlbench.analysis.speed import diffs, label, load_speed
+    from dlbench.analysis.tables import speed_md as report
     from dlbench.analysis.verdicts import ALPHA, against_differences
 
     choices = tuning.load(folder)

@@ -23,7 +23,7 @@ from hypothesis import strategies as hs
 from scipy import stats as st
 
 from dlbench.analysis.design import Components, plan, process_value
-from dlbench.analysis.speed import report
+from dlbench.analysis.tables import speed_md as report
 from dlbench.analysis.verdicts import Verdict, Welch, against_anchor, against_differences, bimodal, holm
 from dlbench.driver.speed import round_order, williams
 from tests.support.cli import ROOT

@@ -1,48 +1,56 @@
-"""`harness.py compare BASE NEW`: did anything get faster or slower between two result sets, and why?
+"""`harness.py compare BASE NEW`: what changed between two result sets, and why?
 
-For every framework x task x setting present in both (profile, device, threads, epochs cap, precision,
-tier; the schema may differ), the ratio NEW / BASE of the run medians of each metric, with an interval
-and a two-sided Mann-Whitney test over runs (dlbench/analysis/stats.py: the run is the unit). A line's
-verdict is "faster" / "slower" (memory "smaller" / "larger", accuracy "better" / "worse") only when the
-test rejects and the change exceeds the threshold; otherwise "no detectable change", with the smallest
-change those runs could have detected. For each significant change, the provenance that differs between the
-two sides: the first thing to check by hand (versions, Python, CPU, GPU and driver, threads, settings,
-commit, data). Exit status 1 when a significant slowdown beyond the threshold is found, so CI can gate on it.
+Two questions, one engine (dlbench/analysis/verdicts.py: Welch's t on logs with Hsu's df, Holm within a
+family, every interval at Holm's stopping level, "equivalent" when it lies inside the margin):
 
-Two sets measured in different sittings (another boot, another CPU) differ by the machine as much as by
-the code; `--anchor FRAMEWORK` compares them through it (as the speed protocol does across sittings): each
-run's timing is divided by the anchor's run of the same seed, task and setting on the same boot in its own
-set (a run with no such anchor run is left out of the timings), so a machine that is uniformly slower
-cancels and what is left is the change relative to the anchor. The anchor's own timings are then 1 by
-construction and not compared; accuracy and memory are compared as measured.
+- Speed, from each set's speed sittings (speed.jsonl): per task and variant, each process's log ratio to
+  its group's anchor turn in its own sitting, NEW against BASE. Two sets measured on different boots or
+  CPUs differ by the machine as much as by the code; through the anchor a uniformly slower machine
+  cancels. One family per task. Convergence runs' epochs are never timed against each other here.
+- Accuracy, memory and epochs, from the convergence runs (runs.jsonl): per framework x task x setting
+  (profile, device, threads, epochs cap, precision, tier, recipe), one value per run (the run is the
+  unit), NEW / BASE. One family per task and metric. A busy run counts here: none of these is a timing.
 
-What is shown: the changes, and the undecided lines that matter (a change beyond the threshold that these
-runs cannot call significant); the lines with neither are counted, and `--all` lists them. The text goes
-to standard output, and to `-o FILE` when asked: never into one of the inputs.
+Words: speed faster/slower, memory smaller/larger, accuracy better/worse, epochs fewer/more; within the
+metric's margin "equivalent"; otherwise "undecided", with how many more processes or runs would decide.
+Shown: every decided change beyond the threshold and every undecided one beyond it; the rest are counted
+(`--all` lists them). For each decided change, the provenance that differs between the two sides. Exit
+status 1 when speed is slower or memory larger beyond the threshold, so CI can gate on it. The text goes
+to standard output, and to `-o FILE` when asked: never over a file either set was read from.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dlbench import files
-from dlbench.analysis.stats import ALPHA, boot, compare, quiet
+from dlbench.analysis.speed import anchor_of, diffs, load_speed, sitting_ids
+from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, Welch, decide
 
-# metric -> (label, True when larger is better, the words for a change for the better and for the worse):
-# a time or a rate is faster/slower, memory smaller/larger (a lower peak RSS is not "faster"), accuracy better/worse
+
+@dataclass(frozen=True)
+class Metric:
+    """What a compared quantity is called, its words for up and down, its margin and unit of replication."""
+
+    label: str
+    up: str  # the word for NEW above BASE
+    down: str
+    delta: float  # the equivalence margin, relative
+    unit: str  # what the "more would decide" forecast counts
+    worse_up: bool | None  # True: up is worse and fails the exit status; None: never fails it
+
+
+SPEED = Metric("time per step ÷ the anchor's", "slower", "faster", DELTA, "processes", True)
 METRICS = {
-    "steady_epoch_s": ("steady epoch", False, ("faster", "slower")),
-    "first_epoch_s": ("first epoch", False, ("faster", "slower")),
-    "eval_samples_per_s": ("inference samples/s", True, ("faster", "slower")),
-    "latency_b1_ms_p50": ("batch-1 latency p50", False, ("faster", "slower")),
-    "peak_rss_mib": ("peak RSS", False, ("smaller", "larger")),
-    "test_accuracy": ("test accuracy", True, ("better", "worse")),
+    "test_accuracy": Metric("test accuracy", "better", "worse", 0.01, "runs", None),
+    "peak_rss_mib": Metric("peak RSS", "larger", "smaller", 0.10, "runs", True),
+    "epochs_run": Metric("epochs run", "more", "fewer", 0.10, "runs", None),
 }
-THROUGH_ANCHOR = {"steady_epoch_s", "first_epoch_s", "eval_samples_per_s", "latency_b1_ms_p50"}  # machine speed
 MATCH = ("framework", "task", "profile", "device_requested", "threads", "epochs_cap", "precision", "tier", "recipe")
 DEFAULTS = {"precision": "fp32", "tier": "default", "recipe": "ours"}  # what rows written before these fields ran with
 
@@ -83,29 +91,12 @@ def _provenance(rows: pd.DataFrame) -> dict[str, set]:
 def explain(base: pd.DataFrame, new: pd.DataFrame) -> str:
     """The provenance that differs between two sets of rows, in words."""
     a, b = _provenance(base), _provenance(new)
-    diffs = [f"{k}: {', '.join(sorted(a.get(k, {'—'})))} → {', '.join(sorted(b.get(k, {'—'})))}"
-             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]  # fmt: skip
+    diffs = [
+        f"{k}: {', '.join(sorted(a.get(k, {'—'})))} → {', '.join(sorted(b.get(k, {'—'})))}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
     return "; ".join(diffs) or "nothing recorded differs"
-
-
-def _values(row: pd.Series, metric: str) -> list[float]:
-    """The values a run contributes: its steady epochs, or its single value ([] where it has none)."""
-    if metric == "steady_epoch_s":
-        hist = row.get("history")
-        return [h["epoch_s"] for h in hist[1:]] if isinstance(hist, list) and len(hist) > 1 else []
-    v = pd.to_numeric(pd.Series([row.get(metric)]), errors="coerce").dropna()
-    return [float(v.iloc[0])] if len(v) else []
-
-
-def _runs(rows: pd.DataFrame, metric: str, anchor: pd.DataFrame | None = None) -> list[list[float]]:
-    """Per run, the values the ratio is taken over; with `anchor` (its runs in the same set), each divided by
-    the median of the anchor's run of the same seed on the same boot (a run without one is left out: a
-    bridge through another boot's run would compare two sittings, which the anchor is there to avoid)."""
-    per = [((r.get("seed"), boot(r)), _values(r, metric)) for _, r in rows.iterrows()]
-    if anchor is None:
-        return [v for _, v in per if v]
-    own = {(r.get("seed"), boot(r)): float(np.median(v)) for _, r in anchor.iterrows() if (v := _values(r, metric))}
-    return [[x / own[key] for x in v] for key, v in per if v and own.get(key)]
 
 
 def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
@@ -116,77 +107,185 @@ def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
     return out
 
 
-def compare_sets(base: pd.DataFrame, new: pd.DataFrame, threshold: float, show_all: bool = False,
-                 anchor: str | None = None) -> tuple[str, bool]:  # fmt: skip
-    """(markdown, a significant slowdown beyond the threshold was found); timings through `anchor` if given."""
+def _words(c: Comparison, m: Metric) -> str:
+    words = c.words.replace("slower", "\0up").replace("faster", "\0down").replace("processes", m.unit)
+    return words.replace("\0up", m.up).replace("\0down", m.down)
+
+
+def _logs(values) -> np.ndarray:
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(float)
+    return np.log(v[np.isfinite(v) & (v > 0)])
+
+
+def _tests(pairs: dict) -> dict:
+    """Welch (Hsu's df) of NEW against BASE for every entry with 2 values a side: name -> (test, n)."""
+    return {k: (Welch.of(n, b), (len(n), len(b))) for k, (b, n) in pairs.items() if len(b) >= 2 and len(n) >= 2}
+
+
+def speed_ratios(rows: list[dict], anchor: str) -> dict[tuple[str, str], np.ndarray]:
+    """(task, variant) -> each process's log ratio to its group's turn of `anchor`, over the sittings whose
+    anchor it is."""
+    out: dict = {}
+    per_sitting = diffs(rows)
+    for sid in sitting_ids(rows):
+        if anchor_of(rows, sid) != anchor:
+            continue
+        for task, per in per_sitting.get(sid, {}).items():
+            for variant, groups in per.items():
+                out.setdefault((task, variant), []).extend(groups.values())
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _line(framework, task, setting, m: Metric, c: Comparison) -> dict:
+    return {
+        "framework": framework,
+        "task": task,
+        "setting": setting,
+        "metric": m.label,
+        "n (base, new)": f"{c.n[1]}, {c.n[0]}",
+        "new / base [interval]": f"{c.ratio:.3f} [{c.interval[0]:.3f}, {c.interval[1]:.3f}]",
+        "verdict": _words(c, m),
+    }
+
+
+@dataclass
+class Found:
+    """compare's findings: the lines, those hidden, the decided changes' keys, whether one fails the gate."""
+
+    lines: list = field(default_factory=list)
+    hidden: int = 0
+    changed: list = field(default_factory=list)
+    worse: bool = False
+
+    def add(self, line: dict, c: Comparison, m: Metric, threshold: float, show_all: bool, key=None) -> None:
+        beyond = abs(np.log(c.ratio)) > np.log1p(threshold)
+        decided = c.verdict in (Verdict.FASTER, Verdict.SLOWER)
+        if decided and beyond:
+            self.changed.append(key)
+            up = c.verdict == Verdict.SLOWER
+            self.worse |= m.worse_up is not None and up == m.worse_up
+        if (decided or c.verdict == Verdict.UNDECIDED) and beyond or show_all:
+            self.lines.append(line)
+        else:
+            self.hidden += 1
+
+
+def compare_speed(
+    base: list[dict], new: list[dict], anchor: str, threshold: float, found: Found, show_all: bool
+) -> list[tuple[str, str]]:
+    """Speed lines into `found`; returns the (task, variant) that only one side measured."""
+    rb, rn = speed_ratios(base, anchor), speed_ratios(new, anchor)
+    for task in sorted({t for t, _ in rb} | {t for t, _ in rn}):
+        pairs = {v: (rb[t, v], rn[t, v]) for t, v in rb if t == task and (t, v) in rn}
+        for c in decide(_tests(pairs), "base", ALPHA, SPEED.delta):
+            found.add(
+                _line(c.framework, task, f"speed, through {anchor}", SPEED, c),
+                c,
+                SPEED,
+                threshold,
+                show_all,
+                ("speed", c.framework, task),
+            )
+    return sorted(set(rb) ^ set(rn))
+
+
+def compare_runs(base: pd.DataFrame, new: pd.DataFrame, threshold: float, found: Found, show_all: bool) -> list:
+    """Convergence lines into `found`; returns the keys that only one side ran."""
     base, new = base[base["status"] == "ok"], new[new["status"] == "ok"]
     kb, kn = _by_key(base), _by_key(new)
-    rows, explanations, slower, hidden = [], [], False, 0
-    for k in sorted(set(kb) & set(kn), key=lambda k: tuple(map(str, k))):
-        b, n = base.loc[kb[k]], new.loc[kn[k]]
-        timed_b, timed_n = quiet(b), quiet(n)  # a busy run's timings are not a measurement
-        significant = False
-        ka = (anchor, *k[1 : MATCH.index("tier")], "default", *k[MATCH.index("tier") + 1 :])
-        for metric, (label, higher_better, (better, worse_word)) in METRICS.items():
-            sb, sn = (timed_b, timed_n) if metric in THROUGH_ANCHOR else (b, n)
-            if anchor and metric in THROUGH_ANCHOR:
-                if k[0] == anchor or ka not in kb or ka not in kn:
-                    continue  # the anchor's own ratio is 1; without its runs on both sides there is no bridge
-                rb, rn = _runs(sb, metric, quiet(base.loc[kb[ka]])), _runs(sn, metric, quiet(new.loc[kn[ka]]))
-                label = f"{label} ÷ {anchor}'s"
-            else:
-                rb, rn = _runs(sb, metric), _runs(sn, metric)
-            if not rb or not rn:
-                continue
-            c = compare("new", rn, "base", rb)
-            change = c.ratio - 1
-            worse = change < 0 if higher_better else change > 0
-            if c.significant and abs(change) > threshold:
-                verdict = worse_word if worse else better
-                significant = True
-                slower |= worse and metric != "test_accuracy"
-            elif abs(change) > threshold:  # a change that would matter, which these runs cannot show
-                more = f"{c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "not significant"
-                verdict = f"undecided: {100 * change:+.0f} %, {more}"
-            else:
-                floor = f"; could detect {100 * c.detectable:.0f} %" if c.detectable else (
-                    f"; {c.n[0]} vs {c.n[1]} runs cannot show any change" if not c.rankable else "")  # fmt: skip
-                verdict = f"no detectable change{floor}"
-                if not show_all:
-                    hidden += 1
-                    continue
-            ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
-            rows.append({"framework": k[0], "task": k[1], "setting": _setting(k), "metric": label,
-                         "runs (base, new)": f"{c.n[1]}, {c.n[0]}", "new / base": f"{c.ratio:.3f}{ci}",
-                         "p": f"{c.p_value:.2g}", "verdict": verdict})  # fmt: skip
-        if significant:
-            explanations.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
-    busy = sum(len(s) - len(quiet(s)) for s in (base, new))
-    only = [(side, k) for side, ks, other in (("base", kb, kn), ("new", kn, kb)) for k in ks if k not in other]
+    for task in sorted({k[1] for k in kb.keys() & kn.keys()}, key=str):
+        keys = sorted((k for k in kb.keys() & kn.keys() if k[1] == task), key=lambda k: tuple(map(str, k)))
+        for col, m in METRICS.items():
+            pairs = {
+                k: (_logs(base.loc[kb[k], col]), _logs(new.loc[kn[k], col])) for k in keys if col in base and col in new
+            }
+            for c in decide(_tests(pairs), "base", ALPHA, m.delta):
+                k = c.framework
+                found.add(_line(k[0], k[1], _setting(k), m, c), c, m, threshold, show_all, ("runs", k))
+    return [("base", k) for k in kb if k not in kn] + [("new", k) for k in kn if k not in kb]
+
+
+def compare_sets(
+    base: Side, new: Side, threshold: float, show_all: bool = False, anchor: str | None = None
+) -> tuple[str, bool]:
+    """(markdown, a slowdown or growth beyond the threshold was decided)."""
+    found = Found()
+    only_speed, only_runs = [], []
+    anchor = anchor or base.anchor(new)
+    if base.speed and new.speed and anchor:
+        only_speed = compare_speed(base.speed, new.speed, anchor, threshold, found, show_all)
+    if not base.runs.empty and not new.runs.empty:
+        only_runs = compare_runs(base.runs, new.runs, threshold, found, show_all)
     text = (
-        f"# dlbench compare\n\nNEW / BASE of the run medians; intervals and p over runs (two-sided Mann–Whitney, "
-        f"significant below {ALPHA:g}); a change counts only if significant and beyond {100 * threshold:g} %."
+        "# dlbench compare\n\nNEW / BASE: speed through each sitting's anchor"
+        + (f" ({anchor})" if anchor else "")
+        + " from the speed sittings; accuracy, peak RSS and epochs over the convergence runs. Welch's t with "
+        f"Hsu's df, Holm within each task (and metric), intervals at Holm's stopping level; equivalent within "
+        f"±{100 * DELTA:g} % (accuracy ±{100 * METRICS['test_accuracy'].delta:g} %); a change is listed when it "
+        f"is beyond {100 * threshold:g} %.\n\n"
+        + (pd.DataFrame(found.lines).to_markdown(index=False, disable_numparse=True) + "\n" if found.lines else "")
         + (
-            f" Timings through the anchor: each run's ÷ {anchor}'s run of its seed on its boot, in its own set."
-            if anchor
+            f"\n{found.hidden} line(s): equivalent, or no change beyond {100 * threshold:g} %; `--all` lists them.\n"
+            if found.hidden
             else ""
         )
-        + (f" Timings leave out the {busy} busy run(s) (`machine_busy`: accuracy, memory keep them)." if busy else "")
-        + "\n\n"
-        + (pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else "")
-        + ("" if kb.keys() & kn.keys() else "No framework × task × setting is in both.\n")
-        + (
-            f"\n{hidden} line(s): no detectable change beyond {100 * threshold:g} %; `--all` lists them.\n"
-            if hidden
-            else ""
-        )
+        + ("" if found.lines or found.hidden else "Nothing is in both sets to compare.\n")
     )
-    if explanations:
-        text += "\n## What differs where something changed\n\n" + "\n".join(explanations) + "\n"
+    why = []
+    for key in found.changed:
+        if key[0] == "runs":
+            k = key[1]
+            b, n = base.runs.loc[_by_key(base.runs)[k]], new.runs.loc[_by_key(new.runs)[k]]
+            why.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
+        else:
+            pick = [[r for r in side.speed if r.get("task") == key[2]] for side in (base, new)]
+            why.append(f"- {key[1]} on {key[2]} (speed): {explain(pd.DataFrame(pick[0]), pd.DataFrame(pick[1]))}")
+    if why:
+        text += "\n## What differs where something changed\n\n" + "\n".join(dict.fromkeys(why)) + "\n"
+    only = [f"- {side}: {k[0]} on {k[1]} ({_setting(k)})" for side, k in only_runs]
+    only += [f"- one side only: {v} on {t} (speed)" for t, v in only_speed]
     if only:
-        text += "\n## In one side only\n\n" + "\n".join(f"- {side}: {k[0]} on {k[1]} ({_setting(k)})"
-                                                        for side, k in only) + "\n"  # fmt: skip
-    return text, slower
+        text += "\n## In one side only\n\n" + "\n".join(only) + "\n"
+    return text, found.worse
+
+
+@dataclass
+class Side:
+    """One result set: its convergence rows and its speed rows, and the files they came from."""
+
+    runs: pd.DataFrame
+    speed: list[dict]
+    read: list[Path]
+
+    def anchors(self) -> set[str]:
+        return {a for sid in sitting_ids(self.speed) if (a := anchor_of(self.speed, sid))}
+
+    def anchor(self, other: Side) -> str | None:
+        """The anchor both sets' sittings share, where exactly one is shared."""
+        shared = self.anchors() & other.anchors()
+        return shared.pop() if len(shared) == 1 else None
+
+
+def load_side(path: Path) -> Side:
+    """A results folder (its runs.jsonl and speed.jsonl, each where present) or one such file."""
+    from dlbench.analysis.report import ReportError, load_runs
+    from dlbench.driver.config import UsageError
+
+    runs_path = path / "runs.jsonl" if path.is_dir() else path
+    speed_path = path / "speed.jsonl" if path.is_dir() else path
+    speed, warnings = load_speed(speed_path) if speed_path.is_file() else ([], [])
+    runs, read = pd.DataFrame(), [speed_path] if speed else []
+    if runs_path.is_file() and not (runs_path == speed_path and speed):
+        try:
+            runs = load_runs(runs_path.parent, runs_path)
+            read.append(runs_path)
+        except ReportError as e:
+            raise UsageError(str(e)) from None
+    for w in warnings:
+        print(w, file=sys.stderr)
+    if runs.empty and not speed:
+        raise UsageError(f"{path} holds no runs.jsonl or speed.jsonl rows: name a results folder or one of its files")
+    return Side(runs, speed, read)
 
 
 def _setting(k: tuple) -> str:
@@ -197,31 +296,20 @@ def _setting(k: tuple) -> str:
     return f"{where}, {d['precision']}, {d['tier']}{recipe}"
 
 
-def rows_of(path: Path) -> Path:
-    """A results folder or a runs.jsonl file -> the runs.jsonl."""
-    return path / "runs.jsonl" if path.is_dir() else path
-
-
-def run(base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False,
-        anchor: str | None = None) -> int:  # fmt: skip
-    """`harness.py compare`: markdown to stdout (and to `output`); exit 1 on a significant slowdown."""
-    from dlbench.analysis.report import ReportError, load_runs
+def run(
+    base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False, anchor: str | None = None
+) -> int:
+    """`harness.py compare`: markdown to stdout (and to `output`); exit 1 on a decided slowdown or growth."""
     from dlbench.driver.config import UsageError
 
-    sides = []
-    for given in (base, new):
-        path = rows_of(given)
-        try:
-            sides.append(load_runs(path.parent, path))
-        except ReportError as e:
-            raise UsageError(str(e)) from None
-    if anchor and not all((s["framework"] == anchor).any() for s in sides):
-        raise UsageError(f"--anchor {anchor}: not a framework of both sets; name one that ran in both")
-    text, slower = compare_sets(*sides, threshold, show_all, anchor)
+    sides = [load_side(p) for p in (base, new)]
+    if anchor and sides[0].speed and sides[1].speed and not all(anchor in s.anchors() for s in sides):
+        raise UsageError(f"--anchor {anchor}: not the anchor of a speed sitting in both sets; name one that is")
+    text, worse = compare_sets(*sides, threshold, show_all, anchor)
     if output:
         out = Path(output)
-        if out.resolve() in {rows_of(p).resolve() for p in (base, new)}:
-            raise UsageError(f"--output {out} is one of the inputs: name another file")
+        if out.resolve() in {p.resolve() for s in sides for p in s.read}:
+            raise UsageError(f"--output {out} is a file compare read: name another file")
         try:
             files.write_whole(out, text)
         except OSError as e:
@@ -229,4 +317,4 @@ def run(base: Path, new: Path, threshold: float, output: str | None, show_all: b
     print(text)
     if output:
         print(f"written: {output}", file=sys.stderr)
-    return 1 if slower else 0
+    return 1 if worse else 0

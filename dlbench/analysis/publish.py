@@ -1,8 +1,9 @@
 """`harness.py report`: every report a results folder's files allow, each from its own rows.
 
-runs.jsonl -> report.md, report.html, summary.csv, plots/ and headline.md; speed.jsonl -> speed.md; one speed
-sitting -> tables.md, with runs.jsonl's accuracy beside it and at the top of report.md where both are there (an
-edition of the reference). Nothing in dlbench imports this module: it sits above report, headline, speed, edition.
+runs.jsonl -> report.md, report.html, summary.csv, plots/ (what convergence runs are for: accuracy, epochs,
+memory, compile time, latency; they rank nothing); speed.jsonl -> speed.md (every sitting's verdicts); one
+speed sitting -> tables.md, with runs.jsonl's accuracy beside it and at the top of report.md where both are
+there (an edition of the reference). Nothing in dlbench imports this module: it sits above report and tables.
 """
 
 from __future__ import annotations
@@ -12,24 +13,20 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench import files
-from dlbench.analysis.edition import write_tables
-from dlbench.analysis.speed import load_speed, values, write_speed_report
+from dlbench.analysis.report import load_runs, write_summary
+from dlbench.analysis.speed import load_speed, sitting_ids
+from dlbench.analysis.tables import write_edition, write_speed
 
 
 def write_reports(results: Path, profile: str | None = None) -> int:
-    """`harness.py report`: report.md and headline.md from runs.jsonl, speed.md from speed.jsonl, each where
-    its file exists (ReportError, through write_summary, when neither does)."""
-    from dlbench.analysis.headline import write_headline
-    from dlbench.analysis.report import write_summary
-
+    """`harness.py report`: report.md from runs.jsonl, speed.md from speed.jsonl, each where its file exists
+    (ReportError, through write_summary, when neither does)."""
     rc = 0
     if (results / "runs.jsonl").exists() or not (results / "speed.jsonl").is_file():
         rc = write_summary(results, profile)
-        write_headline(results, profile)
     if (results / "speed.jsonl").is_file():
-        print(write_speed_report(results))
+        print(write_speed(results))
         print(f"written: {results / 'speed.md'}")
-    if (results / "speed.jsonl").is_file():
         _edition(results)
     return rc
 
@@ -37,14 +34,12 @@ def write_reports(results: Path, profile: str | None = None) -> int:
 def _edition(results: Path) -> None:
     """Where one speed sitting and convergence runs lie together (an edition of the reference): tables.md,
     also at the top of report.md."""
-    from dlbench.analysis.report import load_runs
-
     rows, _ = load_speed(results)
-    if len(values(rows)) != 1:
-        print(f"no tables.md: {results / 'speed.jsonl'} holds {len(values(rows))} sittings, an edition one")
+    if len(sitting_ids(rows)) != 1:
+        print(f"no tables.md: {results / 'speed.jsonl'} holds {len(sitting_ids(rows))} sittings, an edition one")
         return
-    runs = load_runs(results) if (results / "runs.jsonl").exists() else pd.DataFrame()  # accuracy comes later
-    written = write_tables(results, rows, runs)
+    runs = load_runs(results, quiet=True) if (results / "runs.jsonl").exists() else pd.DataFrame()
+    written = write_edition(results, rows, runs)
     report_md = results / "report.md"
     if report_md.is_file():
         title, _, rest = report_md.read_text().partition("\n")

@@ -1,4 +1,9 @@
-"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv and plots/ (PNG)."""
+"""Turn RESULTS/runs.jsonl into the report: report.md, report.html, summary.csv and plots/ (PNG).
+
+Convergence runs answer what they are for: accuracy over seeds, epochs and steps to the target, memory,
+compile time (the first epoch beside the steady ones), latency. They rank nothing: every speed statement
+comes from the speed protocol (dlbench/analysis/tables.py), where the processes took turns in one sitting.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ COLUMNS = {
     "gate": "gate",
     "epochs_run": "epochs",
     "reached": "reached target",
-    "time_to_target_s": "to target (s)",
+    "epochs_to_target": "epochs to target",
     "first_epoch_s": "first epoch (s)",
     "steady_epoch_s": "steady epoch (s)",
     "train_samples_per_s": "train samples/s",
@@ -85,8 +90,9 @@ def load_runs(results: Path, path: Path | None = None, quiet: bool = False) -> p
             df[col] = None
     df["recipe"] = df["recipe"].fillna("ours")  # rows written before --recipe existed ran ours
     if "device" in df:  # rows before device_requested existed: the kind of device they ran on ("cpu(0)" -> cpu)
-        kind = df["device"].map(lambda d: None if not isinstance(d, str) else "cpu" if d.lower().startswith("cpu")
-                                else "gpu")  # fmt: skip
+        kind = df["device"].map(
+            lambda d: None if not isinstance(d, str) else "cpu" if d.lower().startswith("cpu") else "gpu"
+        )
         df["device_requested"] = df["device_requested"].fillna(kind)
 
     # What training added on top of the framework, its data and the model: from schema 2 the peak
@@ -98,13 +104,20 @@ def load_runs(results: Path, path: Path | None = None, quiet: bool = False) -> p
     df["train_added_mib"] = (peak - num("rss_before_train_mib")).clip(lower=0)
     # Energy per training sample over the training epochs (validation passes included): the GPU board's
     # where measured, else the CPU packages' (dlbench/driver/monitor.py says what each covers).
+    df["epochs_to_target"] = [epochs_to_target(t, h) for t, h in zip(df["task"], df["history"], strict=True)]
     energy = num("gpu_energy_j").fillna(num("cpu_energy_j"))
     df["energy_j_per_sample"] = energy / (num("n_train") * num("epochs_run"))
     return df
 
 
-TIMINGS = ("time_to_target_s", "first_epoch_s", "steady_epoch_s", "train_samples_per_s", "eval_samples_per_s",
-           "latency_b1_ms_p50", "latency_b1_ms_p99")  # fmt: skip
+TIMINGS = (
+    "first_epoch_s",
+    "steady_epoch_s",
+    "train_samples_per_s",
+    "eval_samples_per_s",
+    "latency_b1_ms_p50",
+    "latency_b1_ms_p99",
+)
 
 
 def gate(table: pd.DataFrame, task: str, profile: str, parity: dict) -> pd.Series:
@@ -157,8 +170,18 @@ def tier_settings(df: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     }
 
 
-def time_to_target(values) -> tuple[float | None, int, int]:
-    """(median with never-reached counted as infinitely slow, reached, runs); None ("not reached") when the
+def epochs_to_target(task: str, history: list) -> float | None:
+    """The epoch in which a run's validation accuracy first reached the task's target (None: never)."""
+    target = TASKS[task].recipe.target_val_accuracy if task in TASKS else None
+    for e, h in enumerate(history, start=1):
+        acc = h.get("val_accuracy") if isinstance(h, dict) else None
+        if target is not None and isinstance(acc, (int, float)) and acc >= target:
+            return float(e)
+    return None
+
+
+def to_target(values) -> tuple[float | None, int, int]:
+    """(median with never-reached counted as never, reached, runs); None ("not reached") when the
     median run did not reach the target: fewer than half reached, or exactly half (the median of an even
     count is then the mean of a reached and an unreached run: infinite)."""
     v = [float(x) if x is not None and pd.notna(x) else float("inf") for x in values]
@@ -177,19 +200,22 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
         ok = g[g["status"] == "ok"]
         if ok.empty:
             continue
-        num = [c for c in COLUMNS if c in ok and c not in ("framework", "framework_version", "runs", "machine_busy",
-                                                            "reached", "time_to_target_s")]  # fmt: skip
+        num = [
+            c
+            for c in COLUMNS
+            if c in ok
+            and c not in ("framework", "framework_version", "runs", "machine_busy", "reached", "epochs_to_target")
+        ]
         agg = ok.groupby("framework")[num].median(numeric_only=False)
         measured = quiet(ok)  # timings from the quiet runs only; "—" where every run was busy
         timed = [c for c in num if c in TIMINGS]
         agg[timed] = measured.groupby("framework")[timed].median(numeric_only=False).reindex(agg.index)
         agg.insert(0, "framework_version", ok.groupby("framework")["framework_version"].last())
         agg.insert(1, "runs", ok.groupby("framework").size())
-        # whether a run reached the target does not depend on the load; how long it took does
-        reached = {f: time_to_target(r["time_to_target_s"]) for f, r in ok.groupby("framework")}
-        ttt = {f: time_to_target(r["time_to_target_s"]) for f, r in measured.groupby("framework")}
+        # whether and in which epoch a run reached the target does not depend on the machine or its load
+        reached = {f: to_target(r["epochs_to_target"]) for f, r in ok.groupby("framework")}
         agg["reached"] = [f"{reached[f][1]} of {reached[f][2]}" for f in agg.index]
-        agg["time_to_target_s"] = [ttt[f][0] if f in ttt else "— (busy runs only)" for f in agg.index]
+        agg["epochs_to_target"] = [reached[f][0] for f in agg.index]
         agg["machine_busy"] = ok.groupby("framework")["machine_busy"].sum().astype(int)
         agg = agg.reset_index()
         agg.insert(agg.columns.get_loc("test_accuracy") + 1, "gate", gate(agg, task, profile, parity or {}))
@@ -210,8 +236,8 @@ def summarise(df: pd.DataFrame, parity: dict | None = None) -> dict[tuple, pd.Da
 
 def _fmt(col: str, v) -> str:
     """Human formatting: accuracies to 4 decimals, seconds to 3 significant digits, counts with commas."""
-    if col == "time_to_target_s" and (v is None or (isinstance(v, float) and pd.isna(v))):
-        return "not reached"
+    if col == "epochs_to_target":
+        return "not reached" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:g}"
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return "—"
     if isinstance(v, str):  # already words: "— (busy runs only)"
@@ -248,82 +274,15 @@ def _with_intervals(table: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     from dlbench.analysis.stats import median_interval
 
     for c in (*TIMINGS, "test_accuracy", "peak_rss_mib"):
-        if c in ok and c != "time_to_target_s":  # never-reached runs make that one a count, not an interval
+        if c in ok:
             runs = quiet(ok) if c in TIMINGS else ok
-            cis = [median_interval(pd.to_numeric(runs.loc[runs["framework"] == f, c], errors="coerce").dropna())
-                   for f in table["framework"]]  # fmt: skip
+            cis = [
+                median_interval(pd.to_numeric(runs.loc[runs["framework"] == f, c], errors="coerce").dropna())
+                for f in table["framework"]
+            ]
             table[f"{c}_ci_low"], table[f"{c}_ci_high"] = [i.low for i in cis], [i.high for i in cis]
             table[f"{c}_ci_label"] = [i.label for i in cis]
     return table
-
-
-def run_epochs(ok: pd.DataFrame) -> tuple[dict[str, list[list[float]]], str]:
-    """Per framework, per run, the run's steady epochs (every epoch after the first); where runs have one
-    epoch only, each run's first epoch (compilation included), and the basis says so."""
-    steady = {f: [[h["epoch_s"] for h in hist[1:]] for hist in g["history"]] for f, g in ok.groupby("framework")}
-    if all(runs and all(runs) for runs in steady.values()):
-        return steady, "steady epochs: each run's median epoch after the first"
-    first = {f: [[hist[0]["epoch_s"]] for hist in g["history"] if hist] for f, g in ok.groupby("framework")}
-    return first, "first epochs (only one epoch per run: compilation included)"
-
-
-def speed_rows(table: pd.DataFrame, ok: pd.DataFrame) -> tuple[list[dict], str]:
-    """Frameworks ranked by the median over runs of each run's median epoch, over the quiet runs of one boot
-    (stats.one_boot): run-to-run CV, ratio to the fastest with its interval, and a verdict in words against
-    the next faster one; and the basis."""
-    from dlbench.analysis.stats import compare, cv, one_boot
-
-    timed, chosen, left_out = one_boot(quiet(ok))  # timings from two boots are two sittings: never ranked together
-    runs, basis = run_epochs(timed)
-    if left_out:
-        where = f"boot {chosen[:8]}" if chosen else "no recorded boot"
-        basis += (f", over the runs on {where} only (the runs of {left_out} other boot(s) count for accuracy, "
-                  "not speed: timings are compared within one sitting)")  # fmt: skip
-    gate_of = dict(zip(table["framework"], table["gate"], strict=True))
-    value = {f: [float(np.median(r)) for r in rs if r] for f, rs in runs.items()}
-    ranked = sorted((f for f in value if value[f]), key=lambda f: float(np.median(value[f])))
-    rows = []
-    for i, f in enumerate(ranked):
-        to_fastest = compare(f, runs[f], ranked[0], runs[ranked[0]]) if i else None
-        to_next = compare(f, runs[f], ranked[i - 1], runs[ranked[i - 1]]) if i else None
-        c = cv(value[f])
-        if to_fastest is None:
-            vs_fastest = "1"
-        elif np.isnan(to_fastest.ci[0]):
-            vs_fastest = f"{to_fastest.ratio:.2f}"
-        else:
-            vs_fastest = f"{to_fastest.ratio:.2f} [{to_fastest.ci[0]:.2f}, {to_fastest.ci[1]:.2f}]"
-        rows.append({
-            "framework": f,
-            "runs": len(value[f]),
-            "median epoch (s)": _fmt("epoch_s", float(np.median(value[f]))),
-            "run-to-run CV": "— (1 run)" if c is None else f"{100 * c:.1f} %",
-            "× fastest [bootstrap]": vs_fastest,
-            "vs the next faster": "—" if not i else to_next.verdict,
-            "gate": gate_of.get(f, "—"),
-            "_to_fastest": to_fastest,
-        })  # fmt: skip
-    return rows, basis
-
-
-def speed_section(table: pd.DataFrame, ok: pd.DataFrame) -> str:
-    """The ranked speed table (speed_rows) with how to read it."""
-    from dlbench.analysis.stats import ALPHA, runs_needed
-
-    rows, basis = speed_rows(table, ok)
-    if len(rows) < 2:
-        return ""
-    return (
-        f"Speed, from {basis}. The run (one process, one seed) is the unit: p from a two-sided Mann–Whitney U "
-        f"test over runs (significant below {ALPHA:g}, and only if the interval excludes 1; at least "
-        f"{runs_needed()} runs per framework are needed before any pair can be ranked); ratio intervals from a "
-        "hierarchical bootstrap (runs, then epochs within runs); the detectable difference is the smallest "
-        "the runs at hand could detect with power 0.8 by this test (simulated from the runs' CVs). The fastest is "
-        "picked from these same runs and the p values are not corrected for the comparisons made: for verdicts, "
-        "use the speed protocol (`harness.py speed`, docs/methodology.md).\n\n"
-        + pd.DataFrame(rows).drop(columns="_to_fastest").to_markdown(index=False, disable_numparse=True)
-        + "\n"
-    )
 
 
 def environment_section(df: pd.DataFrame) -> str:
@@ -332,8 +291,10 @@ def environment_section(df: pd.DataFrame) -> str:
     lines = []
     machines = {json.dumps(p.get("machine", {}), sort_keys=True) for p in prov}
     for m in map(json.loads, sorted(machines)):
-        lines.append(f"- machine: {m.get('cpu')}, {m.get('cpus_allowed')} of {m.get('cpu_count')} CPUs usable, "
-                     f"{m.get('memory_gib')} GiB, {m.get('platform')}")  # fmt: skip
+        lines.append(
+            f"- machine: {m.get('cpu')}, {m.get('cpus_allowed')} of {m.get('cpu_count')} CPUs usable, "
+            f"{m.get('memory_gib')} GiB, {m.get('platform')}"
+        )
     if "threads" in df:
         lines.append(f"- threads per worker: {', '.join(str(t) for t in sorted(df['threads'].dropna().unique()))}")
     commits = sorted({(p.get("git") or {}).get("commit") or "unknown" for p in prov})
@@ -357,8 +318,10 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         present = sorted(set(df["profile"]))
         df = df[df["profile"] == profile]
         if df.empty:
-            raise ReportError(f"no rows of the {profile} profile in {results / 'runs.jsonl'} (it holds: "
-                              f"{', '.join(present)}): drop --profile or run that profile first")  # fmt: skip
+            raise ReportError(
+                f"no rows of the {profile} profile in {results / 'runs.jsonl'} (it holds: "
+                f"{', '.join(present)}): drop --profile or run that profile first"
+            )
     try:
         check_writable(results)
     except OSError as e:
@@ -373,14 +336,17 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         "epoch, never pooled epochs), with an interval over runs in brackets: the exact 95 % confidence "
         "interval of the median from order statistics where a framework has 6 runs or more, else the range "
         "of its runs (`ok runs` says how many); `—` = not measured (e.g. no steady epoch when only one epoch "
-        "ran). Time to target: the median over all runs with a run that never reached the target counted as "
-        "infinitely slow, `not reached` when the median run did not reach it (fewer than half, or exactly half). "
+        "ran). Epochs to target: the epoch in which the validation accuracy first reached the task's target, "
+        "the median over all runs with a run that never reached it counted as never, `not reached` when the "
+        "median run did not reach it (fewer than half, or exactly half). The timings describe these runs "
+        "(which ran on several boots, some beside other work) and rank nothing: speed verdicts are the speed "
+        "protocol's (the tables above, `speed.md`). "
         "Rows are compared only with rows of the same settings "
         "(profile, task, device, threads, epochs cap, schema, precision, tier, recipe): one section per setting. "
-        "Gate: a framework's timings are "
+        "Gate: a framework's figures are "
         "comparable only if its test accuracy reached the task's floor and (full profile) lies within the "
         "task's tolerance of the median over frameworks (tasks/*.py), and it did not fail `harness.py parity`; "
-        "otherwise they are shown in parentheses with the reason. "
+        "otherwise its timings are shown in parentheses with the reason. "
         + (
             "Parity results: parity.csv.\n"
             if parity
@@ -399,8 +365,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         ok = g[g["status"] == "ok"]
         table = _with_intervals(table, ok)
         title = f"{task} ({prof} profile)" if per_task[key[:2]] == 1 else f"{task} ({prof} profile; {_differs(key)})"
-        parts.append(f"## {title}\n\n{_settings_line(key)}{_mixed(ok)}\n\n{_markdown(table)}\n\n"
-                     f"{speed_section(table, ok)}")  # fmt: skip
+        parts.append(f"## {title}\n\n{_settings_line(key)}{_mixed(ok)}\n\n{_markdown(table)}\n")
         frames.append(table.assign(**{c: v for c, v in zip(SETTINGS, key, strict=True)}))
     if figures and tables:
         from dlbench.analysis.plots import all_figures
@@ -408,8 +373,11 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         for prof in sorted({k[0] for k in tables}):
             ok = df[(df["profile"] == prof) & (df["status"] == "ok")]
             paths = all_figures(ok, results / "plots" / prof)
-            parts.append(f"## Figures ({prof} profile)\n\n"
-                         + "\n\n".join(f"![{p.stem}]({p.relative_to(results)})" for p in paths) + "\n")  # fmt: skip
+            parts.append(
+                f"## Figures ({prof} profile)\n\n"
+                + "\n\n".join(f"![{p.stem}]({p.relative_to(results)})" for p in paths)
+                + "\n"
+            )
     from dlbench.analysis.tiers import manifest, section
 
     for key, ok in tier_settings(df).items():  # one setting, every task and tier
@@ -452,8 +420,11 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
 
 def _settings_line(key: tuple) -> str:
     named = {c: v for c, v in zip(SETTINGS, key, strict=True) if c not in ("profile", "task")}
-    shown = ", ".join(f"{c.replace('_requested', '').replace('_', ' ')} {'none' if v is None else v}"
-                      for c, v in named.items() if v is not None or c == "epochs_cap")  # fmt: skip
+    shown = ", ".join(
+        f"{c.replace('_requested', '').replace('_', ' ')} {'none' if v is None else v}"
+        for c, v in named.items()
+        if v is not None or c == "epochs_cap"
+    )
     return f"Settings: {shown}."
 
 
@@ -462,23 +433,31 @@ def _differs(key: tuple) -> str:
     bits = [f"threads {named['threads']}", f"device {named['device_requested']}"]
     if named["epochs_cap"] is not None:
         bits.append(f"epochs cap {named['epochs_cap']}")
-    bits += [f"{c} {named[c]}" for c in SETTINGS[5:] if named[c] is not None and c != "schema"
-             and (c, named[c]) != ("recipe", "ours")]  # fmt: skip
+    bits += [
+        f"{c} {named[c]}"
+        for c in SETTINGS[5:]
+        if named[c] is not None and c != "schema" and (c, named[c]) != ("recipe", "ours")
+    ]
     return ", ".join(bits)
 
 
 def _mixed(ok: pd.DataFrame) -> str:
     """A warning when one section's rows come from several commits or framework versions."""
-    commits = sorted({((p or {}).get("git") or {}).get("commit") or "unknown" for p in ok["provenance"]}) if (
-        "provenance" in ok) else []  # fmt: skip
+    commits = (
+        sorted({((p or {}).get("git") or {}).get("commit") or "unknown" for p in ok["provenance"]})
+        if ("provenance" in ok)
+        else []
+    )
     versions = ok.groupby("framework")["framework_version"].agg(lambda v: sorted({str(x) for x in v}))
     mixed = {f: v for f, v in versions.items() if len(v) > 1}
     out = []
     if len(commits) > 1:
         out.append(f"these rows come from {len(commits)} commits ({', '.join(c[:10] for c in commits)})")
     if mixed:
-        out.append("framework versions differ within a framework: "
-                   + "; ".join(f"{f} {', '.join(v)}" for f, v in mixed.items()))  # fmt: skip
+        out.append(
+            "framework versions differ within a framework: "
+            + "; ".join(f"{f} {', '.join(v)}" for f, v in mixed.items())
+        )
     return ("\n\nWarning: " + "; ".join(out) + ".") if out else ""
 
 
@@ -487,8 +466,13 @@ def _html(markdown_text: str, path: Path) -> None:
     import markdown
 
     body = markdown.markdown(markdown_text, extensions=["tables"])
-    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}"
-             "td{text-align:right}img{max-width:100%}")  # fmt: skip
-    files.write_whole(path, f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
-                    f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "td{text-align:right}img{max-width:100%}"
+    )
+    files.write_whole(
+        path,
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>dlbench report</title>"
+        f"<style>{style}</style></head><body>\n{body}\n</body></html>\n",
+    )

@@ -1,11 +1,12 @@
-"""The speed protocol's tables: per sitting and task, each framework against the anchor, in words.
+"""The speed protocol's rows as values: per sitting, task and variant, each process's time per step.
 
 Speed is compared only within a sitting (one `harness.py speed` invocation on one boot). Across
 sittings, frameworks meet only through each sitting's own ratio to its anchor, which every sitting
 measures; a sitting without anchor processes on a task is not ranked there. Busy rows (other processes
 used the CPUs) are counted and left out: a busy row is not a measurement. Releases of one framework
 (`torch`, `torch@2.15.0`) are also compared each against the one before it, a second family per task
-(the steps that dlbench/analysis/history.py finds over a framework's whole release series).
+(the steps that dlbench/analysis/history.py finds over a framework's whole release series). No markdown here:
+dlbench/analysis/tables.py renders every table.
 """
 
 from __future__ import annotations
@@ -15,23 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from packaging.version import InvalidVersion, Version
 
-from dlbench import files
 from dlbench.analysis.design import process_value
-from dlbench.analysis.verdicts import (
-    ALPHA,
-    DELTA,
-    Comparison,
-    Verdict,
-    Welch,
-    against_anchor,
-    against_differences,
-    bimodal,
-    decide,
-)
+from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, Welch, against_differences, bimodal, decide
 from dlbench.results import read_rows
+from tasks import TASKS
 
 DECIDED = (Verdict.FASTER, Verdict.SLOWER, Verdict.EQUIVALENT)
 
@@ -44,8 +34,13 @@ def label(row: dict) -> str:
 
 def usable(row: dict) -> bool:
     """An ok, quiet speed row with windows and a sitting, whose time per step is positive."""
-    if not (row.get("kind") == "speed" and row["status"] == "ok" and not row.get("machine_busy")
-            and row.get("window_s") and isinstance(row.get("sitting"), dict)):  # fmt: skip
+    if not (
+        row.get("kind") == "speed"
+        and row["status"] == "ok"
+        and not row.get("machine_busy")
+        and row.get("window_s")
+        and isinstance(row.get("sitting"), dict)
+    ):
         return False
     try:
         return process_value(row) > 0
@@ -95,122 +90,59 @@ def anchor_of(rows: list[dict], sitting_id: str) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def verdict_table(vals: dict[str, dict[int, float]], anchor: str, bimodal_of: dict[str, str],
-                  delta: float = DELTA, d: dict[str, dict[int, float]] | None = None,
-                  ) -> tuple[pd.DataFrame, list[Comparison]]:  # fmt: skip
-    """One task in one sitting: a row per framework, the anchor first, then by ratio. With `d` (per
-    framework, per group, the log ratio to the anchor's turns beside it) the comparisons are paired."""
-    comps = (
-        against_differences(d, anchor, ALPHA, delta) if d is not None else against_anchor(vals, anchor, ALPHA, delta)
-    )
-    by = {c.framework: c for c in comps}
-    lines = [{"framework": anchor, "processes": len(vals.get(anchor, [])),
-              "ms / step": _ms(vals.get(anchor)), "× anchor [95 % interval]": "1", "verdict": "anchor",
-              "windows": bimodal_of.get(anchor, "")}]  # fmt: skip
-    for f in sorted((f for f in vals if f != anchor), key=lambda f: by[f].ratio if f in by else np.inf):
-        c = by.get(f)
-        lines.append({
-            "framework": f, "processes": len(vals[f]), "ms / step": _ms(vals[f]),
-            "× anchor [95 % interval]": f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]" if c else "—",
-            "verdict": c.words if c else _why_not(vals, f, anchor),
-            "windows": bimodal_of.get(f, ""),
-        })  # fmt: skip
-    return pd.DataFrame(lines), comps
+def sitting_ids(rows: list[dict]) -> list[str]:
+    """The sittings with usable rows, in the order they started."""
+    ids = {r["sitting"]["id"]: r["sitting"].get("started") or "" for r in rows if usable(r)}
+    return sorted(ids, key=lambda sid: (ids[sid], sid))
 
 
-def _why_not(vals: dict, f: str, anchor: str) -> str:
-    n_anchor = len(vals.get(anchor) or {})
-    if n_anchor == 0:
-        return "not ranked: no anchor processes in this sitting"
-    shared = len(set(vals[f]) & set(vals.get(anchor) or {}))
-    return f"not compared: {shared} group(s) with the anchor, 2 needed"
+class Sitting:
+    """One sitting's per-task values and paired differences, computed once for its tables and plot."""
+
+    def __init__(self, rows: list[dict], sitting_id: str):
+        mine = [r for r in rows if (r.get("sitting") or {}).get("id") == sitting_id]
+        self.id, self.rows = sitting_id, mine
+        self.per_task = values(mine).get(sitting_id, {})
+        self.paired = diffs(mine).get(sitting_id, {})
+        self.anchor = anchor_of(mine, sitting_id)
+        self.info = next(r for r in mine if usable(r)) if any(usable(r) for r in mine) else mine[0]
+        self.tasks = [t for t in TASKS if t in self.per_task] + sorted(t for t in self.per_task if t not in TASKS)
+
+    def bimodal_notes(self, task: str) -> dict[str, str]:
+        """variant -> "bimodal in k of n" where some of its processes' long windows ran at two speeds."""
+        flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in self.rows:
+            if usable(r) and r["task"] == task:
+                per_step = np.asarray(r["window_s"]) / np.asarray(r["window_steps"])
+                longest = np.asarray(r["window_steps"]) == max(r["window_steps"])
+                flagged[label(r)][0] += bimodal(per_step if r["window_kind"] == "epoch" else per_step[longest])
+                flagged[label(r)][1] += 1
+        return {f: f"bimodal in {a} of {b}" for f, (a, b) in flagged.items() if a}
 
 
-def _ms(v: dict | None) -> str:
-    if not v:
-        return "—"
-    return f"{1000 * float(np.exp(np.mean(np.log(list(v.values()))))):.3g}"  # geometric mean over processes
+def comparisons(s: Sitting, task: str, delta: float = DELTA) -> list[Comparison]:
+    """Every variant against the sitting's anchor on one task: paired by group, one Holm family."""
+    return against_differences(s.paired.get(task, {}), s.anchor, ALPHA, delta) if s.anchor else []
 
 
-def _bimodal_notes(rows: list[dict], sitting_id: str, task: str) -> dict[str, str]:
-    flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in rows:
-        if usable(r) and r["sitting"]["id"] == sitting_id and r["task"] == task:
-            per_step = np.asarray(r["window_s"]) / np.asarray(r["window_steps"])
-            long = per_step if r["window_kind"] == "epoch" else per_step[np.asarray(r["window_steps"]) ==
-                                                                         max(r["window_steps"])]  # fmt: skip
-            flagged[label(r)][0] += bimodal(long)
-            flagged[label(r)][1] += 1
-    return {f: f"bimodal in {a} of {b}" for f, (a, b) in flagged.items() if a}
+def split(name: str) -> tuple[str, str]:
+    """("torch", "tuned: fused-adam") for "torch (fused-adam)"; ("torch", "default") for "torch"."""
+    framework, _, candidate = name.partition(" (")
+    return framework, f"tuned: {candidate.rstrip(')')}" if candidate else "default"
 
 
-def report(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
-    """The markdown of every sitting (or one), then, where there are several, the anchors' bridge."""
-
-    vals, paired = values(rows), diffs(rows)  # each computed once for every sitting and task
-    sittings = [sitting_id] if sitting_id else sorted(vals, key=lambda s: _started(rows, s))
-    parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
-    for sid in sittings:
-        anchor = anchor_of(rows, sid)
-        info = next(r for r in rows if (r.get("sitting") or {}).get("id") == sid)
-        busy = sum(1 for r in rows if (r.get("sitting") or {}).get("id") == sid and r.get("machine_busy"))
-        failed = [r for r in rows if (r.get("sitting") or {}).get("id") == sid and r["status"] != "ok"]
-        head = (f"Sitting {sid} (boot {str(info['sitting'].get('boot_id'))[:8]}, "
-                f"{info['provenance']['machine'].get('cpu')}, {info['threads']} threads, started "
-                f"{info['sitting'].get('started')}); anchor {anchor}.")  # fmt: skip
-        if busy:
-            head += f" {busy} busy row(s) left out."
-        if failed:
-            head += " Failed: " + "; ".join(f"{label(r)} {r['task']} {r['status']} ({r.get('error')})"
-                                            for r in failed[:5]) + "."  # fmt: skip
-        parts.append(head)
-        for task, per in vals.get(sid, {}).items():
-            if anchor is None:
-                parts.append(f"**{task}**: not ranked: this sitting names no single anchor.")
-                continue
-            d = paired[sid][task]
-            table, comps = verdict_table(per, anchor, _bimodal_notes(rows, sid, task), delta, d)
-            n_dec = sum(c.verdict in DECIDED for c in comps)
-            decided, total = decided + n_dec, total + len(comps)
-            for c in comps:
-                ratios[c.framework][(task, sid)] = c.ratio
-            parts.append(f"**{task}** — {n_dec} of {len(comps)} comparisons decided; Holm-corrected within "
-                         f"the task, equivalence within ±{100 * delta:g} %.\n\n"
-                         + table.to_markdown(index=False, disable_numparse=True))  # fmt: skip
-            releases = sitting_section(rows, sid, task, delta)  # torch@2.13.0 against torch@2.15.0, ...
-            if releases:
-                parts.append(releases)
-    if ratios:
-        gm = "; ".join(f"{f} {np.exp(np.mean(np.log(list(r.values())))):.2f}x" for f, r in sorted(
-            ratios.items(), key=lambda kv: np.mean(np.log(list(kv[1].values())))))  # fmt: skip
-        parts.append(f"Geometric mean of the ratios to the anchor over tasks: {gm}.")
-    if len(sittings) > 1:
-        parts.append(bridge(rows, vals, sittings))
-    parts.insert(0, f"Speed protocol: {decided} of {total} comparisons decided (faster, slower or equivalent).")
-    return "\n\n".join(parts) + "\n"
-
-
-def bridge(rows, vals, sittings) -> str:
-    """Across sittings: each sitting's ratio to its own anchor, never one sitting's time against another's."""
-    lines = []
-    for sid in sittings:
-        anchor = anchor_of(rows, sid)
-        for task, per in vals[sid].items():
-            a = list((per.get(anchor) or {}).values()) if anchor else []
-            for f, v in per.items():
-                if f == anchor:
-                    continue
-                ratio = (f"{np.exp(np.mean(np.log(list(v.values()))) - np.mean(np.log(a))):.3g}" if a
-                         else "not ranked: no anchor processes in this sitting")  # fmt: skip
-                lines.append({"task": task, "framework": f, "sitting": sid, "anchor": anchor, "× its anchor": ratio})
-    return (
-        "**Across sittings** — through each sitting's own anchor only (speed is never compared across "
-        "sittings directly):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
-    )
-
-
-def _started(rows, sid) -> str:
-    return next((r["sitting"].get("started") or "" for r in rows if (r.get("sitting") or {}).get("id") == sid), "")
+def tier_comparisons(s: Sitting, task: str, delta: float = DELTA) -> dict[str, Comparison]:
+    """Each tuned variant against its own default tier, paired within the sitting's groups (the anchor
+    cancels: log(tuned / anchor) - log(default / anchor)); Holm within the task's tuned variants."""
+    paired = s.paired.get(task, {})
+    d = {}
+    for name, groups in paired.items():
+        framework, tier = split(name)
+        # the anchor's default tier has log ratio 0 to itself in every group
+        own = paired.get(framework) or ({g: 0.0 for g in groups} if framework == s.anchor else {})
+        if tier != "default" and own:
+            d[name] = {g: x - own[g] for g, x in groups.items() if g in own}
+    return {c.framework: c for c in against_differences(d, "its default", ALPHA, delta)}
 
 
 # -- releases of one framework: each against the one before it (harness.py history builds on these) --
@@ -279,27 +211,3 @@ def collect_releases(rows: list[dict], framework: str) -> dict[str, list[Point]]
     for points in out.values():
         points.sort(key=lambda p: (_version_key(p.version), p.sitting, p.name))
     return out
-
-
-def sitting_section(rows: list[dict], sitting_id: str, task: str, delta: float = DELTA) -> str | None:
-    """The speed report's release family for one task in one sitting: newer against older, per framework with
-    two or more releases there (None where none has)."""
-    mine = [r for r in rows if (r.get("sitting") or {}).get("id") == sitting_id and r.get("task") == task]
-    lines = []
-    for framework in sorted({base(r["framework"]) for r in mine}):
-        points = collect_releases(mine, framework).get(task, [])
-        lines += [{"release change": c.framework, "newer / older [95 % interval]":
-                   f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]", "verdict": c.words}
-                  for c in steps(points, delta)] if len(points) > 1 else []  # fmt: skip
-    if not lines:
-        return None
-    return ("Releases of one framework, each against the one before it (Holm within the task's release "
-            "changes):\n\n" + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
-
-
-def write_speed_report(results: Path, sitting_id: str | None = None, delta: float = DELTA) -> str:
-    """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting); returns the markdown of `sitting_id` (or all)."""
-    rows, warnings = load_speed(results)
-    text = report(rows, delta)
-    files.write_whole(results / "speed.md", "\n".join(warnings + [text]))
-    return text if sitting_id is None else report(rows, delta, sitting_id)

@@ -1,4 +1,8 @@
-"""Default and tuned tiers side by side: the speed-up with its interval, compile payback, the manifest.
+"""Default and tuned tiers side by side in the convergence runs: compile payback and the manifest.
+
+Whether a tuned tier is faster is the speed protocol's question (each tuned variant against its own default
+in one sitting: dlbench/analysis/speed.py's tier_comparisons); the convergence runs answer what compiling costs
+and when it pays back.
 
 A tuned tier (frameworks/__init__.py, each adapter's docstring) often pays for itself only later: a
 compiled step is faster, but compiling costs the first epoch. `payback` finds the epoch at which the
@@ -10,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dlbench.analysis.stats import compare
 from tasks import TASKS
 
 MANIFEST_KEYS = (
@@ -50,8 +53,10 @@ def payback_over_seeds(d: pd.DataFrame, t: pd.DataFrame) -> tuple[float | None, 
     on both sides), its median and spread over the pairs; never a median profile that mixes seeds."""
     by_d = {s: h for s, h in zip(d["seed"], d["history"], strict=True) if h}
     by_t = {s: h for s, h in zip(t["seed"], t["history"], strict=True) if h}
-    found = [payback([e["epoch_s"] for e in by_d[s]], [e["epoch_s"] for e in by_t[s]])[0]
-             for s in sorted(set(by_d) & set(by_t))]  # fmt: skip
+    found = [
+        payback([e["epoch_s"] for e in by_d[s]], [e["epoch_s"] for e in by_t[s]])[0]
+        for s in sorted(set(by_d) & set(by_t))
+    ]
     if not found:
         return None, "— (no seed ran in both tiers)"
     reached = [e for e in found if e is not None]
@@ -64,14 +69,16 @@ def payback_over_seeds(d: pd.DataFrame, t: pd.DataFrame) -> tuple[float | None, 
 
 def steps_per_epoch(ok: pd.DataFrame) -> dict[str, int]:
     """Training steps in an epoch per task, from the rows' training-set size and the recipe's batch."""
-    return {t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
-            for t in set(ok["task"]) if t in TASKS and "n_train" in ok}  # fmt: skip
+    return {
+        t: int(np.ceil(ok.loc[ok["task"] == t, "n_train"].median() / TASKS[t].recipe.batch_size))
+        for t in set(ok["task"])
+        if t in TASKS and "n_train" in ok
+    }
 
 
 def tier_rows(ok: pd.DataFrame) -> list[dict]:
-    """Per task and framework with both tiers (one setting otherwise): tuned against default, over runs.
-
-    `_compared` keeps the comparison (stats.compare) for callers that word the verdict themselves."""
+    """Per task and framework with both tiers (one setting otherwise): first and steady epochs of each tier
+    (medians over runs) and the compile payback."""
     rows, steps_of = [], steps_per_epoch(ok)
     for (task, fw), g in ok.groupby(["task", "framework"]):
         d, t = g[g["tier"] == "default"], g[g["tier"] == "tuned"]
@@ -79,46 +86,48 @@ def tier_rows(ok: pd.DataFrame) -> list[dict]:
             continue
         runs_d = [[h["epoch_s"] for h in hist[1:]] or [hist[0]["epoch_s"]] for hist in d["history"] if hist]
         runs_t = [[h["epoch_s"] for h in hist[1:]] or [hist[0]["epoch_s"]] for hist in t["history"] if hist]
-        c = compare("tuned", runs_t, "default", runs_d)
-        ci = "" if np.isnan(c.ci[0]) else f" [{c.ci[0]:.2f}, {c.ci[1]:.2f}]"
-        epoch, words = payback_over_seeds(d, t) if c.significant else (None, "— (the tiers are not distinguishable)")
+        epoch, words = payback_over_seeds(d, t)
         steps = steps_of.get(task)
         if epoch is not None and steps:
             words += f"; {epoch * steps:,.0f} steps"
-        rows.append({
-            "task": task,
-            "framework": fw,
-            "runs (default, tuned)": f"{len(runs_d)}, {len(runs_t)}",
-            "first epoch (s) default → tuned": f"{d['first_epoch_s'].median():.3g} → {t['first_epoch_s'].median():.3g}",
-            "epoch (s) default → tuned": f"{np.median([np.median(r) for r in runs_d]):.3g} → "
-            f"{np.median([np.median(r) for r in runs_t]):.3g}",
-            "tuned / default": f"{c.ratio:.2f}{ci}",
-            "verdict": c.verdict.replace("tuned", "the tuned tier").replace("default", "the default tier"),
-            "compile payback": words,
-            "_compared": c,
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "framework": fw,
+                "runs (default, tuned)": f"{len(runs_d)}, {len(runs_t)}",
+                "first epoch (s) default → tuned": (
+                    f"{d['first_epoch_s'].median():.3g} → {t['first_epoch_s'].median():.3g}"
+                ),
+                "epoch (s) default → tuned": f"{np.median([np.median(r) for r in runs_d]):.3g} → "
+                f"{np.median([np.median(r) for r in runs_t]):.3g}",
+                "compile payback": words,
+            }
+        )
     return rows
 
 
 def section(ok: pd.DataFrame) -> str:
     """Per task (one setting of profile, device, threads, precision): default vs tuned per framework."""
-    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in tier_rows(ok)]
+    rows = tier_rows(ok)
     if not rows:
         return ""
     return (
         "### Default and tuned tiers\n\nEach framework's tuned tier (what its own documentation offers for "
-        "speed; the manifest below lists it) against its default, over runs; epochs after the first (the first "
-        "where a run had only one). Compile payback: per seed run in both tiers, the epoch after which the "
-        "tuned tier's cumulative training time is no longer behind the default's (median and spread over the seed "
-        "pairs; none where the tiers cannot be told apart).\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
+        "speed; the manifest below lists it) beside its default in these runs: the first epoch (compilation "
+        "included) and the median of the epochs after it. Compile payback: per seed run in both tiers, the epoch "
+        "after which the tuned tier's cumulative training time is no longer behind the default's (median and "
+        "spread over the seed pairs). Whether the tuned tier is faster is the speed protocol's verdict.\n\n"
+        + pd.DataFrame(rows).to_markdown(index=False)
+        + "\n"
     )
 
 
 def manifest(ok: pd.DataFrame) -> str:
     """What shaped each framework's speed, per tier: the rows' `settings`, one line per framework and tier."""
     seen: dict[tuple[str, str, str], dict] = {}
-    for fw, tier, s in zip(ok["framework"], ok.get("tier", [None] * len(ok)), ok.get("settings", [None] * len(ok)),
-                           strict=True):  # fmt: skip
+    for fw, tier, s in zip(
+        ok["framework"], ok.get("tier", [None] * len(ok)), ok.get("settings", [None] * len(ok)), strict=True
+    ):
         if isinstance(s, dict):
             seen.setdefault((fw, str(tier), str(s.get("candidate") or "")), s)  # a tuned choice may differ by task
     if not seen:

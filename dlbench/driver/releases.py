@@ -15,7 +15,7 @@ Then, per spec:
    lock's SHA-256: the same resolved lock reuses the same environment. A build that fails leaves no
    environment, and its rows are `unavailable` with the reason.
 The variant joins the registry as the framework "NAME@VERSION" (its own Environment), so that run, speed,
-parity, the report, the headline and compare treat releases of one framework as frameworks; each row
+parity, the report and compare treat releases of one framework as frameworks; each row
 records the versions its worker imported.
 """
 

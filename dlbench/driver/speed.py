@@ -371,7 +371,8 @@ def _runs(cfg: SpeedConfig, name: str, task: str) -> bool:
 def run(cfg: SpeedConfig) -> int:
     """The whole protocol; exit status 0, or 128 + the signal when stopped (every finished row is kept)."""
     from dlbench.analysis.design import components, plan
-    from dlbench.analysis.speed import usable, write_speed_report
+    from dlbench.analysis.speed import usable
+    from dlbench.analysis.tables import write_speed
 
     check_output(cfg.results)
     s = Sitting(cfg)
@@ -407,6 +408,6 @@ def run(cfg: SpeedConfig) -> int:
         print(f"harness.py: stopped by {signals.name()}: {len(s.rows)} row(s) recorded in {s.path}",
               file=sys.stderr)  # fmt: skip
         return signals.exit_status()
-    print(write_speed_report(cfg.results, sitting_id=s.sitting["id"]))
+    print(write_speed(cfg.results, sitting_id=s.sitting["id"]))
     print(f"speed: {s.elapsed():.0f} s in all; rows in {s.path}", file=sys.stderr)
     return 0
