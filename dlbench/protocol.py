@@ -34,6 +34,8 @@ from enum import Enum
 
 from dlbench import files
 
+PARITY_STEPS = 10  # Adam steps each framework takes on the shared batches in `harness.py parity`
+
 # The version of a results row; bump on any change of a field's meaning. Rows without one are schema 0.
 # 2: rss_before_train_mib is the resident memory when training starts (it was the peak so far), and
 #    train_peak_rss_mib is new: the peak from then on.

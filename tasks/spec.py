@@ -8,6 +8,7 @@ kernel (h, 4h), one bias (4h), gate order i, f, g, o).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
@@ -293,3 +294,15 @@ def lstm_bias_delta(task: Task, bias_vectors: int) -> int:
     """Extra trainable parameters of an adapter that trains `bias_vectors` LSTM biases. Every adapter
     here trains one (PyTorch and MXNet store a second, frozen at zero), so the delta is 0."""
     return sum(4 * la.units * (bias_vectors - 1) for la in task.layers if isinstance(la, LSTM))
+
+
+def expected_layer_params(task: Task, lstm_bias_vectors: int) -> dict[str, int]:
+    """Canonical layer key -> parameters, with the extra LSTM bias of PyTorch/MXNet where kept."""
+    out: dict[str, int] = {}
+    for key, shape in canonical_shapes(task).items():
+        layer = top_level_key(key)  # a residual block holds its layers' weights
+        out[layer] = out.get(layer, 0) + int(math.prod(shape))
+    for i, la in enumerate(task.layers):
+        if isinstance(la, LSTM):
+            out[f"{i}.lstm"] += 4 * la.units * (lstm_bias_vectors - 1)
+    return out

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from dlbench.analysis.compare import METRICS, Side, compare_sets
 from tests.support.cli import cli

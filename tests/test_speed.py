@@ -3,9 +3,8 @@ the verdict tables; and every run row carries the boot it ran on."""
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from pathlib import Path
 
 import pytest

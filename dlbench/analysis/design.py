@@ -20,11 +20,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as st
 
-from dlbench.worker.speed import fit_line
+from dlbench.analysis.verdicts import LEVEL
 
 PAIRS = (2, 8)  # window pairs per process and task, at least and at most
 MIN_BETWEEN = 1e-5  # a between-process variance of 0 from two pilot processes is chance: floor (0.3 % sd)
-LEVEL = 0.95
+
+
+def fit_line(steps: list[int], seconds: list[float]) -> tuple[float, float, float]:
+    """Least squares seconds = call + step * steps: (call, step, residual variance)."""
+    n = len(steps)
+    mk, mt = sum(steps) / n, sum(seconds) / n
+    sxx = sum((k - mk) ** 2 for k in steps)
+    step = sum((k - mk) * (t - mt) for k, t in zip(steps, seconds, strict=True)) / sxx
+    call = mt - step * mk
+    return call, step, sum((t - call - step * k) ** 2 for k, t in zip(steps, seconds, strict=True)) / max(1, n - 2)
 
 
 def process_value(row: dict) -> float:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from dlbench import files
-from dlbench.worker.parity import STEPS, expected_layer_params
+from dlbench.protocol import PARITY_STEPS as STEPS
 from tasks.reference import forward, max_rel_diff
-from tasks.spec import Task
+from tasks.spec import Task, expected_layer_params
 
 FORWARD_TOL = 1e-5  # float32 against the float64 reference
 TRAJECTORY_TOL = 1e-4  # float32 frameworks against each other after STEPS steps

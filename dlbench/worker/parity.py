@@ -17,12 +17,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from dlbench.protocol import PARITY_STEPS as STEPS
 from dlbench.protocol import JobConfig
 from dlbench.worker.cpus import pin
 from tasks.reference import glorot_limit, init_weights
-from tasks.spec import LSTM, Dropout, Residual, Task, canonical_shapes, top_level_key
+from tasks.spec import Dropout, Residual, Task
 
-STEPS = 10
 BATCH = 8  # small: seconds per framework, in CI too
 
 
@@ -60,18 +60,6 @@ def inputs(task: Task, seed: int = 0) -> dict[str, np.ndarray]:
         out["y_train"] = rng.integers(0, 2, (STEPS, BATCH)).astype(np.float32)
     else:
         out["y_train"] = rng.integers(0, task.layers[-1].units, (STEPS, BATCH)).astype(np.int32)
-    return out
-
-
-def expected_layer_params(task: Task, lstm_bias_vectors: int) -> dict[str, int]:
-    """Canonical layer key -> parameters, with the extra LSTM bias of PyTorch/MXNet where kept."""
-    out: dict[str, int] = {}
-    for key, shape in canonical_shapes(task).items():
-        layer = top_level_key(key)  # a residual block holds its layers' weights
-        out[layer] = out.get(layer, 0) + int(np.prod(shape))
-    for i, la in enumerate(task.layers):
-        if isinstance(la, LSTM):
-            out[f"{i}.lstm"] += 4 * la.units * (lstm_bias_vectors - 1)
     return out
 
 

@@ -52,16 +52,6 @@ WHOLE_EPOCH_STEPS = 32  # an epoch of at most this many steps is itself the wind
 CALL_SHARE = 4.0  # a long window's steps take at least this many times a call's fixed cost
 
 
-def fit_line(steps: list[int], seconds: list[float]) -> tuple[float, float, float]:
-    """Least squares seconds = call + step * steps: (call, step, residual variance)."""
-    n = len(steps)
-    mk, mt = sum(steps) / n, sum(seconds) / n
-    sxx = sum((k - mk) ** 2 for k in steps)
-    step = sum((k - mk) * (t - mt) for k, t in zip(steps, seconds, strict=True)) / sxx
-    call = mt - step * mk
-    return call, step, sum((t - call - step * k) ** 2 for k, t in zip(steps, seconds, strict=True)) / max(1, n - 2)
-
-
 class Task:
     """One task built and warmed up in this process."""
 

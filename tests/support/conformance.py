@@ -21,10 +21,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from dlbench.worker.parity import expected_layer_params, init_problems  # noqa: E402
+from dlbench.worker.parity import init_problems  # noqa: E402
 from tasks import TASKS  # noqa: E402
 from tasks.reference import forward, init_weights, max_rel_diff  # noqa: E402
-from tasks.spec import canonical_shapes, lstm_bias_delta  # noqa: E402
+from tasks.spec import (  # noqa: E402
+    canonical_shapes,
+    expected_layer_params,  # noqa: E402
+    lstm_bias_delta,
+)
 
 
 def batch(task, n: int, seed: int) -> np.ndarray:
