@@ -112,8 +112,11 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_history(a: argparse.Namespace) -> int:
     from dlbench.analysis import history
 
-    return history.run(c.names(a.framework, FRAMEWORKS, "framework")[0], c.path(a.results, "--results", "folder"),
-                       c.percent(a.equivalence, "--equivalence"))  # fmt: skip
+    return history.run(
+        c.names(a.framework, FRAMEWORKS, "framework")[0],
+        c.path(a.results, "--results", "folder"),
+        c.percent(a.equivalence, "--equivalence"),
+    )
 
 
 def cmd_merge(a: argparse.Namespace) -> int:
@@ -176,16 +179,24 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
-    r.add_argument("--recipe", default="ours", choices=[x.value for x in c.RecipeName],
-                   help="ours (default) or seed: the seed's own recipe, where it gives one whole")  # fmt: skip
+    r.add_argument(
+        "--recipe",
+        default="ours",
+        choices=[x.value for x in c.RecipeName],
+        help="ours (default) or seed: the seed's own recipe, where it gives one whole",
+    )
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
     r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
     r.add_argument("--max-rss-mib", type=float, help="kill a worker whose memory exceeds this (status oom)")
     r.add_argument("--executor", default="local", choices=[e.value for e in c.Executor], help="where workers run")
     r.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
-    r.add_argument("--order", default="interleaved", choices=[o.value for o in c.Order],
-                   help="interleaved (default: seed by seed, frameworks shuffled) or fixed")  # fmt: skip
+    r.add_argument(
+        "--order",
+        default="interleaved",
+        choices=[o.value for o in c.Order],
+        help="interleaved (default: seed by seed, frameworks shuffled) or fixed",
+    )
     r.add_argument("--order-seed", type=int, help="seed of the interleaved order (default: drawn, recorded)")
     r.set_defaults(fn=cmd_run)
     sp = sub.add_parser("speed", help="the speed protocol: verdicts against an anchor, per task (make bench)")

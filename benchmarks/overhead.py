@@ -49,8 +49,11 @@ def torch_loop(ad, model, x, y):
         for i in range(0, len(xt), bs):
             opt.zero_grad()
             out = net(xt[i : i + bs])
-            loss = (F.binary_cross_entropy_with_logits(out.squeeze(1), yt[i : i + bs]) if task.binary
-                    else F.cross_entropy(out, yt[i : i + bs].long()))  # fmt: skip
+            loss = (
+                F.binary_cross_entropy_with_logits(out.squeeze(1), yt[i : i + bs])
+                if task.binary
+                else F.cross_entropy(out, yt[i : i + bs].long())
+            )
             loss.backward()
             opt.step()
 
@@ -103,8 +106,9 @@ def mxnet_loop(ad, model, x, y):
     from mxnet import autograd, gluon
 
     net, task = model["net"], model["task"]
-    trainer = gluon.Trainer([p for p in net.collect_params().values() if p.grad_req != "null"], "adam",
-                            {"learning_rate": 1e-3})  # fmt: skip
+    trainer = gluon.Trainer(
+        [p for p in net.collect_params().values() if p.grad_req != "null"], "adam", {"learning_rate": 1e-3}
+    )
     xt, yt = ad.prepare(x, y)
     loss_fn = gluon.loss.SigmoidBinaryCrossEntropyLoss() if task.binary else gluon.loss.SoftmaxCrossEntropyLoss()
     bs = task.recipe.batch_size
@@ -132,8 +136,11 @@ def paddle_loop(ad, model, x, y):
         net.train()
         for i in range(0, len(x), bs):
             out = net(xt[i : i + bs])
-            loss = (F.binary_cross_entropy_with_logits(out.squeeze(1), yt[i : i + bs]) if task.binary
-                    else F.cross_entropy(out, yt[i : i + bs]))  # fmt: skip
+            loss = (
+                F.binary_cross_entropy_with_logits(out.squeeze(1), yt[i : i + bs])
+                if task.binary
+                else F.cross_entropy(out, yt[i : i + bs])
+            )
             loss.backward()
             opt.step()
             opt.clear_grad()
@@ -168,9 +175,14 @@ def mlx_loop(ad, model, x, y):
     return epoch
 
 
-PLAIN = {"frameworks.pytorch": torch_loop, "frameworks.tensorflow_keras": keras_loop,
-         "frameworks.jax_flax": jax_loop, "frameworks.mxnet_gluon": mxnet_loop,
-         "frameworks.paddle_dygraph": paddle_loop, "frameworks.mlx_nn": mlx_loop}  # fmt: skip
+PLAIN = {
+    "frameworks.pytorch": torch_loop,
+    "frameworks.tensorflow_keras": keras_loop,
+    "frameworks.jax_flax": jax_loop,
+    "frameworks.mxnet_gluon": mxnet_loop,
+    "frameworks.paddle_dygraph": paddle_loop,
+    "frameworks.mlx_nn": mlx_loop,
+}
 
 
 def measure(ad, task) -> dict:
@@ -207,11 +219,16 @@ def measure(ad, task) -> dict:
             p = timed(plain_epoch)
             rounds.append((timed(adapter_epoch), p))
     a, p = np.array(rounds).T
-    return {"steps": STEPS, "rounds": ROUNDS, "adapter_step_ms": 1000 * float(np.median(a)) / STEPS,
-            "plain_step_ms": 1000 * float(np.median(p)) / STEPS, "ratio": float(np.median(a / p)),
-            # fastest against fastest: robust where a runtime flips between speed modes (TF's LSTM here)
-            "ratio_of_minima": float(a.min() / p.min()),
-            "ratios": [round(float(r), 3) for r in a / p]}  # fmt: skip
+    return {
+        "steps": STEPS,
+        "rounds": ROUNDS,
+        "adapter_step_ms": 1000 * float(np.median(a)) / STEPS,
+        "plain_step_ms": 1000 * float(np.median(p)) / STEPS,
+        "ratio": float(np.median(a / p)),
+        # fastest against fastest: robust where a runtime flips between speed modes (TF's LSTM here)
+        "ratio_of_minima": float(a.min() / p.min()),
+        "ratios": [round(float(r), 3) for r in a / p],
+    }
 
 
 def main() -> None:

@@ -32,9 +32,13 @@ def render(parser: argparse.ArgumentParser) -> str:
     """The page: every subcommand's one-line purpose and its arguments, in the parser's order."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {c.dest: c.help for c in sub._choices_actions}
-    out = ["# Command-line reference", "",
-           "Generated from `harness.py`'s parser by `python -m dlbench.clidoc > docs/cli.md`; a test keeps it",
-           "current. Every command refuses bad input in one line with exit status 2.", ""]  # fmt: skip
+    out = [
+        "# Command-line reference",
+        "",
+        "Generated from `harness.py`'s parser by `python -m dlbench.clidoc > docs/cli.md`; a test keeps it",
+        "current. Every command refuses bad input in one line with exit status 2.",
+        "",
+    ]
     for name, p in sub.choices.items():
         out += [f"## `harness.py {name}`", "", _cell(helps.get(name) or ""), ""]
         rows = [a for a in p._actions if not isinstance(a, argparse._HelpAction)]

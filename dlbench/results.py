@@ -32,22 +32,53 @@ _NUM, _INT, _STR, _BOOL, _DICT, _LIST = "number", "int", "str", "bool", "dict", 
 # field -> (type, may be null). Fields not listed are kept as they are. Rows lacking a required
 # field (null not allowed) are bad lines; `schema` is absent in rows older than schema 1.
 FIELDS: dict[str, tuple[str, bool]] = {
-    "framework": (_STR, False), "task": (_STR, False), "status": (_STR, False), "profile": (_STR, False),
-    "seed": (_INT, False), "schema": (_INT, True), "error": (_STR, True), "threads": (_INT, True),
-    "device": (_STR, True), "device_requested": (_STR, True), "epochs_cap": (_INT, True),
-    "framework_version": (_STR, True), "test_accuracy": (_NUM, True), "test_loss": (_NUM, True),
-    "epochs_run": (_INT, True), "stopped_early": (_BOOL, True), "train_s": (_NUM, True),
-    "first_epoch_s": (_NUM, True), "steady_epoch_s": (_NUM, True), "train_samples_per_s": (_NUM, True),
-    "time_to_target_s": (_NUM, True), "eval_samples_per_s": (_NUM, True), "peak_rss_mib": (_NUM, True),
-    "rss_before_train_mib": (_NUM, True), "peak_device_mib": (_NUM, True), "n_params": (_INT, True),
+    "framework": (_STR, False),
+    "task": (_STR, False),
+    "status": (_STR, False),
+    "profile": (_STR, False),
+    "seed": (_INT, False),
+    "schema": (_INT, True),
+    "error": (_STR, True),
+    "threads": (_INT, True),
+    "device": (_STR, True),
+    "device_requested": (_STR, True),
+    "epochs_cap": (_INT, True),
+    "framework_version": (_STR, True),
+    "test_accuracy": (_NUM, True),
+    "test_loss": (_NUM, True),
+    "epochs_run": (_INT, True),
+    "stopped_early": (_BOOL, True),
+    "train_s": (_NUM, True),
+    "first_epoch_s": (_NUM, True),
+    "steady_epoch_s": (_NUM, True),
+    "train_samples_per_s": (_NUM, True),
+    "time_to_target_s": (_NUM, True),
+    "eval_samples_per_s": (_NUM, True),
+    "peak_rss_mib": (_NUM, True),
+    "rss_before_train_mib": (_NUM, True),
+    "peak_device_mib": (_NUM, True),
+    "n_params": (_INT, True),
     "train_peak_rss_mib": (_NUM, True),
-    "wall_s": (_NUM, True), "others_cpu_pct": (_NUM, True), "machine_busy": (_BOOL, True),
-    "timestamp": (_STR, True), "history": (_LIST, True), "provenance": (_DICT, True), "cpus": (_LIST, True),
-    "run_index": (_INT, True), "order": (_DICT, True), "precision": (_STR, True),
-    "tier": (_STR, True), "settings": (_DICT, True), "recipe": (_STR, True),
-    "run_id": (_STR, True), "latency_b1_ms_p50": (_NUM, True), "latency_b1_ms_p99": (_NUM, True),
-    "gpu_util_pct_median": (_NUM, True), "gpu_energy_j": (_NUM, True), "cpu_energy_j": (_NUM, True),
-}  # fmt: skip
+    "wall_s": (_NUM, True),
+    "others_cpu_pct": (_NUM, True),
+    "machine_busy": (_BOOL, True),
+    "timestamp": (_STR, True),
+    "history": (_LIST, True),
+    "provenance": (_DICT, True),
+    "cpus": (_LIST, True),
+    "run_index": (_INT, True),
+    "order": (_DICT, True),
+    "precision": (_STR, True),
+    "tier": (_STR, True),
+    "settings": (_DICT, True),
+    "recipe": (_STR, True),
+    "run_id": (_STR, True),
+    "latency_b1_ms_p50": (_NUM, True),
+    "latency_b1_ms_p99": (_NUM, True),
+    "gpu_util_pct_median": (_NUM, True),
+    "gpu_energy_j": (_NUM, True),
+    "cpu_energy_j": (_NUM, True),
+}
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PROVENANCE_DICTS = ("machine", "git", "packages", "data", "lock")  # each a dict (or null) when present
 
@@ -204,8 +235,11 @@ def recorded_ok(path: Path, same: Callable[[dict], bool]) -> set:
 
         print(found.warning(path), file=sys.stderr)
     rows = found.rows
-    return {(r["task"], r["framework"], r["seed"], r.get("tier") or "default") for r in rows
-            if r["status"] == Status.OK and same(r)}  # fmt: skip
+    return {
+        (r["task"], r["framework"], r["seed"], r.get("tier") or "default")
+        for r in rows
+        if r["status"] == Status.OK and same(r)
+    }
 
 
 def row_id(row: dict) -> str:
@@ -229,8 +263,10 @@ def merge(sources: list[Path], out: Path, schema: int) -> tuple[int, int, list[s
             warnings.append(found.warning(src))
         for r in found.rows:
             if isinstance(r.get("schema"), int) and r["schema"] > schema:
-                raise ValueError(f"{src}: a row of schema {r['schema']}, newer than this harness's {schema}: "
-                                 "merge with the harness that wrote it")  # fmt: skip
+                raise ValueError(
+                    f"{src}: a row of schema {r['schema']}, newer than this harness's {schema}: "
+                    "merge with the harness that wrote it"
+                )
             rid = row_id(r)
             if rid in have:
                 dup += 1

@@ -145,9 +145,15 @@ def _stack(layers: tuple, x, train: bool, dt):
         elif isinstance(layer, MultiHeadAttention):  # Keras's layout: query/key/value (d, heads, key_dim)
             # kernels, out (heads, key_dim, d); DenseGeneral initialises them as the flat (d, heads*key_dim)
             # matrix, EinsumDense's fans. Self-attention, no mask; the scale 1/sqrt(key_dim) is Flax's.
-            x = nn.MultiHeadDotProductAttention(layer.heads, qkv_features=layer.heads * layer.key_dim,
-                                                out_features=x.shape[-1], kernel_init=glorot, dtype=dt,
-                                                deterministic=True, name=name)(x)  # fmt: skip
+            x = nn.MultiHeadDotProductAttention(
+                layer.heads,
+                qkv_features=layer.heads * layer.key_dim,
+                out_features=x.shape[-1],
+                kernel_init=glorot,
+                dtype=dt,
+                deterministic=True,
+                name=name,
+            )(x)
         elif isinstance(layer, LayerNorm):  # the two-pass variance, as Keras and the reference compute it
             x = nn.LayerNorm(epsilon=layer.eps, use_fast_variance=False, dtype=dt, name=name)(x)
         elif isinstance(layer, GlobalAveragePooling1D):
@@ -205,8 +211,9 @@ def versions() -> dict[str, str]:
     return {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _precision, _scan, _train_step, _train_scanned, _donated
     if tier not in CANDIDATES:
         raise ValueError(f"jax has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
@@ -246,12 +253,13 @@ def settings() -> dict[str, str]:
     state = "donated" if _donated else "not donated (slower on XLA:CPU)"
     scan = "the epoch's steps" if _scan == 0 else f"{_scan} steps"
     return {
-        "execution": f"jax.jit per step, state {state}" if _scan is None else f"jax.jit of lax.scan over {scan}, "
-        f"state {state}",
+        "execution": f"jax.jit per step, state {state}"
+        if _scan is None
+        else f"jax.jit of lax.scan over {scan}, state {state}",
         "optimizer": "optax.adam (eps schedule for Keras's placement)",
         "data_placement": f"{jax.devices()[0].platform} arrays, prepared once before the clock",
         "threads": "XLA's pool, bounded by the worker's CPU affinity",
-    }  # fmt: skip
+    }
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):
@@ -393,8 +401,11 @@ def _path(task: Task, name: str) -> tuple[str, ...]:
         return (*path, "out" if proj == "output" else proj, leaf)
     if isinstance(layer, LayerNorm):
         return (*path, {"gamma": "scale", "beta": "bias"}[w])
-    leaf = {"embeddings": ("embedding",), "token_embeddings": ("token", "embedding"),
-            "position_embeddings": ("position", "embedding")}.get(w, (w,))  # fmt: skip
+    leaf = {
+        "embeddings": ("embedding",),
+        "token_embeddings": ("token", "embedding"),
+        "position_embeddings": ("position", "embedding"),
+    }.get(w, (w,))
     return (*path, *leaf)
 
 

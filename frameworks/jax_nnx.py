@@ -108,8 +108,9 @@ def _module(layer, shape, dtype, rngs: nnx.Rngs, key: str, keyed: list):
     if isinstance(layer, Dense):
         m = nnx.Linear(shape[-1], layer.units, kernel_init=glorot, dtype=dtype, rngs=rngs)
     elif isinstance(layer, Conv2D):
-        m = nnx.Conv(shape[-1], layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dtype,
-                     rngs=rngs)  # fmt: skip
+        m = nnx.Conv(
+            shape[-1], layer.filters, layer.kernel, padding="VALID", kernel_init=glorot, dtype=dtype, rngs=rngs
+        )
     elif isinstance(layer, Embedding):
         m = nnx.Embed(layer.vocab, layer.dim, embedding_init=_uniform(0.05), dtype=dtype, rngs=rngs)
     elif isinstance(layer, LSTM):
@@ -119,9 +120,17 @@ def _module(layer, shape, dtype, rngs: nnx.Rngs, key: str, keyed: list):
     elif isinstance(layer, TokenAndPositionEmbedding):
         m = TokenAndPosition(layer, dtype, rngs)
     elif isinstance(layer, MultiHeadAttention):  # query/key/value/out LinearGeneral kernels in Keras's layout
-        m = nnx.MultiHeadAttention(layer.heads, shape[-1], qkv_features=layer.heads * layer.key_dim,
-                                   out_features=shape[-1], kernel_init=glorot, dtype=dtype, decode=False,
-                                   deterministic=True, rngs=rngs)  # fmt: skip
+        m = nnx.MultiHeadAttention(
+            layer.heads,
+            shape[-1],
+            qkv_features=layer.heads * layer.key_dim,
+            out_features=shape[-1],
+            kernel_init=glorot,
+            dtype=dtype,
+            decode=False,
+            deterministic=True,
+            rngs=rngs,
+        )
     elif isinstance(layer, LayerNorm):  # the two-pass variance, as Keras and the reference compute it
         m = nnx.LayerNorm(shape[-1], epsilon=layer.eps, use_fast_variance=False, dtype=dtype, rngs=rngs)
     elif isinstance(layer, Residual):
@@ -137,8 +146,12 @@ class Stack(nnx.Module):
 
     def __init__(self, layers, shapes, dtype, rngs, prefix: str, keyed: list, residual: bool = False):
         self.kinds, self.residual = tuple(layers), residual  # static: the layer list drives __call__
-        self.layers = nnx.List([_module(la, sh, dtype, rngs, prefix + layer_key(i, la), keyed)
-                                for i, (la, sh) in enumerate(zip(layers, shapes, strict=False))])  # fmt: skip
+        self.layers = nnx.List(
+            [
+                _module(la, sh, dtype, rngs, prefix + layer_key(i, la), keyed)
+                for i, (la, sh) in enumerate(zip(layers, shapes, strict=False))
+            ]
+        )
 
     def __call__(self, x, train: bool = False):
         inputs = x
@@ -176,8 +189,9 @@ def versions() -> dict[str, str]:
     return {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _precision, _tier, _donated
     if tier not in CANDIDATES:
         raise ValueError(f"jax-nnx has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
@@ -251,8 +265,13 @@ def build(task: Task, seed: int):
     keras_eps = lambda count: r.eps / jnp.sqrt(1 - r.beta2 ** (count + 1))  # noqa: E731
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=r.lr, b1=r.beta1, b2=r.beta2, eps=keras_eps)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    return {"model": model, "optimizer": optimizer, "task": task, "keyed": keyed,
-            "step": _compiled_step(model, optimizer)}  # fmt: skip
+    return {
+        "model": model,
+        "optimizer": optimizer,
+        "task": task,
+        "keyed": keyed,
+        "step": _compiled_step(model, optimizer),
+    }
 
 
 def _compiled_step(model, optimizer):
@@ -343,8 +362,11 @@ def _params(model) -> dict[str, dict[str, nnx.Variable]]:
         if isinstance(layer, TokenAndPositionEmbedding):
             out[key] = {"token_embeddings": m.token.embedding, "position_embeddings": m.position.embedding}
         elif isinstance(layer, MultiHeadAttention):  # NNX names the output projection "out"
-            out[key] = {f"{p}_{leaf}": getattr(getattr(m, "out" if p == "output" else p), leaf)
-                        for p in ("query", "key", "value", "output") for leaf in ("kernel", "bias")}  # fmt: skip
+            out[key] = {
+                f"{p}_{leaf}": getattr(getattr(m, "out" if p == "output" else p), leaf)
+                for p in ("query", "key", "value", "output")
+                for leaf in ("kernel", "bias")
+            }
         elif isinstance(layer, LSTM):
             out[key] = {n: getattr(m, n) for n in ("kernel", "recurrent_kernel", "bias")}
         elif isinstance(layer, (Embedding, LayerNorm)):

@@ -55,7 +55,7 @@ from tasks.spec import (
     layer_key,
     shapes_through,
     top_level_key,
-)  # fmt: skip
+)
 
 LSTM_BIAS_VECTORS = 1
 CANDIDATES = ("default", "compile")  # frameworks/__init__.py's candidates, and the default
@@ -109,8 +109,16 @@ class _SelfAttention(nn.Module):
         super().__init__()
         w = spec.heads * spec.key_dim
         self.heads, self.key_dim = spec.heads, spec.key_dim
-        self.att = nn.MultiHeadAttention(w, spec.heads, query_input_dims=d, key_input_dims=d, value_input_dims=d,
-                                         value_dims=w, value_output_dims=d, bias=True)  # fmt: skip
+        self.att = nn.MultiHeadAttention(
+            w,
+            spec.heads,
+            query_input_dims=d,
+            key_input_dims=d,
+            value_input_dims=d,
+            value_dims=w,
+            value_output_dims=d,
+            bias=True,
+        )
 
     def __call__(self, x):
         return self.att(x, x, x)
@@ -183,8 +191,9 @@ def versions() -> dict[str, str]:
     return {"mlx": mx.__version__, "mlx_device": str(mx.default_device())}
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _tier
     if tier not in CANDIDATES:
         raise ValueError(f"mlx has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
@@ -199,12 +208,13 @@ def configure(threads: int, device: str, precision: str = "fp32", deterministic:
 
 def settings() -> dict[str, str]:
     return {
-        "execution": "lazy graphs, mx.compile of the training step" if _tier == "compile"
+        "execution": "lazy graphs, mx.compile of the training step"
+        if _tier == "compile"
         else "lazy graphs, mx.eval after each step",
         "optimizer": "mlx.optimizers.Adam subclass with Keras's update",
         "data_placement": f"mx.array on {mx.default_device()} (unified memory), prepared once",
         "threads": "MLX's CPU pool, bounded by the worker's CPU affinity",
-    }  # fmt: skip
+    }
 
 
 def _loss(model: Model, net: Net, x, y):

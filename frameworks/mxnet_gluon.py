@@ -55,7 +55,7 @@ from tasks.spec import (  # noqa: E402
     nchw_flatten_rows,
     shapes_through,
     top_level_key,
-)  # fmt: skip
+)
 
 LSTM_BIAS_VECTORS = 1  # trainable: h2h_bias is stored but frozen at zero
 GLOROT = mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3)  # = sqrt(6 / (in + out))
@@ -69,10 +69,14 @@ class _LastStep(gluon.HybridBlock):
         super().__init__()
         with self.name_scope():
             self.lstm = rnn.LSTM(
-                units, layout="NTC", input_size=n_in, i2h_weight_initializer=GLOROT,
+                units,
+                layout="NTC",
+                input_size=n_in,
+                i2h_weight_initializer=GLOROT,
                 h2h_weight_initializer=mx.init.Orthogonal(scale=1.0),  # its default scale is 1.414
-                i2h_bias_initializer=mx.init.LSTMBias(1.0), h2h_bias_initializer="zeros",
-            )  # fmt: skip
+                i2h_bias_initializer=mx.init.LSTMBias(1.0),
+                h2h_bias_initializer="zeros",
+            )
 
     def hybrid_forward(self, F, x):
         return F.squeeze(F.slice_axis(self.lstm(x), axis=1, begin=-1, end=None), axis=1)
@@ -101,8 +105,9 @@ class _SelfAttention(gluon.HybridBlock):
         self.heads, self.key_dim = spec.heads, spec.key_dim
         width = spec.heads * spec.key_dim
         with self.name_scope():
-            self.query, self.key, self.value = (nn.Dense(width, flatten=False, in_units=d, weight_initializer=GLOROT)
-                                                for _ in range(3))  # fmt: skip
+            self.query, self.key, self.value = (
+                nn.Dense(width, flatten=False, in_units=d, weight_initializer=GLOROT) for _ in range(3)
+            )
             self.output = nn.Dense(d, flatten=False, in_units=width, weight_initializer=GLOROT)
 
     def _split(self, F, t):  # (b, n, heads * k) -> (b * heads, n, k)
@@ -146,8 +151,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     # MXNet sizes its OpenMP pool from OMP_NUM_THREADS at import (unset: ONE thread); the harness sets it.
     global _ctx
     if tier != "default":  # no candidates: its documented speed path is already the default (settings)
@@ -210,8 +216,9 @@ def _blocks(seq, layers, shapes, prefix: str, keyed: list) -> None:
             b = _Residual(body)
         else:
             raise ValueError(f"the MXNet adapter cannot build {type(layer).__name__}")
-        if isinstance(layer, (Dense, Conv2D, Embedding, LSTM, TokenAndPositionEmbedding, MultiHeadAttention,
-                              LayerNorm)):  # fmt: skip
+        if isinstance(
+            layer, (Dense, Conv2D, Embedding, LSTM, TokenAndPositionEmbedding, MultiHeadAttention, LayerNorm)
+        ):
             keyed.append((key, layer, b))
         seq.add(b)
 
@@ -289,8 +296,9 @@ def layer_params(m) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, _, b in m["keyed"]:  # a residual block's layers count towards its top-level key
         top = top_level_key(key)
-        out[top] = out.get(top, 0) + sum(int(np.prod(p.shape)) for p in b.collect_params().values()
-                                         if p.grad_req != "null")  # fmt: skip
+        out[top] = out.get(top, 0) + sum(
+            int(np.prod(p.shape)) for p in b.collect_params().values() if p.grad_req != "null"
+        )
     return out
 
 
@@ -308,8 +316,10 @@ def sync(m) -> None:
 
 def _lstm_params(block):
     ps = block.lstm.collect_params()
-    return {suffix: next(p for k, p in ps.items() if k.endswith(suffix)) for suffix in
-            ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")}  # fmt: skip
+    return {
+        suffix: next(p for k, p in ps.items() if k.endswith(suffix))
+        for suffix in ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
+    }
 
 
 def get_weights(m) -> dict[str, np.ndarray]:

@@ -51,7 +51,7 @@ from tasks.spec import (  # noqa: E402
     nchw_flatten_rows,
     shapes_through,
     top_level_key,
-)  # fmt: skip
+)
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but kept at zero, outside the optimizer
 _device = "cpu"
@@ -96,8 +96,10 @@ class _SelfAttention(nn.Layer):
 
     def forward(self, x):
         b, n = x.shape[0], x.shape[1]
-        q, k, v = (p(x).reshape([b, n, self.heads, self.key_dim]).transpose([0, 2, 1, 3])
-                   for p in (self.query, self.key, self.value))  # fmt: skip
+        q, k, v = (
+            p(x).reshape([b, n, self.heads, self.key_dim]).transpose([0, 2, 1, 3])
+            for p in (self.query, self.key, self.value)
+        )
         a = F.softmax(paddle.matmul(q, k, transpose_y=True) / self.key_dim**0.5, axis=-1)  # over the keys
         o = paddle.matmul(a, v).transpose([0, 2, 1, 3]).reshape([b, n, self.heads * self.key_dim])
         return self.output(o)
@@ -131,8 +133,9 @@ def versions() -> dict[str, str]:
     return {"paddlepaddle": paddle.__version__, "cuda": str(paddle.is_compiled_with_cuda())}
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _device, _tier
     if tier not in CANDIDATES:
         raise ValueError(f"paddle has no tier {tier!r}: one of {', '.join(CANDIDATES)}")

@@ -50,15 +50,19 @@ from tasks.spec import (
     nchw_flatten_rows,
     shapes_through,
     top_level_key,
-)  # fmt: skip
+)
 
 LSTM_BIAS_VECTORS = 1  # trainable: bias_hh is stored but frozen at zero
 _device = torch.device("cpu")
 _precision = "fp32"
 # tier -> (torch.compile mode or None: eager, Adam(fused=True)); the names are frameworks.TORCH_CANDIDATES'
-CANDIDATES = {"default": (None, False), "fused-adam": (None, True), "compile": ("default", True),
-              "compile-max-autotune": ("max-autotune-no-cudagraphs", True),
-              "compile-reduce-overhead": ("reduce-overhead", True)}  # fmt: skip
+CANDIDATES = {
+    "default": (None, False),
+    "fused-adam": (None, True),
+    "compile": ("default", True),
+    "compile-max-autotune": ("max-autotune-no-cudagraphs", True),
+    "compile-reduce-overhead": ("reduce-overhead", True),
+}
 _mode, _fused = CANDIDATES["default"]
 
 
@@ -135,8 +139,9 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__, "mkldnn": str(torch.backends.mkldnn.is_available())}
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _device, _precision, _mode, _fused
     if tier not in CANDIDATES:
         raise ValueError(f"torch has no tier {tier!r}: one of {', '.join(CANDIDATES)}")

@@ -69,8 +69,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def configure(threads: int, device: str, precision: str = "fp32", deterministic: bool = False,
-              tier: str = "default") -> str:  # fmt: skip
+def configure(
+    threads: int, device: str, precision: str = "fp32", deterministic: bool = False, tier: str = "default"
+) -> str:
     global _precision, _jit, _spe
     if tier not in CANDIDATES:
         raise ValueError(f"Keras on {BACKEND} has no tier {tier!r}: one of {', '.join(CANDIDATES)}")
@@ -145,10 +146,12 @@ class TokenAndPosition(keras.layers.Layer):
 
     def __init__(self, spec: TokenAndPositionEmbedding, seed: int, **kw):
         super().__init__(**kw)
-        self.token = keras.layers.Embedding(spec.vocab, spec.dim, embeddings_initializer=init.RandomUniform(
-            -0.05, 0.05, seed))  # fmt: skip
-        self.position = keras.layers.Embedding(spec.maxlen, spec.dim, embeddings_initializer=init.RandomUniform(
-            -0.05, 0.05, seed + 1))  # fmt: skip
+        self.token = keras.layers.Embedding(
+            spec.vocab, spec.dim, embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed)
+        )
+        self.position = keras.layers.Embedding(
+            spec.maxlen, spec.dim, embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed + 1)
+        )
 
     def call(self, x):
         return self.token(x) + self.position(keras.ops.arange(0, keras.ops.shape(x)[-1]))
@@ -236,10 +239,11 @@ def settings() -> dict[str, str]:
     return {
         "execution": f"Keras fit on {BACKEND}, jit_compile={_jit}, steps_per_execution={_spe}",
         "optimizer": "keras.optimizers.Adam" + (" with repeated sparse rows summed" if BACKEND == "tensorflow" else ""),
-        "data_placement": "numpy arrays on the host; fit copies each batch to the GPU" if _device == "gpu"
+        "data_placement": "numpy arrays on the host; fit copies each batch to the GPU"
+        if _device == "gpu"
         else "numpy arrays (a CPU run: no copy to a device)",
         "threads": ", ".join(f"{k} {v}" for k, v in _threads.items()) or "backend default, bounded by CPU affinity",
-    }  # fmt: skip
+    }
 
 
 def prepare(x: np.ndarray, y: np.ndarray | None = None):

@@ -237,8 +237,9 @@ def _etl_imdb(paths: dict[str, Path], maxlen: int = 80) -> dict[str, np.ndarray]
                 try:  # the reviews are UTF-8 without a byte-order mark; a copy that adds one still matches
                     text = files.text(tar.extractfile(m).read(REVIEW_CAP + 1))
                 except ValueError as e:
-                    raise DataError(f"{tar_path}: {m.name} is {e}: a corrupt or re-encoded copy; "
-                                    "delete it and run again") from None  # fmt: skip
+                    raise DataError(
+                        f"{tar_path}: {m.name} is {e}: a corrupt or re-encoded copy; delete it and run again"
+                    ) from None
                 reviews.setdefault((split, cls), []).append((int(rid), encode_review(text, word_index, maxlen=maxlen)))
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tar_path} is not a readable tar.gz ({e}): delete it and run again") from None

@@ -57,5 +57,5 @@ TASK = Task(
         early_stopping=False,
         target_val_accuracy=0.80,
         validate_on_test=True,
-    ),  # fmt: skip
+    ),
 )

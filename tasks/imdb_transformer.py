@@ -79,5 +79,5 @@ TASK = Task(
         early_stopping=False,
         target_val_accuracy=0.85,
         validate_on_test=True,
-    ),  # fmt: skip
+    ),
 )

@@ -85,8 +85,14 @@ def attention(w: dict, p: str, h: np.ndarray, layer: MultiHeadAttention) -> dict
     )
     a = _act(np.einsum("blhk,bmhk->bhlm", q, k) / np.sqrt(layer.key_dim), "softmax")  # over the keys m
     o = np.einsum("bhlm,bmhk->blhk", a, v)
-    return {"q": q, "k": k, "v": v, "a": a, "o": o, "y": np.einsum("blhk,hkd->bld", o, w[f"{p}.output_kernel"])
-            + w[f"{p}.output_bias"]}  # fmt: skip
+    return {
+        "q": q,
+        "k": k,
+        "v": v,
+        "a": a,
+        "o": o,
+        "y": np.einsum("blhk,hkd->bld", o, w[f"{p}.output_kernel"]) + w[f"{p}.output_bias"],
+    }
 
 
 def layer_norm(h: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:

@@ -109,9 +109,19 @@ class GlobalAveragePooling1D:
 
 
 Layer = (
-    Dense | Conv2D | MaxPool2D | Flatten | Dropout | Embedding | LSTM | TokenAndPositionEmbedding
-    | MultiHeadAttention | LayerNorm | Residual | GlobalAveragePooling1D
-)  # fmt: skip
+    Dense
+    | Conv2D
+    | MaxPool2D
+    | Flatten
+    | Dropout
+    | Embedding
+    | LSTM
+    | TokenAndPositionEmbedding
+    | MultiHeadAttention
+    | LayerNorm
+    | Residual
+    | GlobalAveragePooling1D
+)
 
 
 @dataclass(frozen=True)
@@ -244,12 +254,13 @@ def _layer_shapes(key: str, layer: Layer, shape: tuple[int, ...]) -> dict[str, t
         h = layer.units
         return {f"{key}.kernel": (shape[-1], 4 * h), f"{key}.recurrent_kernel": (h, 4 * h), f"{key}.bias": (4 * h,)}
     if isinstance(layer, TokenAndPositionEmbedding):
-        return {f"{key}.token_embeddings": (layer.vocab, layer.dim),
-                f"{key}.position_embeddings": (layer.maxlen, layer.dim)}  # fmt: skip
+        return {
+            f"{key}.token_embeddings": (layer.vocab, layer.dim),
+            f"{key}.position_embeddings": (layer.maxlen, layer.dim),
+        }
     if isinstance(layer, MultiHeadAttention):
         d, hk = shape[-1], (layer.heads, layer.key_dim)
-        out = {f"{key}.{p}_{w}": s for p in ("query", "key", "value") for w, s in (("kernel", (d, *hk)),
-                                                                                   ("bias", hk))}  # fmt: skip
+        out = {f"{key}.{p}_{w}": s for p in ("query", "key", "value") for w, s in (("kernel", (d, *hk)), ("bias", hk))}
         return {**out, f"{key}.output_kernel": (*hk, d), f"{key}.output_bias": (d,)}
     if isinstance(layer, LayerNorm):
         return {f"{key}.gamma": (shape[-1],), f"{key}.beta": (shape[-1],)}

@@ -22,9 +22,20 @@ FRAMEWORKS = ("torch", "jax", "mxnet")
 
 
 def _rows(timings: dict[str, list[float]], busy: bool = False, acc: float = 0.99) -> list[dict]:
-    return [run_row(seed, t, fw=fw, task="mnist_cnn", machine_busy=busy, test_accuracy=acc,
-                    time_to_target_s=10 * t, run_id=f"{fw}-{seed}-{t}-{busy}")
-            for fw, ts in timings.items() for seed, t in enumerate(ts)]  # fmt: skip
+    return [
+        run_row(
+            seed,
+            t,
+            fw=fw,
+            task="mnist_cnn",
+            machine_busy=busy,
+            test_accuracy=acc,
+            time_to_target_s=10 * t,
+            run_id=f"{fw}-{seed}-{t}-{busy}",
+        )
+        for fw, ts in timings.items()
+        for seed, t in enumerate(ts)
+    ]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -36,8 +47,9 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 timings = st.lists(st.floats(0.5, 2.0), min_size=2, max_size=5)
 quiet_sets = st.fixed_dictionaries({fw: timings for fw in FRAMEWORKS})
-busy_sets = st.dictionaries(st.sampled_from(FRAMEWORKS), st.lists(st.floats(0.1, 20.0), min_size=1, max_size=4),
-                            min_size=1)  # fmt: skip
+busy_sets = st.dictionaries(
+    st.sampled_from(FRAMEWORKS), st.lists(st.floats(0.1, 20.0), min_size=1, max_size=4), min_size=1
+)
 
 
 def _timing_view(df: pd.DataFrame) -> tuple:
@@ -62,14 +74,22 @@ def test_busy_rows_move_no_timing_in_the_report_but_their_accuracy_counts(quiet,
 
 
 @settings(max_examples=25, deadline=None)
-@given(machine=st.floats(0.2, 5.0), busy=st.lists(st.tuples(st.sampled_from(("torch", "jax")), st.floats(0.1, 20.0),
-                                                            st.integers(0, 5)), min_size=1, max_size=6))
+@given(
+    machine=st.floats(0.2, 5.0),
+    busy=st.lists(
+        st.tuples(st.sampled_from(("torch", "jax")), st.floats(0.1, 20.0), st.integers(0, 5)), min_size=1, max_size=6
+    ),
+)
 def test_busy_rows_move_no_speed_line_in_compare(machine, busy):
     """Busy speed rows (any timing, in any group) change no line of compare's speed family."""
     base = sitting(1.0, {"jax": 2.0}, sid="A")
     new = sitting(machine, {"jax": 2.6}, sid="B", seed=1)
-    noisy = [{**r, "machine_busy": True, "window_s": [t * x for x in r["window_s"]]}
-             for fw, t, g in busy for r in new if r["framework"] == fw and r["round"] == g]  # fmt: skip
+    noisy = [
+        {**r, "machine_busy": True, "window_s": [t * x for x in r["window_s"]]}
+        for fw, t, g in busy
+        for r in new
+        if r["framework"] == fw and r["round"] == g
+    ]
 
     def lines(rows):
         text = compare_sets(Side(pd.DataFrame(), base, []), Side(pd.DataFrame(), rows, []), 0.05, show_all=True)[0]

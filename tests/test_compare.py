@@ -17,10 +17,25 @@ from tests.support.cli import cli
 def run_row(seed, epoch_s, torch="2.13.0", task="mnist_cnn", fw="torch", **kw):
     # 4 steady epochs around the run's value: the run is the unit, its epochs are not samples
     hist = [{"epoch_s": 2 * epoch_s}] + [{"epoch_s": epoch_s * (1 + d)} for d in (-0.002, -0.001, 0.001, 0.002)]
-    return {"schema": 2, "run_id": f"{fw}-{task}-{seed}-{epoch_s}-{torch}", "framework": fw, "task": task,
-            "profile": "full", "seed": seed, "status": "ok", "threads": 2, "device_requested": "cpu",
-            "precision": "fp32", "tier": "default", "test_accuracy": 0.99, "first_epoch_s": 2 * epoch_s,
-            "steady_epoch_s": epoch_s, "history": hist, "provenance": {"packages": {"torch": torch}}, **kw}  # fmt: skip
+    return {
+        "schema": 2,
+        "run_id": f"{fw}-{task}-{seed}-{epoch_s}-{torch}",
+        "framework": fw,
+        "task": task,
+        "profile": "full",
+        "seed": seed,
+        "status": "ok",
+        "threads": 2,
+        "device_requested": "cpu",
+        "precision": "fp32",
+        "tier": "default",
+        "test_accuracy": 0.99,
+        "first_epoch_s": 2 * epoch_s,
+        "steady_epoch_s": epoch_s,
+        "history": hist,
+        "provenance": {"packages": {"torch": torch}},
+        **kw,
+    }
 
 
 def write(folder, rows):
@@ -34,11 +49,26 @@ BASE = [1.00, 1.03, 0.98, 1.01, 0.99]
 
 def speed_row(sid, fw, value, group, anchor="torch", task="mnist_cnn", **kw):
     """One process of a speed sitting: two epoch windows of 8 steps at `value` seconds a step."""
-    return {"kind": "speed", "status": "ok", "framework": fw, "tier": "default", "task": task, "profile": "speed",
-            "seed": group, "round": group, "anchor": anchor, "threads": 2, "machine_busy": False,
-            "sitting": {"id": sid, "boot_id": sid, "started": sid}, "window_kind": "epoch",
-            "window_steps": [8, 8], "window_s": [8 * value, 8 * value], "epoch_steps": 8,
-            "provenance": {"machine": {"cpu": sid}, "packages": {fw: kw.pop("version", "1")}}, **kw}  # fmt: skip
+    return {
+        "kind": "speed",
+        "status": "ok",
+        "framework": fw,
+        "tier": "default",
+        "task": task,
+        "profile": "speed",
+        "seed": group,
+        "round": group,
+        "anchor": anchor,
+        "threads": 2,
+        "machine_busy": False,
+        "sitting": {"id": sid, "boot_id": sid, "started": sid},
+        "window_kind": "epoch",
+        "window_steps": [8, 8],
+        "window_s": [8 * value, 8 * value],
+        "epoch_steps": 8,
+        "provenance": {"machine": {"cpu": sid}, "packages": {fw: kw.pop("version", "1")}},
+        **kw,
+    }
 
 
 def sitting(machine: float, ratios: dict[str, float], groups: int = 6, sid: str = "S", seed: int = 0) -> list[dict]:
@@ -78,8 +108,12 @@ def test_an_unchanged_pair_shows_no_change_and_exits_0(tmp_path):
 
 
 @settings(max_examples=30, deadline=None)
-@given(scale=st.floats(0.5, 2.0), n_base=st.integers(1, 5), n_new=st.integers(1, 5),
-       threshold=st.sampled_from([0.05, 0.1, 0.3]))  # fmt: skip
+@given(
+    scale=st.floats(0.5, 2.0),
+    n_base=st.integers(1, 5),
+    n_new=st.integers(1, 5),
+    threshold=st.sampled_from([0.05, 0.1, 0.3]),
+)
 def test_every_line_is_shown_or_counted_and_a_shown_line_matters(scale, n_base, n_new, threshold):
     """The default listing hides only the equivalent lines and those with no change beyond the threshold."""
     a = pd.DataFrame([run_row(s, v, peak_rss_mib=500 * v) for s, v in enumerate(BASE[:n_base])])

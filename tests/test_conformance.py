@@ -39,8 +39,14 @@ def measurements(name: str, exchange) -> dict:
             pytest.skip(f"{fw.env} environment missing ({env_.venv}): {env_.missing_hint}")
         env = {**os.environ, **fw.env_vars, "OMP_NUM_THREADS": "2"}
         args = [str(python), "tests/support/conformance.py", fw.module, ",".join(TASKS), str(exchange)]
-        r = subprocess.run(args + (["--export"] if name == EXPORTER else []), cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=900)  # fmt: skip
+        r = subprocess.run(
+            args + (["--export"] if name == EXPORTER else []),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert r.returncode == 0, f"{name}: conformance run failed:\n{r.stderr[-3000:]}"
         _cache[name] = json.loads(r.stdout.strip().splitlines()[-1])
     return _cache[name]

@@ -23,8 +23,21 @@ from tests.support.cli import rows as lines
 def test_a_worker_over_the_memory_cap_is_killed_as_oom_and_the_rest_runs(register, tmp_path):
     for mode in ("oom", "ok"):
         register(f"fake-{mode}", FAKE_MODE=mode)
-    rc = harness.main(["run", "--frameworks", "fake-oom,fake-ok", "--tasks", "iris_mlp", "--epochs", "1",
-                       "--max-rss-mib", "400", "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        [
+            "run",
+            "--frameworks",
+            "fake-oom,fake-ok",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "1",
+            "--max-rss-mib",
+            "400",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     got = {r["framework"]: r for r in lines(tmp_path)}
     assert got["fake-oom"]["status"] == "oom" and "over --max-rss-mib 400" in got["fake-oom"]["error"]
@@ -68,10 +81,32 @@ def test_ctrl_c_records_the_running_worker_as_interrupted_and_says_how_to_resume
 
 
 def test_two_harnesses_on_one_folder_never_interleave(tmp_path):
-    a = launch("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "20",
-               "--seeds", ",".join(map(str, range(0, 8))), "--results", str(tmp_path))  # fmt: skip
-    b = launch("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "20",
-               "--seeds", ",".join(map(str, range(100, 108))), "--results", str(tmp_path))  # fmt: skip
+    a = launch(
+        "run",
+        "--frameworks",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--epochs",
+        "20",
+        "--seeds",
+        ",".join(map(str, range(0, 8))),
+        "--results",
+        str(tmp_path),
+    )
+    b = launch(
+        "run",
+        "--frameworks",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--epochs",
+        "20",
+        "--seeds",
+        ",".join(map(str, range(100, 108))),
+        "--results",
+        str(tmp_path),
+    )
     assert a.wait(timeout=120) == 0 and b.wait(timeout=120) == 0
     rows = lines(tmp_path)  # every line parses
     assert sorted(r["seed"] for r in rows) == [*range(0, 8), *range(100, 108)]
@@ -115,14 +150,27 @@ def test_a_truncated_download_is_discarded_and_fetched_again(empty_cache, monkey
 
 def test_a_truncated_download_offline_is_one_clear_line(empty_cache, tmp_path):
     (empty_cache / "mnist").mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                 "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         (empty_cache / "mnist" / name).write_bytes(b"\x1f\x8b truncated")
-    env = {**os.environ, "DLBENCH_CACHE_DIR": str(empty_cache), "https_proxy": "http://127.0.0.1:9",
-           "HTTPS_PROXY": "http://127.0.0.1:9"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DLBENCH_CACHE_DIR": str(empty_cache),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
     env.pop("DLBENCH_DATA_DIR", None)
-    r = subprocess.run([sys.executable, "harness.py", "run", "--tasks", "mnist_cnn", "--results", str(tmp_path)],
-                       cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "harness.py", "run", "--tasks", "mnist_cnn", "--results", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "could not be downloaded" in r.stderr
     assert not (tmp_path / "runs.jsonl").exists()
 

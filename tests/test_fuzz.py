@@ -85,8 +85,10 @@ def test_the_bounded_reader_refuses_every_kind_of_file_but_a_regular_one_at_once
 
 
 @FUZZ
-@given(chunks=st.lists(st.binary(max_size=40) | st.sampled_from([b"\n", b"\r\n", b"x" * 100]), max_size=30),
-       cap=st.integers(1, 64))  # fmt: skip
+@given(
+    chunks=st.lists(st.binary(max_size=40) | st.sampled_from([b"\n", b"\r\n", b"x" * 100]), max_size=30),
+    cap=st.integers(1, 64),
+)
 def test_lines_keeps_every_line_within_the_cap_and_numbers_the_long_ones(tmp_path, chunks, cap):
     path = tmp_path / "f"
     raw = b"".join(chunks)
@@ -121,9 +123,11 @@ def test_json_of_any_depth_is_decoded_or_refused_never_a_recursion_error(depth, 
 
 
 @FUZZ
-@given(row=st.fixed_dictionaries({"seed": st.integers(0, 9)}),
-       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252"]),
-       name=st.text(min_size=1, max_size=20))  # fmt: skip
+@given(
+    row=st.fixed_dictionaries({"seed": st.integers(0, 9)}),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252"]),
+    name=st.text(min_size=1, max_size=20),
+)
 def test_any_encoding_is_read_as_utf8_with_a_bom_dropped_or_refused_by_name(row, encoding, name):
     payload = json.dumps({**row, "name": name}, ensure_ascii=False)
     try:
@@ -183,8 +187,16 @@ def test_every_reader_keeps_the_good_rows_around_a_hostile_line(tmp_path, form):
 def run_cli(*args, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """The harness as a user runs it (with the fake frameworks registered)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}  # the harness from any current folder
-    return subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=kw.pop("cwd", ROOT), capture_output=True,
-                          text=True, errors="backslashreplace", timeout=timeout, env=env, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args],
+        cwd=kw.pop("cwd", ROOT),
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
 
 
 def _commands(folder: Path, other: Path) -> dict[str, list[str]]:
@@ -203,14 +215,13 @@ def _commands(folder: Path, other: Path) -> dict[str, list[str]]:
             "--resume",
             "--results",
             str(folder),
-        ],  # fmt: skip
+        ],
     }
 
 
 @pytest.mark.parametrize("command", ["report", "compare", "merge", "resume"])
 @pytest.mark.parametrize("kind", ["fifo", "zero", "socket"])
-def test_every_command_that_reads_results_refuses_a_special_file_in_one_line(tmp_path, command, kind, register,
-                                                                             capsys):  # fmt: skip
+def test_every_command_that_reads_results_refuses_a_special_file_in_one_line(tmp_path, command, kind, register, capsys):
     register("fake-ok", FAKE_MODE="ok")
     folder, other = tmp_path / "a", tmp_path / "b"
     folder.mkdir()
@@ -225,8 +236,9 @@ def test_every_command_that_reads_results_refuses_a_special_file_in_one_line(tmp
 
 
 @pytest.mark.parametrize("command", ["report", "compare", "merge", "resume"])
-def test_every_command_that_reads_results_survives_a_line_nested_a_hundred_thousand_deep(tmp_path, command,
-                                                                                         register, capsys):  # fmt: skip
+def test_every_command_that_reads_results_survives_a_line_nested_a_hundred_thousand_deep(
+    tmp_path, command, register, capsys
+):
     register("fake-ok", FAKE_MODE="ok")
     folder, other = tmp_path / "a", tmp_path / "b"
     folder.mkdir()
@@ -263,15 +275,27 @@ def test_speed_rows_parity_assessment_and_microbench_files_refuse_special_files(
 STATUSES = ["ok", "error", "diverged", "crashed", "timeout", "oom", "interrupted", "unavailable", "lost"]
 ROW = st.builds(
     lambda status, fw, task, profile, seed, tier, epoch, acc: good_row(
-        seed, status=status, framework=fw, task=task, profile=profile, tier=tier,
-        steady_epoch_s=epoch if status == "ok" else None, first_epoch_s=epoch if status == "ok" else None,
+        seed,
+        status=status,
+        framework=fw,
+        task=task,
+        profile=profile,
+        tier=tier,
+        steady_epoch_s=epoch if status == "ok" else None,
+        first_epoch_s=epoch if status == "ok" else None,
         test_accuracy=acc if status == "ok" else None,
         history=[{"epoch_s": epoch or 0.1}] if status == "ok" else None,
-        error=None if status == "ok" else "cause"),
-    st.sampled_from(STATUSES), st.sampled_from(["torch", "jax", "fake-ok", "é"]),
-    st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm", "nope"]), st.sampled_from(["quick", "full"]),
-    st.integers(0, 3), st.sampled_from(["default", "tuned"]), st.floats(1e-4, 1e3), st.floats(0, 1),
-)  # fmt: skip
+        error=None if status == "ok" else "cause",
+    ),
+    st.sampled_from(STATUSES),
+    st.sampled_from(["torch", "jax", "fake-ok", "é"]),
+    st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm", "nope"]),
+    st.sampled_from(["quick", "full"]),
+    st.integers(0, 3),
+    st.sampled_from(["default", "tuned"]),
+    st.floats(1e-4, 1e3),
+    st.floats(0, 1),
+)
 
 
 @settings(FUZZ, max_examples=60)
@@ -289,21 +313,89 @@ def test_any_set_of_valid_rows_gives_a_report(tmp_path, rows):
 
 # ---------------------------------------------------------------- options: every string, every subcommand
 
-HOSTILE = st.sampled_from(["", " ", ",", ",,", "all,", "torch,torch", "torch, torch", "a" * 5000, "é", "１", "١",
-                           "\u202e", "\n", "\x1b[31m", "-1", "0,0", "nan", "inf", "1e999", "5%%", "%", "💥",
-                           "../../..", "/", "/dev/null", "/proc/self/mem", "~", "torch@", "torch@2.15.0",
-                           "torch@1.0", "mxnet@1.9.1", "torch@2.15.0,torch@2.15.0", "@", "torch@x@y"]) | st.text(
-                               max_size=30).filter(
-                               lambda s: "\x00" not in s)  # fmt: skip
+HOSTILE = st.sampled_from(
+    [
+        "",
+        " ",
+        ",",
+        ",,",
+        "all,",
+        "torch,torch",
+        "torch, torch",
+        "a" * 5000,
+        "é",
+        "１",
+        "١",
+        "\u202e",
+        "\n",
+        "\x1b[31m",
+        "-1",
+        "0,0",
+        "nan",
+        "inf",
+        "1e999",
+        "5%%",
+        "%",
+        "💥",
+        "../../..",
+        "/",
+        "/dev/null",
+        "/proc/self/mem",
+        "~",
+        "torch@",
+        "torch@2.15.0",
+        "torch@1.0",
+        "mxnet@1.9.1",
+        "torch@2.15.0,torch@2.15.0",
+        "@",
+        "torch@x@y",
+    ]
+) | st.text(max_size=30).filter(lambda s: "\x00" not in s)
 OPTIONS = {
-    "run": ["--frameworks", "--tasks", "--seeds", "--results", "--data-dir", "--timeout", "--epochs", "--threads",
-            "--max-rss-mib", "--order-seed", "--repeats", "--ray-address", "--profile", "--tier", "--device",
-            "--precision", "--order", "--executor"],
-    "speed": ["--frameworks", "--tasks", "--anchor", "--budget", "--equivalence", "--target", "--pilot",
-              "--results", "--data-dir", "--threads"],
+    "run": [
+        "--frameworks",
+        "--tasks",
+        "--seeds",
+        "--results",
+        "--data-dir",
+        "--timeout",
+        "--epochs",
+        "--threads",
+        "--max-rss-mib",
+        "--order-seed",
+        "--repeats",
+        "--ray-address",
+        "--profile",
+        "--tier",
+        "--device",
+        "--precision",
+        "--order",
+        "--executor",
+    ],
+    "speed": [
+        "--frameworks",
+        "--tasks",
+        "--anchor",
+        "--budget",
+        "--equivalence",
+        "--target",
+        "--pilot",
+        "--results",
+        "--data-dir",
+        "--threads",
+    ],
     "parity": ["--frameworks", "--tasks", "--timeout", "--results", "--threads"],
-    "tune": ["--frameworks", "--tasks", "--budget", "--equivalence", "--results", "--data-dir", "--threads",
-             "--device", "--precision"],
+    "tune": [
+        "--frameworks",
+        "--tasks",
+        "--budget",
+        "--equivalence",
+        "--results",
+        "--data-dir",
+        "--threads",
+        "--device",
+        "--precision",
+    ],
     "report": ["--results", "--profile"],
     "compare": ["--threshold", "--output"],
     "history": ["--results", "--equivalence"],
@@ -311,7 +403,7 @@ OPTIONS = {
     "assess": ["--results", "--data-dir"],
     "microbench": ["--frameworks", "--timeout"],
     "overhead": ["--frameworks", "--timeout"],
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -328,8 +420,15 @@ def stubbed(monkeypatch, tmp_path):
 
     monkeypatch.setattr(releases, "resolve", unresolvable)
     calls = []
-    for mod, fn in ((matrix, "run"), (sp, "run"), (par, "run"), (assess, "run"), (mb, "run"), (mb, "run_overhead"),
-                    (tu, "run")):  # fmt: skip
+    for mod, fn in (
+        (matrix, "run"),
+        (sp, "run"),
+        (par, "run"),
+        (assess, "run"),
+        (mb, "run"),
+        (mb, "run_overhead"),
+        (tu, "run"),
+    ):
         monkeypatch.setattr(mod, fn, lambda cfg, *_, **__: calls.append(cfg) or 0)
     monkeypatch.chdir(tmp_path)  # a hostile --results that is valid becomes a folder here, not in the repo
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
@@ -393,9 +492,11 @@ def test_the_issues_empty_and_absurd_strings_are_one_line_and_exit_2(tmp_path, m
 
 
 @settings(FUZZ, max_examples=60)
-@given(var=st.sampled_from(["DLBENCH_DATA_DIR", "DLBENCH_CACHE_DIR", "XDG_CACHE_HOME"]),
-       value=st.sampled_from(["", " ", "/nonexistent", "relative", "é", "a" * 300, "/dev/null", "/proc"])
-       | st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s))  # fmt: skip
+@given(
+    var=st.sampled_from(["DLBENCH_DATA_DIR", "DLBENCH_CACHE_DIR", "XDG_CACHE_HOME"]),
+    value=st.sampled_from(["", " ", "/nonexistent", "relative", "é", "a" * 300, "/dev/null", "/proc"])
+    | st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s),
+)
 def test_any_data_or_cache_variable_is_used_or_refused_in_one_line(stubbed, monkeypatch, capsys, var, value):
     monkeypatch.setenv(var, value)
     capsys.readouterr()
@@ -412,8 +513,17 @@ def test_any_data_or_cache_variable_is_used_or_refused_in_one_line(stubbed, monk
 
 
 def test_a_data_dir_variable_that_names_no_folder_is_one_line(tmp_path):
-    r = run_cli("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--results", str(tmp_path),
-                env={"DLBENCH_DATA_DIR": str(tmp_path / "nowhere")}, timeout=60)  # fmt: skip
+    r = run_cli(
+        "run",
+        "--frameworks",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--results",
+        str(tmp_path),
+        env={"DLBENCH_DATA_DIR": str(tmp_path / "nowhere")},
+        timeout=60,
+    )
     one_line_exit_2(r, "DLBENCH_DATA_DIR", "is not a folder")
 
 
@@ -432,9 +542,18 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
 
 
 @settings(FUZZ, max_examples=80)
-@given(blob=st.binary(max_size=200) | st.text(max_size=50).map(lambda s: s.encode("utf-16")),
-       name=st.sampled_from(["aclImdb/train/pos/1_9.txt", "aclImdb/test/neg/" + "9" * 5000 + "_1.txt",
-                             "aclImdb/train/pos/١_٩.txt", "aclImdb/train/neg/2_99999.txt", "é/ü.txt"]))  # fmt: skip
+@given(
+    blob=st.binary(max_size=200) | st.text(max_size=50).map(lambda s: s.encode("utf-16")),
+    name=st.sampled_from(
+        [
+            "aclImdb/train/pos/1_9.txt",
+            "aclImdb/test/neg/" + "9" * 5000 + "_1.txt",
+            "aclImdb/train/pos/١_٩.txt",
+            "aclImdb/train/neg/2_99999.txt",
+            "é/ü.txt",
+        ]
+    ),
+)
 def test_any_bytes_in_a_raw_review_are_a_dataerror_line_never_a_traceback(tmp_path, blob, name):
     tar = _tar(tmp_path / f"{uuid.uuid4().hex}.tar.gz", {name: blob})
     words = tmp_path / "w.json"
@@ -456,8 +575,19 @@ def test_a_review_with_a_byte_order_mark_encodes_as_the_same_review_without(text
 
 
 def test_provenance_without_git_or_nvidia_smi_on_the_path_is_null_with_the_reason(tmp_path):
-    r = run_cli("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--results",
-                str(tmp_path), env={"PATH": str(tmp_path / "empty")}, timeout=120)  # fmt: skip
+    r = run_cli(
+        "run",
+        "--frameworks",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--epochs",
+        "1",
+        "--results",
+        str(tmp_path),
+        env={"PATH": str(tmp_path / "empty")},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert row["status"] == "ok"
@@ -465,8 +595,10 @@ def test_provenance_without_git_or_nvidia_smi_on_the_path_is_null_with_the_reaso
 
 
 @settings(FUZZ, max_examples=30)
-@given(tool=st.sampled_from(["git", "nvidia-smi", "true", "false", "/nonexistent/x", "/dev/null", "/"]),
-       args=st.lists(st.text(max_size=10).filter(lambda s: "\x00" not in s), max_size=3))  # fmt: skip
+@given(
+    tool=st.sampled_from(["git", "nvidia-smi", "true", "false", "/nonexistent/x", "/dev/null", "/"]),
+    args=st.lists(st.text(max_size=10).filter(lambda s: "\x00" not in s), max_size=3),
+)
 def test_any_external_tool_call_returns_its_output_or_the_reason(tool, args):
     out, why = provenance.tool(tool, *args, timeout=20)
     assert (out is None) != (why is None) and (why is None or "\n" not in why)
@@ -530,8 +662,15 @@ def test_a_disk_that_fills_up_is_one_line_and_the_earlier_files_stay(tmp_path, c
             data.prepare("iris")
     finally:
         os.environ.pop("DLBENCH_CACHE_DIR")
-    r = subprocess.run([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, preexec_fn=_fsize(size), env=env)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_fsize(size),
+        env=env,
+    )
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
     if r.returncode == 0:  # every row it could not append is in a recovery file, and it says where
@@ -564,8 +703,14 @@ def tagged(tag: str) -> set[int]:
 
 def _start(args: list[str], tmp_path: Path, tag: str) -> subprocess.Popen:
     env = {**os.environ, "DLBENCH_FUZZ_TAG": tag, "DLBENCH_CACHE_DIR": str(tmp_path / "c")}
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _gone(tag: str, within: float = 10) -> bool:
@@ -629,8 +774,23 @@ def _interrupted_before_the_harness_ran(err: str) -> bool:
 @example(delay=0.015, how=signal.SIGINT)  # about when the interpreter itself is still starting
 def test_a_signal_at_any_moment_leaves_whole_rows_no_traceback_and_nothing_running(tmp_path, delay, how):
     tag, folder = uuid.uuid4().hex, tmp_path / uuid.uuid4().hex
-    p = _start(["run", "--frameworks", "fake-slow,fake-ok", "--tasks", "iris_mlp", "--seeds", "0,1", "--epochs", "4",
-                "--results", str(folder)], tmp_path, tag)  # fmt: skip
+    p = _start(
+        [
+            "run",
+            "--frameworks",
+            "fake-slow,fake-ok",
+            "--tasks",
+            "iris_mlp",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "4",
+            "--results",
+            str(folder),
+        ],
+        tmp_path,
+        tag,
+    )
     time.sleep(delay)
     with contextlib.suppress(ProcessLookupError):
         os.kill(p.pid, how)
@@ -701,11 +861,23 @@ def test_cache_records_and_environment_stamps_of_any_kind_are_rebuilt_or_ignored
 
 
 @settings(FUZZ, max_examples=100)
-@given(user=st.dictionaries(st.sampled_from(["KERAS_BACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH",
-                                             "CUDA_VISIBLE_DEVICES", "TF_NUM_INTRAOP_THREADS"]),
-                            st.text(max_size=20).filter(lambda s: "\x00" not in s)),
-       framework=st.sampled_from(["tensorflow", "keras-jax", "keras-torch", "torch", "jax"]),
-       threads=st.integers(1, 2))  # fmt: skip
+@given(
+    user=st.dictionaries(
+        st.sampled_from(
+            [
+                "KERAS_BACKEND",
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "PYTHONPATH",
+                "CUDA_VISIBLE_DEVICES",
+                "TF_NUM_INTRAOP_THREADS",
+            ]
+        ),
+        st.text(max_size=20).filter(lambda s: "\x00" not in s),
+    ),
+    framework=st.sampled_from(["tensorflow", "keras-jax", "keras-torch", "torch", "jax"]),
+    threads=st.integers(1, 2),
+)
 def test_the_users_own_framework_variables_never_reach_a_worker(monkeypatch, user, framework, threads):
     """A user's shell may set KERAS_BACKEND=jax or OMP_NUM_THREADS=1: a worker still runs the framework,
     the threads and the device asked for, and imports nothing from the user's PYTHONPATH."""
@@ -724,8 +896,9 @@ def test_the_users_own_framework_variables_never_reach_a_worker(monkeypatch, use
 
 
 def test_a_closed_stdout_ends_the_harness_quietly():
-    p = subprocess.Popen([sys.executable, "harness.py", "list"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "harness.py", "list"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     p.stdout.close()  # as `harness.py list | head -0` does
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 0 and "Traceback" not in err, err

@@ -29,8 +29,22 @@ GPU_FRAMEWORKS = [f for f in FRAMEWORKS if ENVIRONMENTS[FRAMEWORKS[f].env].pytho
 def test_quick_matrix_on_the_gpu_records_device_memory_and_utilisation(framework, precision, tmp_path):
     if precision not in FRAMEWORKS[framework].precisions:
         pytest.skip(f"{framework} implements {', '.join(FRAMEWORKS[framework].precisions)}")
-    r = cli("run", "--frameworks", framework, "--tier", "all", "--device", "gpu", "--precision", precision,
-            "--epochs", "2", "--results", str(tmp_path), timeout=3600)  # fmt: skip
+    r = cli(
+        "run",
+        "--frameworks",
+        framework,
+        "--tier",
+        "all",
+        "--device",
+        "gpu",
+        "--precision",
+        precision,
+        "--epochs",
+        "2",
+        "--results",
+        str(tmp_path),
+        timeout=3600,
+    )
     assert r.returncode == 0, r.stderr
     for row in map(json.loads, (tmp_path / "runs.jsonl").read_text().splitlines()):
         assert row["status"] == "ok", row["error"]
@@ -41,6 +55,16 @@ def test_quick_matrix_on_the_gpu_records_device_memory_and_utilisation(framework
 
 def test_parity_on_the_gpu_at_fp32_with_deterministic_kernels(tmp_path):
     frameworks = ",".join(GPU_FRAMEWORKS)
-    r = cli("parity", "--device", "gpu", "--frameworks", frameworks, "--tier", "all", "--results", str(tmp_path),
-            timeout=3600)  # fmt: skip
+    r = cli(
+        "parity",
+        "--device",
+        "gpu",
+        "--frameworks",
+        frameworks,
+        "--tier",
+        "all",
+        "--results",
+        str(tmp_path),
+        timeout=3600,
+    )
     assert r.returncode == 0, r.stdout[-3000:]

@@ -19,8 +19,21 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def test_precision_is_passed_to_the_adapter_and_recorded(register, tmp_path):
     register("fake-ok", FAKE_MODE="ok")
-    rc = harness.main(["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--precision", "bf16",
-                       "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        [
+            "run",
+            "--frameworks",
+            "fake-ok",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "1",
+            "--precision",
+            "bf16",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     (row,) = rows(tmp_path)
     assert row["precision"] == "bf16" and row["provenance"]["packages"]["precision"] == "bf16"
@@ -43,8 +56,12 @@ def test_a_precision_that_cannot_apply_is_refused_in_one_line(cmd, args, words):
 
 def test_device_cpu_hides_every_gpu_from_the_worker(register, tmp_path):
     register("fake-ok", FAKE_MODE="ok")
-    assert harness.main(["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1",
-                         "--results", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        harness.main(
+            ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--results", str(tmp_path)]
+        )
+        == 0
+    )
     (row,) = rows(tmp_path)
     assert row["provenance"]["packages"]["cuda_visible_devices"] == ""  # what the worker's environment held
 
@@ -59,16 +76,36 @@ def test_torch_compile_rows_record_peak_device_memory_through_the_same_adapter()
 
 
 def test_a_real_bf16_run_trains_and_says_so(tmp_path):
-    r = cli("run", "--frameworks", "torch", "--tasks", "iris_mlp", "--precision", "bf16", "--epochs", "20",
-            "--results", str(tmp_path))  # fmt: skip
+    r = cli(
+        "run",
+        "--frameworks",
+        "torch",
+        "--tasks",
+        "iris_mlp",
+        "--precision",
+        "bf16",
+        "--epochs",
+        "20",
+        "--results",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     (row,) = rows(tmp_path)
     assert row["status"] == "ok" and row["precision"] == "bf16" and row["test_accuracy"] > 0.6
 
 
 def test_rows_of_another_precision_are_another_section(tmp_path):
-    base = {"schema": 2, "framework": "a", "task": "iris_mlp", "profile": "quick", "status": "ok",
-            "test_accuracy": 0.9, "steady_epoch_s": 1.0, "threads": 2, "device_requested": "cpu"}  # fmt: skip
+    base = {
+        "schema": 2,
+        "framework": "a",
+        "task": "iris_mlp",
+        "profile": "quick",
+        "status": "ok",
+        "test_accuracy": 0.9,
+        "steady_epoch_s": 1.0,
+        "threads": 2,
+        "device_requested": "cpu",
+    }
     import json
 
     lines = [{**base, "seed": 0, "precision": "fp32"}, {**base, "seed": 0, "precision": "bf16", "steady_epoch_s": 3.0}]

@@ -43,8 +43,21 @@ def fakes(register):
 
 def test_failures_become_rows_and_the_matrix_goes_on(fakes, tmp_path, capsys):
     names = "fake-raise,fake-hang,fake-segfault,fake-nan,fake-ok"
-    rc = harness.main(["run", "--frameworks", names, "--tasks", "iris_mlp", "--seeds", "0,1",
-                       "--timeout", "10", "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        [
+            "run",
+            "--frameworks",
+            names,
+            "--tasks",
+            "iris_mlp",
+            "--seeds",
+            "0,1",
+            "--timeout",
+            "10",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     got = {(r["framework"], r["seed"]): r for r in rows(tmp_path)}
     assert len(got) == 10  # every pairing x seed, whatever happened
@@ -64,8 +77,19 @@ def test_the_clock_waits_for_sync(register, tmp_path):
     """Epoch times include work still running when train_epoch returns: the clock is read after sync."""
     for mode in ("async", "async-nosync"):
         register(mode, FAKE_MODE=mode)
-    rc = harness.main(["run", "--frameworks", "async,async-nosync", "--tasks", "iris_mlp", "--epochs", "2",
-                       "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        [
+            "run",
+            "--frameworks",
+            "async,async-nosync",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "2",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     got = {r["framework"]: [h["epoch_s"] for h in r["history"]] for r in rows(tmp_path)}
     assert all(t >= 0.5 for t in got["async"]), got
@@ -107,8 +131,18 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
 
 
 def test_report_skips_malformed_lines_and_keeps_the_rest(tmp_path):
-    good = {"schema": 1, "framework": "torch", "task": "iris_mlp", "profile": "quick", "seed": 0, "status": "ok",
-            "framework_version": "2", "test_accuracy": 0.9, "steady_epoch_s": 0.1, "machine_busy": False}  # fmt: skip
+    good = {
+        "schema": 1,
+        "framework": "torch",
+        "task": "iris_mlp",
+        "profile": "quick",
+        "seed": 0,
+        "status": "ok",
+        "framework_version": "2",
+        "test_accuracy": 0.9,
+        "steady_epoch_s": 0.1,
+        "machine_busy": False,
+    }
     (tmp_path / "runs.jsonl").write_text(json.dumps(good) + "\n{truncated\n" + json.dumps(good)[:20])
     r = cli("report", "--results", str(tmp_path))
     assert r.returncode == 0
@@ -128,8 +162,25 @@ def test_the_matrix_runs_interleaved_seed_by_seed_with_frameworks_permuted_by_a_
     from dlbench.driver.config import Order, RunConfig
     from dlbench.driver.matrix import planned
 
-    cfg = RunConfig(("a", "b", "c"), ("iris_mlp", "mnist_cnn"), "quick", (0, 1), 1, "cpu", None, 10.0, None, None,
-                    False, None, "local", None, (), Order.INTERLEAVED, 7)  # fmt: skip
+    cfg = RunConfig(
+        ("a", "b", "c"),
+        ("iris_mlp", "mnist_cnn"),
+        "quick",
+        (0, 1),
+        1,
+        "cpu",
+        None,
+        10.0,
+        None,
+        None,
+        False,
+        None,
+        "local",
+        None,
+        (),
+        Order.INTERLEAVED,
+        7,
+    )
     plan = planned(cfg)
     assert [s for _, _, s in plan] == [0] * 6 + [1] * 6  # seed by seed
     assert [t for t, _, _ in plan[:6]] == ["iris_mlp"] * 3 + ["mnist_cnn"] * 3  # then task by task

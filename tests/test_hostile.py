@@ -24,9 +24,20 @@ ROOT_USER = os.geteuid() == 0  # root writes into read-only folders: those cases
 
 
 def good_row(seed=0, **kw) -> dict:
-    return {"schema": 1, "framework": "fake-ok", "task": "iris_mlp", "profile": "quick", "seed": seed,
-            "status": "ok", "test_accuracy": 0.9, "steady_epoch_s": 0.1, "first_epoch_s": 0.2,
-            "machine_busy": False, "history": [{"epoch_s": 0.2}, {"epoch_s": 0.1}], **kw}  # fmt: skip
+    return {
+        "schema": 1,
+        "framework": "fake-ok",
+        "task": "iris_mlp",
+        "profile": "quick",
+        "seed": seed,
+        "status": "ok",
+        "test_accuracy": 0.9,
+        "steady_epoch_s": 0.1,
+        "first_epoch_s": 0.2,
+        "machine_busy": False,
+        "history": [{"epoch_s": 0.2}, {"epoch_s": 0.1}],
+        **kw,
+    }
 
 
 def one_line_exit_2(r: subprocess.CompletedProcess, *words: str) -> None:
@@ -110,8 +121,9 @@ def test_2_the_harness_says_where_the_row_went_when_the_disk_is_full(tmp_path, m
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(results, "_write", full_disk)
-    rc = harness.main(["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1",
-                       "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        ["run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--epochs", "1", "--results", str(tmp_path)]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     spare = next(tmp_path.glob("runs.recovered-*.jsonl"))
@@ -224,8 +236,9 @@ def test_6_9_numbers_must_be_finite_and_in_range(args, words):
 
 def test_8_a_ray_address_that_does_not_answer_fails_fast(tmp_path):
     t0 = time.monotonic()
-    r = cli("run", "--tasks", "iris_mlp", "--executor", "ray", "--ray-address", "127.0.0.1:1",
-            "--results", str(tmp_path))  # fmt: skip
+    r = cli(
+        "run", "--tasks", "iris_mlp", "--executor", "ray", "--ray-address", "127.0.0.1:1", "--results", str(tmp_path)
+    )
     one_line_exit_2(r, "no Ray cluster answers at 127.0.0.1:1")
     assert time.monotonic() - t0 < 30 and not (tmp_path / "runs.jsonl").exists()
 
@@ -244,19 +257,29 @@ def test_7_parity_where_no_framework_gave_a_result_still_writes_its_table(tmp_pa
     assert harness.main(["parity", "--frameworks", "ghost", "--tasks", "iris_mlp", "--results", str(tmp_path)]) == 0
     assert "unavailable" in (tmp_path / "parity.md").read_text()
     register("fake-hang", FAKE_MODE="hang")
-    rc = harness.main(["parity", "--frameworks", "fake-hang", "--tasks", "iris_mlp", "--timeout", "1",
-                       "--results", str(tmp_path)])  # fmt: skip
+    rc = harness.main(
+        ["parity", "--frameworks", "fake-hang", "--tasks", "iris_mlp", "--timeout", "1", "--results", str(tmp_path)]
+    )
     assert rc == 1 and "timeout" in (tmp_path / "parity.md").read_text()
 
 
 # ---------------------------------------------------------------- readers
 
 
-WRONG_TYPES = ["[1, 2]", '"text"', "null", json.dumps(good_row(seed=[1])), json.dumps(good_row(test_accuracy="high")),
-               json.dumps(good_row(threads="two")), json.dumps(good_row(profile=5)),
-               json.dumps(good_row(history=[1, 2, 3])), json.dumps(good_row(history=[{"val_loss": 1.0}])),
-               json.dumps(good_row(provenance={"machine": "x"})), json.dumps(good_row(status="exploded")),
-               json.dumps(good_row(test_accuracy=float("nan")))]  # fmt: skip
+WRONG_TYPES = [
+    "[1, 2]",
+    '"text"',
+    "null",
+    json.dumps(good_row(seed=[1])),
+    json.dumps(good_row(test_accuracy="high")),
+    json.dumps(good_row(threads="two")),
+    json.dumps(good_row(profile=5)),
+    json.dumps(good_row(history=[1, 2, 3])),
+    json.dumps(good_row(history=[{"val_loss": 1.0}])),
+    json.dumps(good_row(provenance={"machine": "x"})),
+    json.dumps(good_row(status="exploded")),
+    json.dumps(good_row(test_accuracy=float("nan"))),
+]
 
 
 def test_report_skips_rows_of_the_wrong_type_with_their_line_number(tmp_path):
@@ -275,9 +298,11 @@ def test_bytes_that_are_not_utf8_are_one_bad_line(tmp_path):
     assert r.returncode == 0 and "line 2 (not UTF-8" in r.stderr, r.stderr
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                    max_leaves=8)  # fmt: skip
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -349,5 +374,6 @@ def test_cache_metadata_that_is_not_ours_is_rebuilt_and_an_npz_folder_is_one_lin
 def test_a_data_file_that_cannot_be_read_is_one_line(tmp_path):
     (tmp_path / "iris.csv").write_text("x")
     (tmp_path / "iris.csv").chmod(0o000)
-    one_line_exit_2(cli("run", "--tasks", "iris_mlp", "--data-dir", str(tmp_path), "--results", str(tmp_path / "r")),
-                    "cannot use")  # fmt: skip
+    one_line_exit_2(
+        cli("run", "--tasks", "iris_mlp", "--data-dir", str(tmp_path), "--results", str(tmp_path / "r")), "cannot use"
+    )

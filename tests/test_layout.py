@@ -89,9 +89,12 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path):
 
 def worker_side() -> dict[str, Path]:
     """What runs inside a framework's interpreter: the worker package, the protocol, tasks and the contract."""
-    return {m: f for m, f in modules().items()
-            if m.startswith(("dlbench.worker", "tasks"))
-            or m in ("dlbench", "dlbench.protocol", "dlbench.files", "frameworks", "frameworks.contract")}  # fmt: skip
+    return {
+        m: f
+        for m, f in modules().items()
+        if m.startswith(("dlbench.worker", "tasks"))
+        or m in ("dlbench", "dlbench.protocol", "dlbench.files", "frameworks", "frameworks.contract")
+    }
 
 
 def test_the_worker_side_never_imports_the_drivers_libraries_or_modules():

@@ -32,8 +32,18 @@ def cluster(tmp_path_factory):
 
 def _cluster(tmp):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(tmp)}
-    start = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", "--port=0", "--num-cpus=2", "--num-gpus=0",
-             "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"]  # fmt: skip
+    start = [
+        RAY,
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        "--port=0",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        f"--temp-dir={tmp}",
+        "--disable-usage-stats",
+    ]
     r = subprocess.run(start, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     address = next(line.split("'")[1] for line in r.stdout.splitlines() if "ray start --address=" in line)
@@ -52,12 +62,32 @@ def _key(r):
 def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
     mxnet = ",mxnet" if ENVIRONMENTS["mxnet"].python.exists() else ""  # its own environment, when built
     args = ["run", "--frameworks", f"torch{mxnet},fake-ok", "--tasks", "iris_mlp", "--seeds", "0", "--threads", "1"]
-    local = subprocess.run([sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "local")], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    local = subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "local")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert local.returncode == 0, local.stderr
-    on_ray = subprocess.run([sys.executable, "-c", LAUNCH, *args, "--results", str(tmp_path / "ray"),
-                             "--executor", "ray", "--ray-address", cluster], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    on_ray = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH,
+            *args,
+            "--results",
+            str(tmp_path / "ray"),
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert on_ray.returncode == 0, on_ray.stderr
     a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
     assert all(r["status"] == "ok" for r in a) and len(a) == (3 if mxnet else 2)
@@ -68,10 +98,33 @@ def test_ray_gives_the_same_ok_rows_as_the_local_executor(cluster, tmp_path):
 def test_a_driver_refused_by_the_clusters_authentication_says_what_to_set(cluster, tmp_path):
     """RAY_AUTH_MODE=disabled against a token cluster: Ray retries, then one harness line naming the setting."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_py_gcs_connect_timeout_s": "3"}  # Ray's retries: 20 s
-    r = subprocess.run([sys.executable, "-c", LAUNCH, "run", "--frameworks", "fake-ok", "--tasks", "iris_mlp",
-                        "--seeds", "0", "--threads", "1", "--results", str(tmp_path), "--executor", "ray",
-                        "--ray-address", cluster], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH,
+            "run",
+            "--frameworks",
+            "fake-ok",
+            "--tasks",
+            "iris_mlp",
+            "--seeds",
+            "0",
+            "--threads",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     last = r.stderr.strip().splitlines()[-1]  # above it, Ray's own log of its retries
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert last.startswith("harness.py: error: ") and "RAY_AUTH_MODE=disabled" in last, last
@@ -79,10 +132,34 @@ def test_a_driver_refused_by_the_clusters_authentication_says_what_to_set(cluste
 
 
 def test_a_task_killed_on_the_cluster_becomes_a_row_with_a_cause(cluster, tmp_path):
-    p = subprocess.Popen([sys.executable, "-c", LAUNCH, "run", "--frameworks", "fake-slow", "--tasks", "iris_mlp",
-                          "--epochs", "100", "--seeds", "0", "--threads", "1", "--results", str(tmp_path),
-                          "--executor", "ray", "--ray-address", cluster], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH,
+            "run",
+            "--frameworks",
+            "fake-slow",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "100",
+            "--seeds",
+            "0",
+            "--threads",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the Ray worker running our task, once its worker process exists
         found = subprocess.run(["pgrep", "-f", "ray::measure_on_node"], capture_output=True, text=True).stdout.split()
@@ -100,10 +177,34 @@ def test_a_task_killed_on_the_cluster_becomes_a_row_with_a_cause(cluster, tmp_pa
 
 def test_concurrent_tasks_on_one_node_get_disjoint_cpu_sets(cluster, tmp_path):
     """Two 1-thread tasks on the 2-CPU node run at once; each pins to its own core, recorded in its row."""
-    r = subprocess.run([sys.executable, "-c", LAUNCH, "run", "--frameworks", "fake-slow", "--tasks", "iris_mlp",
-                        "--epochs", "25", "--seeds", "0,1", "--threads", "1", "--results", str(tmp_path),
-                        "--executor", "ray", "--ray-address", cluster], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH,
+            "run",
+            "--frameworks",
+            "fake-slow",
+            "--tasks",
+            "iris_mlp",
+            "--epochs",
+            "25",
+            "--seeds",
+            "0,1",
+            "--threads",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     a, b = _rows(tmp_path)
     assert a["status"] == b["status"] == "ok"

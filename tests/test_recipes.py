@@ -46,8 +46,21 @@ def test_a_task_without_a_seed_recipe_is_refused_in_one_line(tasks, tmp_path):
 
 @needs_data
 def test_a_seed_recipe_run_records_its_recipe_and_trains_on_the_whole_training_set(tmp_path, data_dir):
-    args = ["run", "--recipe", "seed", "--frameworks", "torch", "--tasks", "imdb_lstm", "--epochs", "1",
-            "--data-dir", str(data_dir), "--results", str(tmp_path)]  # fmt: skip
+    args = [
+        "run",
+        "--recipe",
+        "seed",
+        "--frameworks",
+        "torch",
+        "--tasks",
+        "imdb_lstm",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--results",
+        str(tmp_path),
+    ]
     r = cli(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = rows(tmp_path)
@@ -72,8 +85,15 @@ def test_resume_counts_a_row_done_only_for_the_recipe_it_ran(recipe):
     a = harness.parser().parse_args(["run", "--recipe", recipe, "--frameworks", "torch", "--tasks", "imdb_lstm"])
     cfg = config.run_config(a, FRAMEWORKS, ALIASES, TASKS)
     prov = {"git": {"commit": "c"}, "environment_sha256": environment_sha256(ENVIRONMENTS["main"])}
-    row = {"framework": "torch", "profile": "quick", "threads": cfg.threads, "device_requested": "cpu",
-           "epochs_cap": None, "precision": "fp32", "provenance": prov}  # fmt: skip
+    row = {
+        "framework": "torch",
+        "profile": "quick",
+        "threads": cfg.threads,
+        "device_requested": "cpu",
+        "epochs_cap": None,
+        "precision": "fp32",
+        "provenance": prov,
+    }
     assert same_settings_and_stack(cfg, "c", {**row, "recipe": recipe})
     assert not same_settings_and_stack(cfg, "c", {**row, "recipe": {"ours": "seed", "seed": "ours"}[recipe]})
     assert same_settings_and_stack(cfg, "c", row) == (recipe == "ours"), "a row from before --recipe ran ours"

@@ -47,8 +47,11 @@ def test_the_readme_block_is_what_report_makes_of_the_committed_rows():
     (tests/test_tables.py, tests/test_report.py), not held byte for byte."""
     speed, _ = load_speed(REFERENCE)
     made = edition(speed, load_runs(REFERENCE, quiet=True), results=REFERENCE)
-    block = re.search(r"<!-- tables: results/reference/tables.md -->\n(.*?)<!-- /tables -->",
-                      (ROOT / "README.md").read_text(), flags=re.S)  # fmt: skip
+    block = re.search(
+        r"<!-- tables: results/reference/tables.md -->\n(.*?)<!-- /tables -->",
+        (ROOT / "README.md").read_text(),
+        flags=re.S,
+    )
     assert block and block.group(1) == made == (REFERENCE / "tables.md").read_text()
 
 

@@ -138,8 +138,14 @@ def test_an_adapter_trains_the_transformer_as_the_numpy_reference_does(name):
     python = ENVIRONMENTS[fw.env].python
     if not python.exists():
         pytest.skip(f"{ENVIRONMENTS[fw.env].venv} missing")
-    r = subprocess.run([str(python), "tests/support/oracle_check.py", fw.module], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600, env={**os.environ, **fw.env_vars, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    r = subprocess.run(
+        [str(python), "tests/support/oracle_check.py", fw.module],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **fw.env_vars, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["n_params"] == got["expected_params"] == sum(got["layer_params"].values()) == 657_758

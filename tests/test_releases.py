@@ -40,8 +40,12 @@ needs_uv = pytest.mark.skipif(not UV.exists() or not ENVIRONMENTS["main"].python
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.one_of(st.text(max_size=30), st.builds(lambda f, v: f"{f}@{v}", st.sampled_from([*FRAMEWORKS, "x"]),
-                                                      st.text(max_size=12))))  # fmt: skip
+@given(
+    text=st.one_of(
+        st.text(max_size=30),
+        st.builds(lambda f, v: f"{f}@{v}", st.sampled_from([*FRAMEWORKS, "x"]), st.text(max_size=12)),
+    )
+)
 def test_any_item_is_a_release_in_its_frameworks_range_or_one_clear_refusal(text):
     try:
         rel = releases.parse(text)
@@ -69,8 +73,16 @@ def test_any_item_is_a_release_in_its_frameworks_range_or_one_clear_refusal(text
 )
 def test_a_bad_release_is_one_line_and_exit_2_before_anything_is_built(tmp_path, spec, says):
     where = tmp_path / "releases"
-    r = harness("run", "--frameworks", f"torch,{spec}", "--tasks", "iris_mlp", "--results", str(tmp_path / "r"),
-                env={"DLBENCH_RELEASES_DIR": str(where)})  # fmt: skip
+    r = harness(
+        "run",
+        "--frameworks",
+        f"torch,{spec}",
+        "--tasks",
+        "iris_mlp",
+        "--results",
+        str(tmp_path / "r"),
+        env={"DLBENCH_RELEASES_DIR": str(where)},
+    )
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
     assert not where.exists() and not (tmp_path / "r").exists()
@@ -78,9 +90,20 @@ def test_a_bad_release_is_one_line_and_exit_2_before_anything_is_built(tmp_path,
 
 @needs_uv
 def test_without_the_network_a_release_is_one_line_and_exit_2(tmp_path):
-    r = harness("speed", "--frameworks", "torch@2.14.0", "--tasks", "iris_mlp", "--results", str(tmp_path / "r"),
-                env={"DLBENCH_RELEASES_DIR": str(tmp_path / "rel"), "UV_OFFLINE": "1",
-                     "UV_CACHE_DIR": str(tmp_path / "empty-cache")})  # fmt: skip
+    r = harness(
+        "speed",
+        "--frameworks",
+        "torch@2.14.0",
+        "--tasks",
+        "iris_mlp",
+        "--results",
+        str(tmp_path / "r"),
+        env={
+            "DLBENCH_RELEASES_DIR": str(tmp_path / "rel"),
+            "UV_OFFLINE": "1",
+            "UV_CACHE_DIR": str(tmp_path / "empty-cache"),
+        },
+    )
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip()
     assert "\n" not in line and "torch@2.14.0 cannot be resolved" in line and "package index" in line
@@ -119,11 +142,22 @@ def offline(tmp_path, monkeypatch):
         _wheel(wheels, "dlbench-fake", v)
     numpy = releases._python_version(ENVIRONMENTS["main"].python).split()[1]
     _wheel(wheels, "numpy", numpy)  # the stand-in for the main environment's numpy: only the release changes
-    for k, v in {"DLBENCH_RELEASES_DIR": str(tmp_path / "rel"), "UV_OFFLINE": "1", "UV_NO_INDEX": "1",
-                 "UV_FIND_LINKS": str(wheels), "UV_CACHE_DIR": str(tmp_path / "cache")}.items():  # fmt: skip
+    for k, v in {
+        "DLBENCH_RELEASES_DIR": str(tmp_path / "rel"),
+        "UV_OFFLINE": "1",
+        "UV_NO_INDEX": "1",
+        "UV_FIND_LINKS": str(wheels),
+        "UV_CACHE_DIR": str(tmp_path / "cache"),
+    }.items():
         monkeypatch.setenv(k, v)
-    fake = Framework("fake", "tests.support.fake_adapter", "main", distributions=("dlbench-fake",),
-                     releases=">=1,<3", pinned=("dlbench-fake",))  # fmt: skip
+    fake = Framework(
+        "fake",
+        "tests.support.fake_adapter",
+        "main",
+        distributions=("dlbench-fake",),
+        releases=">=1,<3",
+        pinned=("dlbench-fake",),
+    )
     return {"fake": fake}, dict(ENVIRONMENTS), tmp_path / "rel"
 
 
@@ -140,8 +174,9 @@ def test_a_release_environment_is_built_once_per_resolved_lock_and_reused(offlin
         lock = (ROOT / stamp["lock"]).read_text()
         assert f"dlbench-fake=={version}" in lock and stamp["sha256"] == hashlib.sha256(lock.encode()).hexdigest()
         assert env.venv.endswith(releases.key(lock))  # the key is the resolved lock's
-    assert registry["fake@1.0"] == dataclasses.replace(registry["fake"], name="fake@1.0", env="fake@1.0",
-                                                       description=registry["fake@1.0"].description)  # fmt: skip
+    assert registry["fake@1.0"] == dataclasses.replace(
+        registry["fake"], name="fake@1.0", env="fake@1.0", description=registry["fake@1.0"].description
+    )
     again_registry, again_envs = {"fake": registry["fake"]}, dict(ENVIRONMENTS)
     releases.register("fake@1.0", again_registry, again_envs)  # a second call: nothing resolved, nothing built
     second = capsys.readouterr().err
@@ -198,8 +233,10 @@ def test_a_20_percent_step_at_one_release_is_found_and_nowhere_else():
 def test_noise_alone_is_not_a_step():
     rng = np.random.default_rng(1)
     trials = 600
-    any_step = sum(any(c.verdict in (Verdict.FASTER, Verdict.SLOWER) for c in history.steps(_series(rng, [1] * 5)))
-                   for _ in range(trials))  # fmt: skip
+    any_step = sum(
+        any(c.verdict in (Verdict.FASTER, Verdict.SLOWER) for c in history.steps(_series(rng, [1] * 5)))
+        for _ in range(trials)
+    )
     assert any_step / trials <= 0.05 + 0.02  # Holm holds the familywise false-step rate at 0.05
 
 
@@ -213,19 +250,37 @@ def test_releases_in_different_sittings_meet_only_through_their_anchors():
 
 
 def _row(sid, framework, version, value, group, anchor="torch"):
-    return {"kind": "speed", "status": "ok", "framework": framework, "framework_version": version, "tier": "default",
-            "task": "iris_mlp", "profile": "speed", "seed": group, "round": group, "anchor": anchor, "threads": 2,
-            "machine_busy": False, "sitting": {"id": sid, "boot_id": sid, "started": sid}, "window_kind": "epoch",
-            "window_steps": [7, 7], "window_s": [7 * value, 7 * value], "epoch_steps": 7,
-            "provenance": {"machine": {"cpu": "test"}}}  # fmt: skip
+    return {
+        "kind": "speed",
+        "status": "ok",
+        "framework": framework,
+        "framework_version": version,
+        "tier": "default",
+        "task": "iris_mlp",
+        "profile": "speed",
+        "seed": group,
+        "round": group,
+        "anchor": anchor,
+        "threads": 2,
+        "machine_busy": False,
+        "sitting": {"id": sid, "boot_id": sid, "started": sid},
+        "window_kind": "epoch",
+        "window_steps": [7, 7],
+        "window_s": [7 * value, 7 * value],
+        "epoch_steps": 7,
+        "provenance": {"machine": {"cpu": "test"}},
+    }
 
 
 def test_history_prints_the_series_in_version_order_and_flags_the_step(tmp_path):
     rng = np.random.default_rng(3)
     rows = []
     for g in range(6):  # the anchor torch (2.13) and two other releases beside it, in one sitting
-        for name, version, t in (("torch", "2.13.0+cpu", 1e-3), ("torch@2.15.0", "2.15.0", 1.3e-3),
-                                 ("torch@2.14.0", "2.14.0", 1e-3)):  # fmt: skip
+        for name, version, t in (
+            ("torch", "2.13.0+cpu", 1e-3),
+            ("torch@2.15.0", "2.15.0", 1.3e-3),
+            ("torch@2.14.0", "2.14.0", 1e-3),
+        ):
             rows.append(_row("S", name, version, t * rng.lognormal(0, 0.01), g))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -17,9 +17,21 @@ from tests.support.cli import cli, launch
 
 
 def _row(fw, task, acc, profile="full", seed=0, epoch_s=1.0, **kw):
-    return {"framework": fw, "framework_version": "1", "task": task, "profile": profile, "seed": seed,
-            "status": "ok", "test_accuracy": acc, "steady_epoch_s": epoch_s, "first_epoch_s": 2 * epoch_s,
-            "machine_busy": False, "device_requested": "cpu", "threads": 2, **kw}  # fmt: skip
+    return {
+        "framework": fw,
+        "framework_version": "1",
+        "task": task,
+        "profile": profile,
+        "seed": seed,
+        "status": "ok",
+        "test_accuracy": acc,
+        "steady_epoch_s": epoch_s,
+        "first_epoch_s": 2 * epoch_s,
+        "machine_busy": False,
+        "device_requested": "cpu",
+        "threads": 2,
+        **kw,
+    }
 
 
 def test_the_gate_flags_low_or_outlying_accuracy_and_failed_parity(tmp_path):
@@ -89,8 +101,10 @@ def test_convergence_runs_rank_nothing(tmp_path_factory, runs):
     """Whatever their epochs, the convergence runs' report calls no framework faster or slower than another:
     speed verdicts are the speed protocol's alone."""
     folder = tmp_path_factory.mktemp("runs")
-    rows = [_row(fw, "mnist_cnn", 0.99, seed=i, history=[{"epoch_s": 3 * v}] + [{"epoch_s": v}] * 3)
-            for i, (fw, v) in enumerate(runs)]  # fmt: skip
+    rows = [
+        _row(fw, "mnist_cnn", 0.99, seed=i, history=[{"epoch_s": 3 * v}] + [{"epoch_s": v}] * 3)
+        for i, (fw, v) in enumerate(runs)
+    ]
     (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert report.write_summary(folder, figures=False) == 0
     text = (folder / "report.md").read_text()
@@ -130,8 +144,19 @@ def test_report_on_a_three_seed_run_writes_markdown_html_and_valid_pngs(tmp_path
     import matplotlib.image
 
     # the fake framework (numpy only) trains in a blink: the report, not the training, is under test here
-    p = launch("run", "--frameworks", "fake-ok", "--tasks", "iris_mlp", "--seeds", "0,1,2", "--epochs", "5",
-               "--results", str(tmp_path))  # fmt: skip
+    p = launch(
+        "run",
+        "--frameworks",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--seeds",
+        "0,1,2",
+        "--epochs",
+        "5",
+        "--results",
+        str(tmp_path),
+    )
     assert p.wait(timeout=300) == 0, p.stderr.read()
     # the report, not this machine's load, is under test: a busy run's timings are left out of the timing
     # figures (tests/test_busy_rows.py), so rows measured while other tests ran are marked quiet here

@@ -21,8 +21,19 @@ def _speed_rows(folder: Path) -> list[dict]:
 
 
 def test_a_speed_sitting_on_fakes_gives_rows_a_plan_and_verdicts(tmp_path):
-    p = launch("speed", "--frameworks", "fake-ok,fake-slow", "--anchor", "fake-ok", "--tasks", "iris_mlp",
-               "--budget", "40", "--results", str(tmp_path))  # fmt: skip
+    p = launch(
+        "speed",
+        "--frameworks",
+        "fake-ok,fake-slow",
+        "--anchor",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--budget",
+        "40",
+        "--results",
+        str(tmp_path),
+    )
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     got = _speed_rows(tmp_path)
@@ -86,12 +97,31 @@ def test_bad_speed_input_is_one_line_and_exit_2(args, words):
 
 
 def test_the_report_leaves_busy_failed_and_broken_rows_out_and_says_so():
-    base = {"kind": "speed", "tier": "default", "task": "iris_mlp", "profile": "speed", "anchor": "a", "threads": 2,
-            "sitting": {"id": "s", "boot_id": "b", "started": "t"}, "window_kind": "epoch", "epoch_steps": 7,
-            "provenance": {"machine": {"cpu": "test"}}}  # fmt: skip
-    good = [{**base, "framework": f, "round": g, "status": "ok", "machine_busy": False, "window_steps": [7, 7],
-             "window_s": [0.007 * k * (1 + g / 100), 0.007 * k]}
-            for f, k in (("a", 1), ("b", 3)) for g in range(3)]  # fmt: skip
+    base = {
+        "kind": "speed",
+        "tier": "default",
+        "task": "iris_mlp",
+        "profile": "speed",
+        "anchor": "a",
+        "threads": 2,
+        "sitting": {"id": "s", "boot_id": "b", "started": "t"},
+        "window_kind": "epoch",
+        "epoch_steps": 7,
+        "provenance": {"machine": {"cpu": "test"}},
+    }
+    good = [
+        {
+            **base,
+            "framework": f,
+            "round": g,
+            "status": "ok",
+            "machine_busy": False,
+            "window_steps": [7, 7],
+            "window_s": [0.007 * k * (1 + g / 100), 0.007 * k],
+        }
+        for f, k in (("a", 1), ("b", 3))
+        for g in range(3)
+    ]
     busy = {**good[0], "round": 9, "machine_busy": True}
     failed = {**base, "framework": "b", "round": 9, "status": "crashed", "error": "worker killed by SIGSEGV"}
     broken = {**good[0], "round": 8, "window_s": [0.0, 0.0]}  # a non-positive time is not a measurement
@@ -145,8 +175,13 @@ def test_the_warm_up_runs_every_window_length_once_before_any_timed_window():
             return model, 1.0, 0.5
 
     t = object.__new__(Task)  # no data: the adapter above times itself
-    t.ad, t.cfg, t.task, t.model, t.train = Adapter(), JobConfig(Mode.SPEED, "x", 1, window_target_s=0.03), \
-        TASKS["imdb_lstm"], None, None  # fmt: skip
+    t.ad, t.cfg, t.task, t.model, t.train = (
+        Adapter(),
+        JobConfig(Mode.SPEED, "x", 1, window_target_s=0.03),
+        TASKS["imdb_lstm"],
+        None,
+        None,
+    )
     t.n, t.bs, t.epoch_steps, t.whole, t.index, t.build_s = 25000, 32, 782, False, 0, 0.0
     t.compile()
     got = t.warm_up()

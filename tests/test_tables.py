@@ -16,8 +16,13 @@ from dlbench.analysis.tables import edition as tables
 from dlbench.analysis.tables import speed_md, steps_to_target
 from tests.support.cli import cli
 
-TIMES = {("torch", "default", ""): 1e-3, ("jax", "default", ""): 0.5e-3, ("mxnet", "default", ""): 1e-3,
-         ("torch", "tuned", "compile"): 0.7e-3, ("jax", "tuned", "scan-8"): 0.5e-3}  # fmt: skip
+TIMES = {
+    ("torch", "default", ""): 1e-3,
+    ("jax", "default", ""): 0.5e-3,
+    ("mxnet", "default", ""): 1e-3,
+    ("torch", "tuned", "compile"): 0.7e-3,
+    ("jax", "tuned", "scan-8"): 0.5e-3,
+}
 
 
 def speed_rows(rng, groups=6, task="iris_mlp"):
@@ -26,18 +31,46 @@ def speed_rows(rng, groups=6, task="iris_mlp"):
         common = rng.lognormal(0, 0.05)  # the group's shared slowness: paired away
         for (fw, tier, cand), t in TIMES.items():
             v = t * common * rng.lognormal(0, 0.01)
-            rows.append({"kind": "speed", "status": "ok", "framework": fw, "tier": tier, "candidate": cand,
-                         "task": task, "profile": "speed", "seed": g, "round": g, "anchor": "torch", "threads": 2,
-                         "machine_busy": False, "sitting": {"id": "S1", "boot_id": "b00t", "started": "t"},
-                         "window_kind": "epoch", "window_steps": [8, 8], "window_s": [8 * v, 8 * v], "epoch_steps": 8,
-                         "provenance": {"machine": {"cpu": "test cpu"}}})  # fmt: skip
+            rows.append(
+                {
+                    "kind": "speed",
+                    "status": "ok",
+                    "framework": fw,
+                    "tier": tier,
+                    "candidate": cand,
+                    "task": task,
+                    "profile": "speed",
+                    "seed": g,
+                    "round": g,
+                    "anchor": "torch",
+                    "threads": 2,
+                    "machine_busy": False,
+                    "sitting": {"id": "S1", "boot_id": "b00t", "started": "t"},
+                    "window_kind": "epoch",
+                    "window_steps": [8, 8],
+                    "window_s": [8 * v, 8 * v],
+                    "epoch_steps": 8,
+                    "provenance": {"machine": {"cpu": "test cpu"}},
+                }
+            )
     return rows
 
 
 def run(fw, acc, seed, tier="default", cand="", reach=3, recipe="ours", profile="full"):
     hist = [{"val_accuracy": 0.95 if e >= reach else 0.5, "epoch_s": 0.1} for e in range(1, 11)]
-    return {"framework": fw, "tier": tier, "candidate": cand, "task": "iris_mlp", "status": "ok", "profile": profile,
-            "recipe": recipe, "seed": seed, "test_accuracy": acc, "n_train": 120, "history": hist}  # fmt: skip
+    return {
+        "framework": fw,
+        "tier": tier,
+        "candidate": cand,
+        "task": "iris_mlp",
+        "status": "ok",
+        "profile": profile,
+        "recipe": recipe,
+        "seed": seed,
+        "test_accuracy": acc,
+        "n_train": 120,
+        "history": hist,
+    }
 
 
 def line(text, name, tier="default"):
@@ -93,8 +126,18 @@ def test_the_accuracy_cell_is_the_median_and_range_of_the_variants_own_seeds(acc
 def test_report_writes_tables_md_at_the_top_of_report_md(tmp_path):
     rng = np.random.default_rng(2)
     (tmp_path / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in speed_rows(rng)))
-    runs = [{**run("torch", 0.9, s), "schema": 2, "run_id": str(s), "threads": 2, "device_requested": "cpu",
-             "first_epoch_s": 0.1, "steady_epoch_s": 0.1} for s in range(3)]  # fmt: skip
+    runs = [
+        {
+            **run("torch", 0.9, s),
+            "schema": 2,
+            "run_id": str(s),
+            "threads": 2,
+            "device_requested": "cpu",
+            "first_epoch_s": 0.1,
+            "steady_epoch_s": 0.1,
+        }
+        for s in range(3)
+    ]
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
     key = {"framework": "mxnet", "task": "iris_mlp"}  # tune kept mxnet's default: said above the table
     tuning.save(tmp_path, [tuning.Choice(key, "default", tuning.NO_CANDIDATES)])
@@ -118,9 +161,11 @@ def test_the_seeds_own_recipe_runs_stand_beside_the_published_figure_not_in_the_
     runs = [imdb("torch", a, s, recipe="seed") for s, a in enumerate([0.83, 0.81, 0.85])]
     runs += [imdb("tensorflow", 0.8123, 0, recipe="seed"), imdb("torch", 0.5, 0)]
     text = tables(speed_rows(np.random.default_rng(4), task="imdb_lstm"), pd.DataFrame(runs))
-    assert ("The seed's own recipe (`--recipe seed`: all 25,000 training examples, 10 epochs, no early stopping, "
-            "validated on the test set), test accuracy beside the published about 82 %: tensorflow 0.8123 "
-            "[0.8123, 0.8123], 1 seed(s); torch 0.8300 [0.8100, 0.8500], 3 seed(s).") in text  # fmt: skip
+    assert (
+        "The seed's own recipe (`--recipe seed`: all 25,000 training examples, 10 epochs, no early stopping, "
+        "validated on the test set), test accuracy beside the published about 82 %: tensorflow 0.8123 "
+        "[0.8123, 0.8123], 1 seed(s); torch 0.8300 [0.8100, 0.8500], 3 seed(s)."
+    ) in text
     assert "0.5000 [0.5000, 0.5000], 1 seed(s)" in line(text, "torch")  # the table holds our recipe's runs only
 
 

@@ -32,8 +32,9 @@ def test_payback_beyond_the_epochs_run_is_extrapolated_and_said_so():
 def _runs(tier, epochs_by_seed):
     import pandas as pd
 
-    return pd.DataFrame([{"seed": s, "tier": tier, "history": [{"epoch_s": e} for e in es]}
-                         for s, es in epochs_by_seed.items()])  # fmt: skip
+    return pd.DataFrame(
+        [{"seed": s, "tier": tier, "history": [{"epoch_s": e} for e in es]} for s, es in epochs_by_seed.items()]
+    )
 
 
 def test_payback_is_per_seed_pair_with_its_spread_never_a_profile_that_mixes_seeds():
@@ -54,8 +55,17 @@ def test_a_tuned_tier_with_the_same_steady_epochs_never_pays_back_its_slower_fir
     for tier in ("default", "tuned"):  # the same epochs in both tiers, seed by seed: indistinguishable
         for s, base in enumerate((1.0, 1.02, 0.98, 1.01)):
             hist = [{"epoch_s": base * (1.5 if i == 0 and tier == "tuned" else 1.0)} for i in range(4)]
-            rows.append({"task": "imdb_lstm", "framework": "keras-jax", "tier": tier, "seed": s, "history": hist,
-                         "first_epoch_s": hist[0]["epoch_s"], "n_train": 20000})  # fmt: skip
+            rows.append(
+                {
+                    "task": "imdb_lstm",
+                    "framework": "keras-jax",
+                    "tier": tier,
+                    "seed": s,
+                    "history": hist,
+                    "first_epoch_s": hist[0]["epoch_s"],
+                    "n_train": 20000,
+                }
+            )
     (row,) = tier_rows(pd.DataFrame(rows))
     assert row["compile payback"] == "never within the epochs run (4 seed pairs)", row
 
@@ -79,9 +89,14 @@ def settings(name: str, tiers: list[str]) -> dict[str, dict]:
     python = ENVIRONMENTS[fw.env].python
     if not python.exists():
         pytest.skip(f"{fw.env} environment missing: {ENVIRONMENTS[fw.env].missing_hint}")
-    r = subprocess.run([str(python), "tests/support/settings_probe.py", fw.module, *tiers], cwd=ROOT,
-                       env={**os.environ, **fw.env_vars, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True,
-                       text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [str(python), "tests/support/settings_probe.py", fw.module, *tiers],
+        cwd=ROOT,
+        env={**os.environ, **fw.env_vars, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"tier"')]
     return {x["tier"]: x.get("settings") or {"error": x["error"]} for x in lines}

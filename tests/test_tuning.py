@@ -32,8 +32,14 @@ def test_a_slower_or_tied_candidate_is_never_chosen_and_a_tie_keeps_the_default(
 
 
 def test_the_fastest_candidate_beyond_the_noise_is_chosen_and_a_parity_failure_never_is():
-    got, words = choose([probe("a", Verdict.FASTER, 0.8), probe("b", Verdict.FASTER, 0.5, parity="FAIL: x"),
-                         probe("c", Verdict.FASTER, 0.7), probe("d", Verdict.SLOWER, 0.6)])  # fmt: skip
+    got, words = choose(
+        [
+            probe("a", Verdict.FASTER, 0.8),
+            probe("b", Verdict.FASTER, 0.5, parity="FAIL: x"),
+            probe("c", Verdict.FASTER, 0.7),
+            probe("d", Verdict.SLOWER, 0.6),
+        ]
+    )
     assert got == "c" and words.startswith("c: 1.43x faster")
 
 
@@ -53,14 +59,30 @@ def test_the_choice_is_the_default_or_the_fastest_candidate_that_passed_and_meas
 
 
 def _key(**over):
-    return {"framework": "torch", "task": "iris_mlp", "device": "cpu", "threads": 2, "precision": "fp32",
-            "cpu": "Intel(R) Xeon(R)", "cpus_allowed": 2, "gpus": [], "packages": "abc", "candidates": ["compile"],
-            **over}  # fmt: skip
+    return {
+        "framework": "torch",
+        "task": "iris_mlp",
+        "device": "cpu",
+        "threads": 2,
+        "precision": "fp32",
+        "cpu": "Intel(R) Xeon(R)",
+        "cpus_allowed": 2,
+        "gpus": [],
+        "packages": "abc",
+        "candidates": ["compile"],
+        **over,
+    }
 
 
 def test_tuning_json_round_trips_and_a_new_choice_replaces_the_old_for_its_key(tmp_path):
-    a = Choice(_key(), "compile", "compile: 1.30x faster", (probe("compile", Verdict.FASTER, 0.77),),
-               {"id": "s1", "boot_id": "b"}, "2026-12-01T00:00:00+00:00")  # fmt: skip
+    a = Choice(
+        _key(),
+        "compile",
+        "compile: 1.30x faster",
+        (probe("compile", Verdict.FASTER, 0.77),),
+        {"id": "s1", "boot_id": "b"},
+        "2026-12-01T00:00:00+00:00",
+    )
     b = Choice(_key(task="mnist_cnn"), "default", NONE_FASTER, (probe("compile", Verdict.SLOWER, 1.5),))
     tuning.save(tmp_path, [a, b])
     assert tuning.load(tmp_path) == [a, b]
@@ -70,9 +92,11 @@ def test_tuning_json_round_trips_and_a_new_choice_replaces_the_old_for_its_key(t
     assert json.loads((tmp_path / tuning.FILE).read_text())["schema"] == tuning.SCHEMA
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-                           max_leaves=12)  # fmt: skip
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=12,
+)
 
 
 @given(
@@ -97,8 +121,17 @@ def test_any_json_in_tuning_json_is_read_without_an_error(tmp_path_factory, valu
     tuning.lookup(got, _key())
 
 
-@pytest.mark.parametrize("change", [{"packages": "other"}, {"cpu": "AMD EPYC"}, {"cpus_allowed": 16},
-                                    {"device": "gpu"}, {"threads": 1}, {"candidates": ["compile", "new"]}])  # fmt: skip
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"packages": "other"},
+        {"cpu": "AMD EPYC"},
+        {"cpus_allowed": 16},
+        {"device": "gpu"},
+        {"threads": 1},
+        {"candidates": ["compile", "new"]},
+    ],
+)
 def test_a_stale_choice_other_machine_or_stack_is_not_reused(change):
     recorded = [Choice(_key(), "compile", "compile: 1.30x faster")]
     assert tuning.lookup(recorded, _key()).choice == "compile"
@@ -127,8 +160,10 @@ def test_parity_checks_every_candidate_of_a_tuned_tier():
 CHOICES = st.sampled_from(["default", "a", "b"])
 
 
-@given(chosen=st.dictionaries(st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm"]), CHOICES, min_size=1),
-       with_default=st.booleans())  # fmt: skip
+@given(
+    chosen=st.dictionaries(st.sampled_from(["iris_mlp", "mnist_cnn", "imdb_lstm"]), CHOICES, min_size=1),
+    with_default=st.booleans(),
+)
 def test_a_tuned_tier_whose_choice_is_the_default_is_measured_once_as_the_default(chosen, with_default):
     """Every asked task is measured exactly once per tier's configuration: the default tier's process takes the
     tasks where tune kept the default, a candidate's process only the tasks it was chosen for."""
@@ -182,10 +217,24 @@ def test_a_tune_sitting_chooses_the_faster_candidate_and_a_tuned_run_uses_it(fak
     assert abs(by["same"].ratio - 1) < 0.02 and by["same"].ratio > by["half"].ratio, c
     assert (tmp_path / "tuning" / "fake-slow" / "speed.jsonl").is_file() and c.sitting["boot_id"]
     assert re.search(r"\| iris_mlp +\| fake-slow +\| half +\| pass", (tmp_path / "tuning.md").read_text())
-    run = RunConfig(frameworks=(Variant("fake-slow", Tier.TUNED),), tasks=("iris_mlp",), profile=Profile.QUICK,
-                    seeds=(0,), threads=1, device=Device.CPU, epochs=1, timeout_s=120, results=tmp_path,
-                    data_dir=None, resume=False, max_rss_mib=None, executor=Executor.LOCAL, ray_address=None,
-                    argv=(), order=Order.FIXED)  # fmt: skip
+    run = RunConfig(
+        frameworks=(Variant("fake-slow", Tier.TUNED),),
+        tasks=("iris_mlp",),
+        profile=Profile.QUICK,
+        seeds=(0,),
+        threads=1,
+        device=Device.CPU,
+        epochs=1,
+        timeout_s=120,
+        results=tmp_path,
+        data_dir=None,
+        resume=False,
+        max_rss_mib=None,
+        executor=Executor.LOCAL,
+        ray_address=None,
+        argv=(),
+        order=Order.FIXED,
+    )
     assert matrix.run(driver.resolved(run)) == 0  # as harness.py does: the recorded choice
     (row,) = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert row["tier"] == "tuned" and row["candidate"] == "half" and row["settings"]["candidate"] == "half"

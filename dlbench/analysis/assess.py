@@ -74,22 +74,35 @@ def render(results: Path, runs: pd.DataFrame) -> str:
         pipe = entry.pipeline
         etl = measured.get("etl", {}).get(pipe, {}) if pipe else {}
         size = measured.get("install_mib", {}).get(fw)
-        rows.append({
-            "framework": fw,
-            **{f"{t} epoch (s)": (f"{speed[fw, t]:.3g}" if (fw, t) in speed and pd.notna(speed[fw, t]) else "—")
-               for t in tasks},
-            "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none)"),
-            "pipeline samples/s": f"{etl['samples_per_s']:,.0f}" if "samples_per_s" in etl else etl.get("error", "—"),
-            "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
-            "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "framework": fw,
+                **{
+                    f"{t} epoch (s)": (f"{speed[fw, t]:.3g}" if (fw, t) in speed and pd.notna(speed[fw, t]) else "—")
+                    for t in tasks
+                },
+                "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none)"),
+                "pipeline samples/s": f"{etl['samples_per_s']:,.0f}"
+                if "samples_per_s" in etl
+                else etl.get("error", "—"),
+                "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
+                "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
+            }
+        )
     doc = []
     for key, f in facts.items():
         if key.startswith("_") or key not in documented:
             continue
-        doc.append({"framework": f["name"], "languages (official)": ", ".join(f["languages"]), "licence": f["licence"],
-                    "latest release": f"{f['latest_release']} ({f['latest_release_date']})", "status": f["status"],
-                    "sources": " ".join(f"<{s}>" for s in f["sources"])})  # fmt: skip
+        doc.append(
+            {
+                "framework": f["name"],
+                "languages (official)": ", ".join(f["languages"]),
+                "licence": f["licence"],
+                "latest release": f"{f['latest_release']} ({f['latest_release_date']})",
+                "status": f["status"],
+                "sources": " ".join(f"<{s}>" for s in f["sources"]),
+            }
+        )
     when = f"measured {measured['measured_at']}, {measured['threads']} threads" if measured else "not measured yet"
     return (
         "## Assessment\n\n### Measured\n\n"

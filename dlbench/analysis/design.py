@@ -107,8 +107,14 @@ class Design:
         return asdict(self)
 
 
-def plan(comps: dict[tuple[str, str], Components], fixed_s: float, anchor: str, done: int, budget_s: float,
-         target: float = 0.05) -> Design:  # fmt: skip
+def plan(
+    comps: dict[tuple[str, str], Components],
+    fixed_s: float,
+    anchor: str,
+    done: int,
+    budget_s: float,
+    target: float = 0.05,
+) -> Design:
     """The design for the groups after the pilot: `comps` per (framework, task); `fixed_s` what a group
     costs besides its timed windows (imports side by side, builds, warm-ups, waits: the pilot's measured
     group time less its windows); `done` the groups measured; `budget_s` what is left.
@@ -136,8 +142,11 @@ def plan(comps: dict[tuple[str, str], Components], fixed_s: float, anchor: str, 
         group_s = fixed_s + timed
 
         def widths(g: int) -> dict[str, dict[str, float]]:
-            return {f: {t: half_width(var[f, t], g, var[anchor, t], g) if (anchor, t) in var else 0.0
-                        for t in tasks[f]} for f in frameworks if f != anchor}  # fmt: skip
+            return {
+                f: {t: half_width(var[f, t], g, var[anchor, t], g) if (anchor, t) in var else 0.0 for t in tasks[f]}
+                for f in frameworks
+                if f != anchor
+            }
 
         def worst(g: int) -> float:
             return max((w for d in widths(g).values() for w in d.values()), default=0.0)

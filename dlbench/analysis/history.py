@@ -29,10 +29,17 @@ def _gm(values) -> float:
 
 def task_history(points: list[Point], delta: float = DELTA) -> tuple[pd.DataFrame, list[Comparison]]:
     """One task's releases in version order, and the steps between consecutive ones."""
-    lines = [{"release": p.name, "version": p.version, "sitting": p.sitting, "processes": len(p.times),
-              "ms / step": f"{1000 * _gm(p.times.values()):.3g}",
-              "× its sitting's anchor": f"{_gm(p.ratios.values()):.3g}" if p.ratios else "—"}
-             for p in points]  # fmt: skip
+    lines = [
+        {
+            "release": p.name,
+            "version": p.version,
+            "sitting": p.sitting,
+            "processes": len(p.times),
+            "ms / step": f"{1000 * _gm(p.times.values()):.3g}",
+            "× its sitting's anchor": f"{_gm(p.ratios.values()):.3g}" if p.ratios else "—",
+        }
+        for p in points
+    ]
     return pd.DataFrame(lines), steps(points, delta)
 
 
@@ -40,21 +47,33 @@ def report(rows: list[dict], framework: str, delta: float = DELTA) -> str:
     """The markdown of `harness.py history FRAMEWORK`."""
     per_task = collect_releases(rows, framework)
     if not per_task:
-        return (f"No speed rows of {framework} here: measure releases with `harness.py speed --frameworks "
-                f"{framework}@VERSION,...` first.\n")  # fmt: skip
-    parts = [f"History of {framework}: each release against the one before it, per task; Holm-corrected within "
-             f"the task, equivalence within ±{100 * delta:g} %; releases in different sittings meet only "
-             f"through their sittings' anchors."]  # fmt: skip
+        return (
+            f"No speed rows of {framework} here: measure releases with `harness.py speed --frameworks "
+            f"{framework}@VERSION,...` first.\n"
+        )
+    parts = [
+        f"History of {framework}: each release against the one before it, per task; Holm-corrected within "
+        f"the task, equivalence within ±{100 * delta:g} %; releases in different sittings meet only "
+        f"through their sittings' anchors."
+    ]
     for task, points in sorted(per_task.items()):
         table, comps = task_history(points, delta)
         parts.append(f"**{task}**\n\n" + table.to_markdown(index=False, disable_numparse=True))
         if comps:
             found = [c for c in comps if c.verdict in DECIDED[:2]]
-            lines = [{"step": c.framework, "newer / older [95 % interval]":
-                      f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]", "verdict": c.words,
-                      "flag": "STEP" if c in found else ""} for c in comps]  # fmt: skip
-            parts.append(f"{len(found)} step(s) among {len(comps)} release change(s):\n\n"
-                         + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True))  # fmt: skip
+            lines = [
+                {
+                    "step": c.framework,
+                    "newer / older [95 % interval]": f"{c.ratio:.3g} [{c.interval[0]:.3g}, {c.interval[1]:.3g}]",
+                    "verdict": c.words,
+                    "flag": "STEP" if c in found else "",
+                }
+                for c in comps
+            ]
+            parts.append(
+                f"{len(found)} step(s) among {len(comps)} release change(s):\n\n"
+                + pd.DataFrame(lines).to_markdown(index=False, disable_numparse=True)
+            )
         else:
             parts.append(
                 "No release change tested: each needs two processes a side, in one sitting (paired) or "

@@ -28,8 +28,10 @@ def microbench_table(folder: Path) -> str:
         return "No micro-benchmarks yet: `python harness.py microbench`."
     t = pd.DataFrame(rows).pivot_table(index="benchmark", columns="framework", values="median_ms", aggfunc="first")
     t = t.map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
-    return ("Micro-benchmarks (pytest-benchmark), median milliseconds per call; each call ends with the adapter's "
-            "sync.\n\n" + t.reset_index().to_markdown(index=False, disable_numparse=True))  # fmt: skip
+    return (
+        "Micro-benchmarks (pytest-benchmark), median milliseconds per call; each call ends with the adapter's "
+        "sync.\n\n" + t.reset_index().to_markdown(index=False, disable_numparse=True)
+    )
 
 
 def overhead_table(path: Path) -> str:
@@ -42,8 +44,15 @@ def overhead_table(path: Path) -> str:
     rows = []
     for fw, tasks in fws.items():
         if not isinstance(tasks, dict) or "error" in tasks:
-            rows.append({"framework": fw, "task": "—", "adapter step (ms)": "—", "plain loop step (ms)": "—",
-                         "adapter / plain": str((tasks or {}).get("error", "—"))})  # fmt: skip
+            rows.append(
+                {
+                    "framework": fw,
+                    "task": "—",
+                    "adapter step (ms)": "—",
+                    "plain loop step (ms)": "—",
+                    "adapter / plain": str((tasks or {}).get("error", "—")),
+                }
+            )
             continue
         for task, m in tasks.items():
             rows.append(
@@ -56,8 +65,9 @@ def overhead_table(path: Path) -> str:
                     "fastest / fastest": f"{m['ratio_of_minima']:.2f}" if "ratio_of_minima" in m else "—",
                 }
             )
-    return ("Each adapter's training step (default tier) against a plain loop of the same network as the "
-            "framework's tutorials write one (benchmarks/overhead.py), alternating rounds, median of the per-round "
-            "ratios, and the fastest round of each side against the other's (robust where a runtime flips "
-            f"between speed modes); {data.get('threads')} threads.\n\n"
-            + pd.DataFrame(rows).to_markdown(index=False))  # fmt: skip
+    return (
+        "Each adapter's training step (default tier) against a plain loop of the same network as the "
+        "framework's tutorials write one (benchmarks/overhead.py), alternating rounds, median of the per-round "
+        "ratios, and the fastest round of each side against the other's (robust where a runtime flips "
+        f"between speed modes); {data.get('threads')} threads.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+    )

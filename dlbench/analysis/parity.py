@@ -74,17 +74,22 @@ def _where(arrays: dict, consensus: dict, tol: float = TRAJECTORY_TOL) -> str:
     return f"{at}; final weights differ most in {layer} ({rel_l2(w[layer], c[layer]):.2g})" if layer in w else at
 
 
-def compare(task: Task, inp: dict[str, np.ndarray], measured: dict[str, tuple[dict, dict]],
-            precision: str = "fp32") -> list[dict]:  # fmt: skip
+def compare(
+    task: Task, inp: dict[str, np.ndarray], measured: dict[str, tuple[dict, dict]], precision: str = "fp32"
+) -> list[dict]:
     """One row per framework: forward and trajectory differences, checks, verdict and problems."""
     forward_tol, trajectory_tol = TOLERANCES[precision]
     reference = forward(task, {k[2:]: v for k, v in inp.items() if k.startswith("w/")}, inp["x_predict"])
     names = list(measured)
     keys = set.intersection(*(set(_weights(a)) for _, a in measured.values())) if measured else set()
-    consensus = {  # elementwise median over frameworks: a majority outvotes one that strays
-        k: np.median(np.stack([a[k] for _, a in measured.values()]), axis=0)
-        for k in ["losses", *(f"w/{k}" for k in keys)]
-    } if measured else {}  # fmt: skip
+    consensus = (
+        {  # elementwise median over frameworks: a majority outvotes one that strays
+            k: np.median(np.stack([a[k] for _, a in measured.values()]), axis=0)
+            for k in ["losses", *(f"w/{k}" for k in keys)]
+        }
+        if measured
+        else {}
+    )
     rows = []
     for name in names:
         summary, arrays = measured[name]
@@ -95,33 +100,40 @@ def compare(task: Task, inp: dict[str, np.ndarray], measured: dict[str, tuple[di
             if got != n:
                 problems.append(f"{task.name}: layer {layer} has {got} parameters, expected {n}")
         if summary["n_params"] != sum(summary["layer_params"].values()):
-            problems.append(f"{task.name}: {summary['n_params']} parameters in all, but the layers hold "
-                            f"{sum(summary['layer_params'].values())}")  # fmt: skip
+            problems.append(
+                f"{task.name}: {summary['n_params']} parameters in all, but the layers hold "
+                f"{sum(summary['layer_params'].values())}"
+            )
         fwd = max_rel_diff(arrays["predictions"], reference)
         if not fwd <= forward_tol:
-            problems.append(f"{task.name}: predictions differ from the numpy reference by {fwd:.3g} "
-                            f"(tolerance {forward_tol:g})")  # fmt: skip
+            problems.append(
+                f"{task.name}: predictions differ from the numpy reference by {fwd:.3g} (tolerance {forward_tol:g})"
+            )
         pairs = {other: max(trajectory_diff(arrays, measured[other][1])) for other in names if other != name}
         loss_d, weight_d = trajectory_diff(arrays, consensus) if pairs else (None, None)
         traj = None if loss_d is None else max(loss_d, weight_d)
         if traj is not None and not traj <= trajectory_tol:
-            problems.append(f"{task.name}: trajectory differs from the frameworks' consensus by {traj:.3g} "
-                            f"(tolerance {trajectory_tol:g}): {_where(arrays, consensus, trajectory_tol)}")  # fmt: skip
-        rows.append({
-            "task": task.name,
-            "framework": name,
-            "forward_rel_diff": fwd,
-            "loss_rel_diff": loss_d,
-            "weights_rel_diff": weight_d,
-            "trajectory_rel_diff": traj,
-            "pairs": pairs,
-            "params_ok": not any("parameters" in p for p in problems),
-            "init_ok": not summary["init_problems"],
-            "deterministic": summary.get("deterministic"),
-            "precision": precision,
-            "verdict": "FAIL" if problems else ("pass" if pairs else "pass (forward only: one framework)"),
-            "problems": problems,
-        })  # fmt: skip
+            problems.append(
+                f"{task.name}: trajectory differs from the frameworks' consensus by {traj:.3g} "
+                f"(tolerance {trajectory_tol:g}): {_where(arrays, consensus, trajectory_tol)}"
+            )
+        rows.append(
+            {
+                "task": task.name,
+                "framework": name,
+                "forward_rel_diff": fwd,
+                "loss_rel_diff": loss_d,
+                "weights_rel_diff": weight_d,
+                "trajectory_rel_diff": traj,
+                "pairs": pairs,
+                "params_ok": not any("parameters" in p for p in problems),
+                "init_ok": not summary["init_problems"],
+                "deterministic": summary.get("deterministic"),
+                "precision": precision,
+                "verdict": "FAIL" if problems else ("pass" if pairs else "pass (forward only: one framework)"),
+                "problems": problems,
+            }
+        )
     return rows
 
 
@@ -148,13 +160,27 @@ def load_parity(results: Path) -> tuple[dict[tuple[str, str], str], str | None]:
     return {(r.task, r.framework): r.verdict for r in good.itertuples()}, warning
 
 
-def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: list[str],
-                 precision: str = "fp32", device: str = "cpu") -> None:  # fmt: skip
+def write_parity(
+    results: Path,
+    rows: list[dict],
+    tasks: list[str],
+    frameworks: list[str],
+    precision: str = "fp32",
+    device: str = "cpu",
+) -> None:
     """parity.md (task x framework table, then every problem) and parity.csv; the table is printed."""
     forward_tol, trajectory_tol = TOLERANCES[precision]
     df = pd.DataFrame(rows)
-    for col in ("forward_rel_diff", "trajectory_rel_diff", "loss_rel_diff", "weights_rel_diff", "params_ok",
-                "init_ok", "pairs", "deterministic"):  # fmt: skip
+    for col in (
+        "forward_rel_diff",
+        "trajectory_rel_diff",
+        "loss_rel_diff",
+        "weights_rel_diff",
+        "params_ok",
+        "init_ok",
+        "pairs",
+        "deterministic",
+    ):
         if col not in df:
             df[col] = None
     df["problems"] = df["problems"].apply(lambda p: p if isinstance(p, list) else [])
@@ -167,14 +193,20 @@ def write_parity(results: Path, rows: list[dict], tasks: list[str], frameworks: 
     def ok(v):
         return "—" if v is None or pd.isna(v) else ("ok" if v else "FAIL")
 
-    table = pd.DataFrame({
-        "task": df["task"], "framework": df["framework"],
-        "forward (vs numpy)": df["forward_rel_diff"].map(num),
-        f"trajectory ({STEPS} Adam steps)": df["trajectory_rel_diff"].map(num),
-        "params": df["params_ok"].map(ok), "init": df["init_ok"].map(ok),
-        "deterministic": df["deterministic"].map(lambda v: "—" if v is None or pd.isna(v) else "yes" if v else "no"),
-        "verdict": df["verdict"],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "task": df["task"],
+            "framework": df["framework"],
+            "forward (vs numpy)": df["forward_rel_diff"].map(num),
+            f"trajectory ({STEPS} Adam steps)": df["trajectory_rel_diff"].map(num),
+            "params": df["params_ok"].map(ok),
+            "init": df["init_ok"].map(ok),
+            "deterministic": df["deterministic"].map(
+                lambda v: "—" if v is None or pd.isna(v) else "yes" if v else "no"
+            ),
+            "verdict": df["verdict"],
+        }
+    )
     text = (
         f"# dlbench parity\n\nDevice {device}, precision {precision}, deterministic kernels asked for. Same "
         "canonical weights and batches in every framework, dropout off. Forward: max "

@@ -57,8 +57,9 @@ class Choice:
 
     @classmethod
     def from_json(cls, d: dict) -> Choice:
-        probes = tuple(Probe(**{**p, "interval": tuple(p["interval"]) if p.get("interval") else None})
-                       for p in d.get("probes", []))  # fmt: skip
+        probes = tuple(
+            Probe(**{**p, "interval": tuple(p["interval"]) if p.get("interval") else None}) for p in d.get("probes", [])
+        )
         return cls(d["key"], d["choice"], d["words"], probes, d.get("sitting"), d.get("recorded", ""))
 
 
@@ -117,19 +118,47 @@ def table(choices: list[Choice]) -> pd.DataFrame:
     for c in sorted(choices, key=lambda c: (c.key.get("task", ""), c.key.get("framework", ""))):
         base = {"task": c.key.get("task"), "framework": c.key.get("framework")}
         if not c.probes:
-            lines.append({**base, "candidate": "—", "parity": "", "× default [95 % interval]": "", "verdict": "",
-                          "first window s (default → it)": "", "chosen": f"default ({c.words})"})  # fmt: skip
+            lines.append(
+                {
+                    **base,
+                    "candidate": "—",
+                    "parity": "",
+                    "× default [95 % interval]": "",
+                    "verdict": "",
+                    "first window s (default → it)": "",
+                    "chosen": f"default ({c.words})",
+                }
+            )
         for p in c.probes:
             ratio = f"{p.ratio:.3g} [{p.interval[0]:.3g}, {p.interval[1]:.3g}]" if p.ratio and p.interval else "—"
-            first = (f"{p.default_compile_s:.3g} → {p.compile_s:.3g}" if p.compile_s is not None
-                     and p.default_compile_s is not None else "—")  # fmt: skip
-            lines.append({**base, "candidate": p.candidate, "parity": p.parity, "× default [95 % interval]": ratio,
-                          "verdict": p.verdict, "first window s (default → it)": first,
-                          "chosen": "yes" if p.candidate == c.choice else ""})  # fmt: skip
+            first = (
+                f"{p.default_compile_s:.3g} → {p.compile_s:.3g}"
+                if p.compile_s is not None and p.default_compile_s is not None
+                else "—"
+            )
+            lines.append(
+                {
+                    **base,
+                    "candidate": p.candidate,
+                    "parity": p.parity,
+                    "× default [95 % interval]": ratio,
+                    "verdict": p.verdict,
+                    "first window s (default → it)": first,
+                    "chosen": "yes" if p.candidate == c.choice else "",
+                }
+            )
         if c.probes and c.choice == "default":
-            lines.append({**base, "candidate": "default", "parity": "", "× default [95 % interval]": "1",
-                          "verdict": "", "first window s (default → it)": "",
-                          "chosen": f"yes ({c.words})"})  # fmt: skip
+            lines.append(
+                {
+                    **base,
+                    "candidate": "default",
+                    "parity": "",
+                    "× default [95 % interval]": "1",
+                    "verdict": "",
+                    "first window s (default → it)": "",
+                    "chosen": f"yes ({c.words})",
+                }
+            )
     return pd.DataFrame(lines)
 
 

@@ -51,19 +51,32 @@ def _install_mib(python: Path, dists: list[str]) -> float | None:
 
 def measure(npz: Path, threads: int, log=print) -> dict:
     """Pipeline throughput, install size of the main packages and adapter code size, per framework."""
-    out: dict = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": threads,
-                 "etl": {}, "install_mib": {}, "code_lines": {}}  # fmt: skip
+    out: dict = {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threads": threads,
+        "etl": {},
+        "install_mib": {},
+        "code_lines": {},
+    }
     for fw in FRAMEWORKS.values():
         env = ENVIRONMENTS[fw.env]
         if fw.pipeline and fw.pipeline not in out["etl"]:
             if not env.python.exists():
                 out["etl"][fw.pipeline] = {"error": f"{env.venv} missing: {env.missing_hint}"}
             else:
-                r = children.run([str(env.python), "-m", "dlbench.worker.pipelines", fw.pipeline, str(npz),
-                                    str(threads)], cwd=ROOT, capture_output=True, text=True, timeout=1800)  # fmt: skip
+                r = children.run(
+                    [str(env.python), "-m", "dlbench.worker.pipelines", fw.pipeline, str(npz), str(threads)],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
                 lines = r.stdout.strip().splitlines()
-                out["etl"][fw.pipeline] = json.loads(lines[-1]) if r.returncode == 0 and lines else {
-                    "error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}  # fmt: skip
+                out["etl"][fw.pipeline] = (
+                    json.loads(lines[-1])
+                    if r.returncode == 0 and lines
+                    else {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+                )
             etl = out["etl"][fw.pipeline]
             log(f"assess: {fw.pipeline}: {etl.get('samples_per_s', etl.get('error'))}")
         out["install_mib"][fw.name] = _install_mib(env.python, list(fw.distributions)) if env.python.exists() else None

@@ -248,8 +248,10 @@ def precision(value: str, device: Device, frameworks: tuple[str, ...], registry)
         raise UsageError("--precision tf32 is an NVIDIA GPU format: on --device cpu use fp32 (or bf16)")
     lacking = [v[0] for v in frameworks if p.value not in registry[v[0]].precisions]
     if lacking:
-        raise UsageError(f"--precision {p} is not implemented by {', '.join(lacking)}: "
-                         f"leave {'it' if len(lacking) == 1 else 'them'} out with --frameworks")  # fmt: skip
+        raise UsageError(
+            f"--precision {p} is not implemented by {', '.join(lacking)}: "
+            f"leave {'it' if len(lacking) == 1 else 'them'} out with --frameworks"
+        )
     return p
 
 
@@ -411,8 +413,16 @@ def parity_config(a, registry, aliases, tasks) -> ParityConfig:
 
 def tune_with(cfg) -> TuneConfig:
     """The tune a run or speed sitting does first where a tuned tier has no recorded choice."""
-    return TuneConfig(frameworks=(), tasks=cfg.tasks, threads=cfg.threads, device=cfg.device,
-                      precision=cfg.precision, results=cfg.results, data_dir=cfg.data_dir, argv=cfg.argv)  # fmt: skip
+    return TuneConfig(
+        frameworks=(),
+        tasks=cfg.tasks,
+        threads=cfg.threads,
+        device=cfg.device,
+        precision=cfg.precision,
+        results=cfg.results,
+        data_dir=cfg.data_dir,
+        argv=cfg.argv,
+    )
 
 
 def run_config(a, registry, aliases, tasks) -> RunConfig:

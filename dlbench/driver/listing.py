@@ -29,7 +29,9 @@ def run() -> int:
     print("tasks:")
     for t in TASKS.values():
         r = t.recipe
-        print(f"  {t.name:<12} {t.dataset:<6} {t.n_params:>9,} params  batch {r.batch_size}, "
-              f"<= {r.max_epochs} epochs, early stopping {'on' if r.early_stopping else 'off'}, "
-              f"target val acc {r.target_val_accuracy}")  # fmt: skip
+        print(
+            f"  {t.name:<12} {t.dataset:<6} {t.n_params:>9,} params  batch {r.batch_size}, "
+            f"<= {r.max_epochs} epochs, early stopping {'on' if r.early_stopping else 'off'}, "
+            f"target val acc {r.target_val_accuracy}"
+        )
     return 0

@@ -47,8 +47,11 @@ def run(cfg: RunConfig) -> int:
         done = recorded_ok(results, lambda row: same_settings_and_stack(cfg, common["git"]["commit"], row))
         skipped = [k for k in todo if (k[0], k[1].framework, k[2], k[1].tier) in done]
         todo = [k for k in todo if (k[0], k[1].framework, k[2], k[1].tier) not in done]
-        print(f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, versions and "
-              f"commit, {len(todo)} to run", file=sys.stderr)  # fmt: skip
+        print(
+            f"resume: {len(skipped)} pairing x seed(s) already recorded ok with these settings, versions and "
+            f"commit, {len(todo)} to run",
+            file=sys.stderr,
+        )
     progress = Progress(todo)
     rows: list[dict] = []
 
@@ -61,8 +64,15 @@ def run(cfg: RunConfig) -> int:
             if cfg.executor == Executor.RAY:
                 from dlbench.driver.ray_executor import run_on_ray
 
-                run_on_ray(todo, lambda key: job(cfg, *key, data), finish, cfg.ray_address, cfg.threads,
-                           cfg.device == "gpu", progress)  # fmt: skip
+                run_on_ray(
+                    todo,
+                    lambda key: job(cfg, *key, data),
+                    finish,
+                    cfg.ray_address,
+                    cfg.threads,
+                    cfg.device == "gpu",
+                    progress,
+                )
             else:
                 for key in todo:
                     progress.start(*key)
@@ -70,16 +80,22 @@ def run(cfg: RunConfig) -> int:
                     finish(key, measure_pairing(*job(cfg, *key, data), on_event=on_event))
     except (Interrupted, KeyboardInterrupt):
         again = " ".join(a for a in cfg.argv if a != "--resume")
-        print(f"harness.py: stopped by {signals.name()}: {len(rows)} row(s) recorded in {results} (a stopped "
-              f"worker's as 'interrupted'); continue with: python harness.py {again} --resume",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"harness.py: stopped by {signals.name()}: {len(rows)} row(s) recorded in {results} (a stopped "
+            f"worker's as 'interrupted'); continue with: python harness.py {again} --resume",
+            file=sys.stderr,
+        )
         return signals.exit_status()
     busy = [r for r in rows if r.get("machine_busy")]
     if busy:
-        print(f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
-              f"{BUSY_CPU_PCT:g} % of the CPUs): their timings are marked machine_busy", file=sys.stderr)  # fmt: skip
-    print(f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {cfg.results}` "
-          "summarises them")  # fmt: skip
+        print(
+            f"warning: the machine was busy during {len(busy)} run(s) (other processes used more than "
+            f"{BUSY_CPU_PCT:g} % of the CPUs): their timings are marked machine_busy",
+            file=sys.stderr,
+        )
+    print(
+        f"{len(rows)} row(s) appended to {results}; `python harness.py report --results {cfg.results}` summarises them"
+    )
     return 0
 
 
@@ -105,8 +121,14 @@ def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bo
     name = row.get("framework")
     fw = FRAMEWORKS.get(name) if isinstance(name, str) else None
     prov = row.get("provenance") if isinstance(row.get("provenance"), dict) else {}
-    settings = (row.get("profile"), row.get("threads"), row.get("device_requested"), row.get("epochs_cap"),
-                row.get("precision", "fp32"), row.get("recipe", "ours"))  # fmt: skip
+    settings = (
+        row.get("profile"),
+        row.get("threads"),
+        row.get("device_requested"),
+        row.get("epochs_cap"),
+        row.get("precision", "fp32"),
+        row.get("recipe", "ours"),
+    )
     return (
         fw is not None
         and settings == (cfg.profile, cfg.threads, cfg.device, cfg.epochs, cfg.precision, cfg.recipe)
@@ -118,9 +140,21 @@ def same_settings_and_stack(cfg: RunConfig, commit: str | None, row: dict) -> bo
 def job(cfg: RunConfig, task: str, variant: Variant, seed: int, data: dict) -> tuple:
     """The arguments of measure_pairing for one pairing x seed."""
     fw, env = FRAMEWORKS[variant.framework], ENVIRONMENTS[FRAMEWORKS[variant.framework].env]
-    jc = JobConfig(Mode.RUN, fw.module, cfg.threads, cfg.device, task=task, profile=cfg.profile, seed=seed,
-                   epochs=cfg.epochs, npz=str(data[TASKS[task].dataset][0]), precision=cfg.precision,
-                   tier=variant.tier, candidate=candidate(cfg, task, variant), recipe=cfg.recipe)  # fmt: skip
+    jc = JobConfig(
+        Mode.RUN,
+        fw.module,
+        cfg.threads,
+        cfg.device,
+        task=task,
+        profile=cfg.profile,
+        seed=seed,
+        epochs=cfg.epochs,
+        npz=str(data[TASKS[task].dataset][0]),
+        precision=cfg.precision,
+        tier=variant.tier,
+        candidate=candidate(cfg, task, variant),
+        recipe=cfg.recipe,
+    )
     missing = f"{env.venv} does not exist: {env.missing_hint}"
     vars_ = worker_env(cfg.threads, fw.env_vars, cfg.device)
     return jc, str(env.python), vars_, cfg.timeout_s, cfg.max_rss_mib, missing

@@ -24,8 +24,16 @@ def run(cfg: MicrobenchConfig) -> int:
         if not env.python.exists():
             print(f"microbench: {f} skipped: {env.venv} does not exist, {env.missing_hint}", file=sys.stderr)
             continue
-        cmd = [str(env.python), "-m", "pytest", "benchmarks/test_micro.py", "-q", "-p", "no:cacheprovider",
-               f"--benchmark-json={out / (f + '.json')}"]  # fmt: skip
+        cmd = [
+            str(env.python),
+            "-m",
+            "pytest",
+            "benchmarks/test_micro.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--benchmark-json={out / (f + '.json')}",
+        ]
         vars_ = {
             **worker_env(cfg.threads, fw.env_vars, "cpu"),
             "DLBENCH_FRAMEWORK": f,
@@ -55,15 +63,28 @@ def run_overhead(cfg: MicrobenchConfig) -> int:
             continue
         vars_ = worker_env(cfg.threads, fw.env_vars, "cpu")
         try:
-            r = children.run([str(env.python), "benchmarks/overhead.py", f, str(cfg.threads)], cwd=ROOT, env=vars_,
-                               capture_output=True, text=True, timeout=cfg.timeout_s)  # fmt: skip
+            r = children.run(
+                [str(env.python), "benchmarks/overhead.py", f, str(cfg.threads)],
+                cwd=ROOT,
+                env=vars_,
+                capture_output=True,
+                text=True,
+                timeout=cfg.timeout_s,
+            )
             lines = r.stdout.strip().splitlines()
-            out[f] = json.loads(lines[-1]) if r.returncode == 0 and lines else {
-                "error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}  # fmt: skip
+            out[f] = (
+                json.loads(lines[-1])
+                if r.returncode == 0 and lines
+                else {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+            )
         except subprocess.TimeoutExpired:
             out[f] = {"error": f"timed out after {cfg.timeout_s:g} s (--timeout)"}
-        print(f"overhead: {f}: " + ", ".join(f"{t} {m['ratio']:.2f}x" for t, m in out[f].items() if "ratio" in m)
-              if "error" not in out[f] else f"overhead: {f}: {out[f]['error']}", file=sys.stderr)  # fmt: skip
+        print(
+            f"overhead: {f}: " + ", ".join(f"{t} {m['ratio']:.2f}x" for t, m in out[f].items() if "ratio" in m)
+            if "error" not in out[f]
+            else f"overhead: {f}: {out[f]['error']}",
+            file=sys.stderr,
+        )
     path = cfg.results / "overhead.json"
     files.write_whole(path, json.dumps({"threads": cfg.threads, "frameworks": out}, indent=1))
     print(overhead_table(path))

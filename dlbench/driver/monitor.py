@@ -92,8 +92,13 @@ class Monitor:
 
     def summary(self) -> dict:
         self._stop.set()
-        out: dict = {"gpu_util_pct_median": None, "gpu_util_pct_mean": None, "gpu_util_samples": len(self.samples),
-                     "gpu_energy_j": None, "cpu_energy_j": None}  # fmt: skip
+        out: dict = {
+            "gpu_util_pct_median": None,
+            "gpu_util_pct_mean": None,
+            "gpu_util_samples": len(self.samples),
+            "gpu_energy_j": None,
+            "cpu_energy_j": None,
+        }
         if self.samples:
             s = sorted(self.samples)
             out["gpu_util_pct_median"] = float(s[len(s) // 2])

@@ -39,8 +39,10 @@ def run(cfg: ParityConfig) -> int:
     except KeyboardInterrupt:
         rows = None
     if rows is None:
-        print(f"parity: stopped by {signals.name()}: nothing written (an earlier parity.csv is untouched)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"parity: stopped by {signals.name()}: nothing written (an earlier parity.csv is untouched)",
+            file=sys.stderr,
+        )
         return signals.exit_status()
     write_parity(cfg.results, rows, list(cfg.tasks), [str(v) for v in cfg.frameworks], cfg.precision, cfg.device)
     return 1 if any(r["verdict"] == "FAIL" for r in rows) else 0
@@ -62,9 +64,19 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
             fw, env = FRAMEWORKS[v.framework], ENVIRONMENTS[FRAMEWORKS[v.framework].env]
             out_dir = Path(tmp, f"{v.framework}-{v.tier}-{v.candidate}")
             out_dir.mkdir()
-            jc = JobConfig(Mode.PARITY, fw.module, cfg.threads, cfg.device, tasks=cfg.tasks, precision=cfg.precision,
-                           deterministic=True, tier=v.tier, candidate=v.candidate, inputs=str(Path(tmp, "inputs")),
-                           out=str(out_dir))  # fmt: skip
+            jc = JobConfig(
+                Mode.PARITY,
+                fw.module,
+                cfg.threads,
+                cfg.device,
+                tasks=cfg.tasks,
+                precision=cfg.precision,
+                deterministic=True,
+                tier=v.tier,
+                candidate=v.candidate,
+                inputs=str(Path(tmp, "inputs")),
+                out=str(out_dir),
+            )
             t0 = time.monotonic()
             if not env.python.exists():
                 out = {"status": Status.UNAVAILABLE, "error": f"{env.venv} does not exist: {env.missing_hint}"}
@@ -81,8 +93,14 @@ def _measure_and_compare(cfg: ParityConfig) -> list[dict] | None:
                         measured[t][f] = (summary, {k: z[k] for k in z.files})
                 else:
                     verdict = "unavailable" if out["status"] == Status.UNAVAILABLE else "FAIL"
-                    rows.append({"task": t, "framework": f, "verdict": verdict,
-                                 "problems": [f"{t}: {out['status']}: {summary['error']}"]})  # fmt: skip
+                    rows.append(
+                        {
+                            "task": t,
+                            "framework": f,
+                            "verdict": verdict,
+                            "problems": [f"{t}: {out['status']}: {summary['error']}"],
+                        }
+                    )
         for t in cfg.tasks:
             rows.extend(compare(TASKS[t], shared[t], measured[t], cfg.precision))
     return rows

@@ -18,8 +18,15 @@ def tool(*argv: str, timeout: float = 30, cwd: Path = ROOT) -> tuple[str | None,
     """(stdout, None) of an external tool that succeeded, else (None, why): missing from the PATH, failed,
     timed out. Provenance degrades to null with the reason; it never stops a row from being written."""
     try:
-        r = children.run(list(argv), cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout,
-                           stdin=subprocess.DEVNULL)  # fmt: skip
+        r = children.run(
+            list(argv),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         return None, f"{argv[0]} not found on the PATH"
     except subprocess.TimeoutExpired:
@@ -40,8 +47,11 @@ def git() -> dict:
     # --no-optional-locks: status would otherwise refresh the index under .git/index.lock, and a harness
     # killed meanwhile (its children die with it) would leave that lock behind for the user's next commit
     status, why = tool("git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip()),
-            **({"unavailable": why} if why else {})}  # fmt: skip
+    return {
+        "commit": commit.strip(),
+        "dirty": None if status is None else bool(status.strip()),
+        **({"unavailable": why} if why else {}),
+    }
 
 
 def _cpu_model() -> str:
@@ -91,8 +101,11 @@ def sitting() -> dict:
     import uuid
     from datetime import datetime, timezone
 
-    return {"id": uuid.uuid4().hex[:12], "boot_id": boot_id(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    return {
+        "id": uuid.uuid4().hex[:12],
+        "boot_id": boot_id(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 @functools.cache  # asked for once per pairing (on a Ray node, per node): the machine does not change
@@ -123,8 +136,9 @@ def _gpus() -> tuple[list[dict] | None, str | None]:
     if out is None:
         return ([], None) if not Path("/proc/driver/nvidia").exists() else (None, why)
     keys = ("name", "driver", "memory")
-    return [dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in out.splitlines()
-            if line.strip()], None  # fmt: skip
+    return [
+        dict(zip(keys, (v.strip() for v in line.split(",")), strict=False)) for line in out.splitlines() if line.strip()
+    ], None
 
 
 def cpu_busy_s() -> float | None:

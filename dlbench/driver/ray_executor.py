@@ -80,8 +80,10 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except (OSError, UnicodeError) as e:  # UnicodeError: a host name IDNA cannot encode (too long, odd)
         why = getattr(e, "strerror", None) or e
-        raise UsageError(f"no Ray cluster answers at {address[:200]} within {timeout_s:g} s ({why}): "
-                         "start one with `ray start --head`, or check the address") from None  # fmt: skip
+        raise UsageError(
+            f"no Ray cluster answers at {address[:200]} within {timeout_s:g} s ({why}): "
+            "start one with `ray start --head`, or check the address"
+        ) from None
 
 
 def authenticate_like_ray_start() -> None:
@@ -99,21 +101,28 @@ def authenticate_like_ray_start() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def run_on_ray(todo: list, job: Callable, finish: Callable, address: str | None, threads: int, gpu: bool,
-               progress) -> None:  # fmt: skip
+def run_on_ray(
+    todo: list, job: Callable, finish: Callable, address: str | None, threads: int, gpu: bool, progress
+) -> None:
     authenticate_like_ray_start()  # before the import: Ray reads RAY_AUTH_MODE once, as it loads
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     # The driver's code travels to the workers by path: the repository is on every node (see above).
     try:
-        ray.init(address=address, namespace=NAMESPACE, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-                 log_to_driver=False, include_dashboard=False)  # fmt: skip
+        ray.init(
+            address=address,
+            namespace=NAMESPACE,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+            log_to_driver=False,
+            include_dashboard=False,
+        )
     except ConnectionError as e:  # it answered check_address, then refused: most often the token
         mode = os.environ.get("RAY_AUTH_MODE", "disabled")
-        raise UsageError(f"{e} (RAY_AUTH_MODE={mode} here): give this shell the cluster's RAY_AUTH_MODE and "
-                         "its token (RAY_AUTH_TOKEN or ~/.ray/auth_token), see docs.ray.io ray-security/token-auth"
-                         ) from None  # fmt: skip
+        raise UsageError(
+            f"{e} (RAY_AUTH_MODE={mode} here): give this shell the cluster's RAY_AUTH_MODE and "
+            "its token (RAY_AUTH_TOKEN or ~/.ray/auth_token), see docs.ray.io ray-security/token-auth"
+        ) from None
     pools = [
         ray.remote(num_cpus=0)(CpuPool)
         .options(name=_pool_name(n["NodeID"]), scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], False))

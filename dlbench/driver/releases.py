@@ -136,8 +136,9 @@ def resolve(rel: Release, fw: Framework, base: Environment) -> tuple[Path, str, 
     """The release's lock (resolved once, then cached by its requirements), the Python version it is for,
     and the seconds the resolution took (None: the cached lock)."""
     if not base.python.exists():
-        raise UsageError(f"{rel.name} is built on {fw.name}'s environment {base.venv}, which does not exist: "
-                         f"{base.missing_hint}")  # fmt: skip
+        raise UsageError(
+            f"{rel.name} is built on {fw.name}'s environment {base.venv}, which does not exist: {base.missing_hint}"
+        )
     pyver, numpy = _python_version(base.python).split()
     text = requirements(fw, rel.version, numpy)
     locks = root() / "locks"
@@ -148,14 +149,31 @@ def resolve(rel: Release, fw: Framework, base: Environment) -> tuple[Path, str, 
     locks.mkdir(parents=True, exist_ok=True)
     spec = lock.with_suffix(".in")
     files.write_whole(spec, text)
-    r = children.run([_uv(), "pip", "compile", "--quiet", "--generate-hashes", "--python-version", pyver,
-                      str(spec), "-o", str(lock) + ".part"], capture_output=True, text=True, env=_uv_env(),
-                     timeout=900)  # fmt: skip
+    r = children.run(
+        [
+            _uv(),
+            "pip",
+            "compile",
+            "--quiet",
+            "--generate-hashes",
+            "--python-version",
+            pyver,
+            str(spec),
+            "-o",
+            str(lock) + ".part",
+        ],
+        capture_output=True,
+        text=True,
+        env=_uv_env(),
+        timeout=900,
+    )
     if r.returncode != 0:
         Path(str(lock) + ".part").unlink(missing_ok=True)
-        raise UsageError(f"{rel.name} cannot be resolved for Python {pyver} ({_last_line(r.stderr)}): check that "
-                         f"the release exists (uv pip compile or pip index versions) and that this machine "
-                         f"reaches the package index")  # fmt: skip
+        raise UsageError(
+            f"{rel.name} cannot be resolved for Python {pyver} ({_last_line(r.stderr)}): check that "
+            f"the release exists (uv pip compile or pip index versions) and that this machine "
+            f"reaches the package index"
+        )
     os.replace(str(lock) + ".part", lock)
     return lock, pyver, time.monotonic() - start
 
@@ -180,14 +198,18 @@ def build(rel: Release, lock: Path, base: Environment) -> tuple[Environment, flo
             shutil.rmtree(venv, ignore_errors=True)
             return env, None, f"could not install {rel.name} ({_last_line(r.stderr)})"
     took = time.monotonic() - start
-    stamp = {"lock": os.path.relpath(lock, ROOT), "sha256": hashlib.sha256(lock.read_bytes()).hexdigest(),
-             "built_s": round(took, 1)}  # fmt: skip
+    stamp = {
+        "lock": os.path.relpath(lock, ROOT),
+        "sha256": hashlib.sha256(lock.read_bytes()).hexdigest(),
+        "built_s": round(took, 1),
+    }
     files.write_whole(venv / ".stamp", json.dumps(stamp) + "\n")
     return env, took, None
 
 
-def register(value: str, registry: dict[str, Framework] = FRAMEWORKS,
-             environments: dict[str, Environment] = ENVIRONMENTS) -> None:  # fmt: skip
+def register(
+    value: str, registry: dict[str, Framework] = FRAMEWORKS, environments: dict[str, Environment] = ENVIRONMENTS
+) -> None:
     """Make every NAME@VERSION item of a --frameworks value a registered framework with its own environment,
     resolving and building what is not cached; every spec is checked before anything is built."""
     items = [v.strip() for v in value.split(",")]
@@ -206,10 +228,13 @@ def register(value: str, registry: dict[str, Framework] = FRAMEWORKS,
         if why:
             print(f"warning: {why}: its rows will be 'unavailable'", file=sys.stderr)
         elif took:
-            print(f"{rel.name}: {lock_said}, environment {env.venv} built in {took:.0f} s (Python {pyver})",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{rel.name}: {lock_said}, environment {env.venv} built in {took:.0f} s (Python {pyver})",
+                file=sys.stderr,
+            )
         else:
             print(f"{rel.name}: {lock_said}, environment {env.venv} reused (Python {pyver})", file=sys.stderr)
         environments[rel.name] = env
-        registry[rel.name] = dataclasses.replace(fw, name=rel.name, env=rel.name, description=f"{fw.description}, "
-                                                 f"release {rel.version}")  # fmt: skip
+        registry[rel.name] = dataclasses.replace(
+            fw, name=rel.name, env=rel.name, description=f"{fw.description}, release {rel.version}"
+        )

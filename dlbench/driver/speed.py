@@ -112,17 +112,33 @@ class Live:
         fw = FRAMEWORKS[v.framework]
         self.v, self.env, self.cfg = v, ENVIRONMENTS[fw.env], cfg
         self.id, self.proc, self.started = uuid.uuid4().hex, None, {}
-        jc = JobConfig(Mode.SPEED, fw.module, cfg.threads, cfg.device, seed=r, precision=cfg.precision, tier=v.tier,
-                       candidate=v.candidate, window_target_s=cfg.window_target_s)  # fmt: skip
+        jc = JobConfig(
+            Mode.SPEED,
+            fw.module,
+            cfg.threads,
+            cfg.device,
+            seed=r,
+            precision=cfg.precision,
+            tier=v.tier,
+            candidate=v.candidate,
+            window_target_s=cfg.window_target_s,
+        )
         if not self.env.python.exists():
             raise WorkerGone(Status.UNAVAILABLE, f"{self.env.venv} does not exist: {self.env.missing_hint}")
         path = tmp / f"{self.id}.json"
         files.write_whole(path, jc.to_json())
         self.err = open(tmp / f"{self.id}.err", "w+")  # noqa: SIM115 - closed in stop()
         env = {**worker_env(cfg.threads, fw.env_vars, cfg.device), "DLBENCH_PARENT_PID": str(os.getpid())}
-        self.proc = children.popen([str(self.env.python), "-m", "dlbench.worker", str(path)], cwd=ROOT, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = children.popen(
+            [str(self.env.python), "-m", "dlbench.worker", str(path)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            start_new_session=True,
+        )
         self.events: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -268,8 +284,14 @@ class Sitting:
                 failed[name] = (Status(ev["status"]), ev["error"])
                 continue
             ready[name] = {**ev, "task_s": time.monotonic() - w0, "prepare_all_s": prepare_s}
-            windows[name] = {"window_steps": [], "window_s": [], "window_turn": [], "others_cpu_s": 0.0,
-                             "measured_wall_s": 0.0, "pairs": 0}  # fmt: skip
+            windows[name] = {
+                "window_steps": [],
+                "window_s": [],
+                "window_turn": [],
+                "others_cpu_s": 0.0,
+                "measured_wall_s": 0.0,
+                "pairs": 0,
+            }
         cycles = max((pairs[n][task] for n in ready), default=0)
         cores, anchor, turns = os.cpu_count() or 1, str(cfg.anchor), [0]
 
@@ -279,8 +301,11 @@ class Sitting:
                 return
             rd, w, mine = ready[name], live[name], windows[name]
             lengths = (rd["long"], rd["short"]) if c % 2 == 0 else (rd["short"], rd["long"])
-            repeat = 1 if rd["window_kind"] == "pairs" else max(1, math.ceil(
-                cfg.window_target_s / max(rd["warmup_s"][-1], 1e-6)))  # fmt: skip
+            repeat = (
+                1
+                if rd["window_kind"] == "pairs"
+                else max(1, math.ceil(cfg.window_target_s / max(rd["warmup_s"][-1], 1e-6)))
+            )
             for k in lengths:
                 busy0, cpu0, t = cpu_busy_s(), w.cpu_s(), time.monotonic()
                 try:
@@ -318,8 +343,15 @@ class Sitting:
             if not _runs(cfg, name, task):
                 continue
             if name in ready and name not in gone and name not in failed:
-                self._row(v, r, task, phase, live[name], {"status": Status.OK, "error": None, **ready[name],
-                                                         **windows[name]}, start_s)  # fmt: skip
+                self._row(
+                    v,
+                    r,
+                    task,
+                    phase,
+                    live[name],
+                    {"status": Status.OK, "error": None, **ready[name], **windows[name]},
+                    start_s,
+                )
             else:
                 status, error = failed.get(name) or (gone[name].status, gone[name].error)
                 self._row(v, r, task, phase, live.get(name), {"status": status, "error": error}, start_s)
@@ -333,21 +365,43 @@ class Sitting:
         others_pct = round(100 * own.pop("others_cpu_s", 0.0) / cpu_wall, 1) if cpu_wall else None
         versions = st.get("versions") or {}
         row = {
-            "schema": SCHEMA, "kind": "speed", "run_id": uuid.uuid4().hex, "process_id": w.id if w else None,
-            "framework": v.framework, "tier": v.tier, "candidate": v.candidate, "task": task, "profile": "speed",
-            "seed": r, "round": r,
-            "phase": phase, "anchor": str(cfg.anchor), "sitting": self.sitting, **own,
-            "threads": cfg.threads, "device": st.get("device", cfg.device), "device_requested": cfg.device,
-            "precision": cfg.precision, "settings": st.get("settings"), "cpus": st.get("cpus"),
-            "import_s": st.get("import_s"), "group_start_s": start_s,
-            "others_cpu_pct": others_pct, "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
+            "schema": SCHEMA,
+            "kind": "speed",
+            "run_id": uuid.uuid4().hex,
+            "process_id": w.id if w else None,
+            "framework": v.framework,
+            "tier": v.tier,
+            "candidate": v.candidate,
+            "task": task,
+            "profile": "speed",
+            "seed": r,
+            "round": r,
+            "phase": phase,
+            "anchor": str(cfg.anchor),
+            "sitting": self.sitting,
+            **own,
+            "threads": cfg.threads,
+            "device": st.get("device", cfg.device),
+            "device_requested": cfg.device,
+            "precision": cfg.precision,
+            "settings": st.get("settings"),
+            "cpus": st.get("cpus"),
+            "import_s": st.get("import_s"),
+            "group_start_s": start_s,
+            "others_cpu_pct": others_pct,
+            "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
             "framework_version": next(iter(versions.values()), None),
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "provenance": {**self.common, "environment": fw.env, "lock": environment_lock(env),
-                           "environment_sha256": environment_sha256(env), "python": st.get("python"),
-                           "packages": {**versions, "numpy": st.get("numpy_version")},
-                           "data": self.data[TASKS[task].dataset][1]},
-        }  # fmt: skip
+            "provenance": {
+                **self.common,
+                "environment": fw.env,
+                "lock": environment_lock(env),
+                "environment_sha256": environment_sha256(env),
+                "python": st.get("python"),
+                "packages": {**versions, "numpy": st.get("numpy_version")},
+                "data": self.data[TASKS[task].dataset][1],
+            },
+        }
         spare = append_row(self.path, row)
         if spare:
             print(f"warning: could not append to {self.path}: this row is kept in {spare}", file=sys.stderr)
@@ -383,8 +437,12 @@ def run(cfg: SpeedConfig) -> int:
         comps = {}
         for v in cfg.frameworks:
             for t in cfg.tasks:
-                mine = [x for x in ok if (x["framework"], x["tier"], x.get("candidate", ""), x["task"]) ==
-                        (v.framework, v.tier, v.candidate, t)]  # fmt: skip
+                mine = [
+                    x
+                    for x in ok
+                    if (x["framework"], x["tier"], x.get("candidate", ""), x["task"])
+                    == (v.framework, v.tier, v.candidate, t)
+                ]
                 if mine:
                     comps[str(v), t] = components(mine)
         timed = sum(sum(x.get("window_s") or []) for x in s.rows) / max(1, cfg.pilot)
@@ -392,21 +450,28 @@ def run(cfg: SpeedConfig) -> int:
         left = cfg.budget_s - s.elapsed() - REPORT_RESERVE_S
         if any(f == str(cfg.anchor) for f, _ in comps):
             design = plan(comps, fixed_s, str(cfg.anchor), cfg.pilot, left, cfg.target)
-            record = {"sitting": s.sitting, "anchor": str(cfg.anchor), "order_seed": cfg.order_seed,
-                      "pilot_groups": cfg.pilot, "pilot_pairs": cfg.pilot_pairs, "pilot_group_s": s.group_s,
-                      "components": {f"{f} / {t}": vars(c) for (f, t), c in comps.items()},
-                      **design.to_json()}  # fmt: skip
+            record = {
+                "sitting": s.sitting,
+                "anchor": str(cfg.anchor),
+                "order_seed": cfg.order_seed,
+                "pilot_groups": cfg.pilot,
+                "pilot_pairs": cfg.pilot_pairs,
+                "pilot_group_s": s.group_s,
+                "components": {f"{f} / {t}": vars(c) for (f, t), c in comps.items()},
+                **design.to_json(),
+            }
             files.write_whole(cfg.results / "design.json", json.dumps(record, indent=1) + "\n")
-            print(f"speed: plan ({left:.0f} s left): {design.groups} groups in all, {design.group_s:.0f} s a group",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"speed: plan ({left:.0f} s left): {design.groups} groups in all, {design.group_s:.0f} s a group",
+                file=sys.stderr,
+            )
             for r in range(cfg.pilot, design.groups):
                 fallback = {t: cfg.pilot_pairs for t in cfg.tasks}
                 s.group(r, {str(v): design.pairs.get(str(v), fallback) for v in cfg.frameworks}, "planned")
         else:
             print(f"speed: no plan: the anchor {cfg.anchor} has no usable pilot row", file=sys.stderr)
     except (Interrupted, KeyboardInterrupt):
-        print(f"harness.py: stopped by {signals.name()}: {len(s.rows)} row(s) recorded in {s.path}",
-              file=sys.stderr)  # fmt: skip
+        print(f"harness.py: stopped by {signals.name()}: {len(s.rows)} row(s) recorded in {s.path}", file=sys.stderr)
         return signals.exit_status()
     print(write_speed(cfg.results, sitting_id=s.sitting["id"]))
     print(f"speed: {s.elapsed():.0f} s in all; rows in {s.path}", file=sys.stderr)

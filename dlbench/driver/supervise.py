@@ -26,8 +26,13 @@ from dlbench.protocol import Event, JobConfig, Status, parse
 from frameworks import ROOT
 
 BUSY_CPU_PCT = 10.0  # other processes' CPU share above which a timing is flagged as disturbed
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-               "TF_NUM_INTEROP_THREADS")  # fmt: skip
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 class Interrupted(Exception):
@@ -95,9 +100,13 @@ def run_worker(
             try:
                 proc = children.popen(
                     [str(python), "-m", "dlbench.worker", str(cfg_path)],
-                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
                     start_new_session=True,  # its own process group: a timeout kills its children too
-                )  # fmt: skip
+                )
                 lines: queue.Queue = queue.Queue()
                 threading.Thread(
                     target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
@@ -188,6 +197,11 @@ def measure_pairing(
         # CPU used by everything but our worker, as a share of all the machine's cores.
         others = max(0.0, busy_after - busy_before - out.get("worker_cpu_s", 0.0))
         others_pct = round(100 * others / (wall_s * (os.cpu_count() or 1)), 1)
-    out.update(wall_s=round(wall_s, 3), load_avg_1m_before=round(load_before, 2), others_cpu_pct=others_pct,
-               machine_busy=others_pct is not None and others_pct > BUSY_CPU_PCT, machine=machine())  # fmt: skip
+    out.update(
+        wall_s=round(wall_s, 3),
+        load_avg_1m_before=round(load_before, 2),
+        others_cpu_pct=others_pct,
+        machine_busy=others_pct is not None and others_pct > BUSY_CPU_PCT,
+        machine=machine(),
+    )
     return out

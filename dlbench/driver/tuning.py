@@ -50,8 +50,12 @@ def key(framework: str, task: str, cfg, node: dict) -> dict:
     }
 
 
-def resolve(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, tune_with: TuneConfig | None = None,
-            ) -> dict[tuple[str, str], str]:  # fmt: skip
+def resolve(
+    frameworks: tuple[Variant, ...],
+    tasks: tuple[str, ...],
+    cfg,
+    tune_with: TuneConfig | None = None,
+) -> dict[tuple[str, str], str]:
     """(framework, task) -> the recorded tuned choice for this machine and stack, for every tuned variant;
     tunes what is missing first when `tune_with` is given, else UsageError names what is missing."""
     wanted = sorted({v.framework for v in frameworks if v.tier == Tier.TUNED and not v.candidate})
@@ -61,16 +65,17 @@ def resolve(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, tune_w
     found = _recorded(cfg, wanted, tasks, node)
     missing = sorted({f for (f, _), c in found.items() if c is None})
     if missing and tune_with is not None:
-        print(f"tune: no tuned-tier choice recorded here for {', '.join(missing)}: measuring it first",
-              file=sys.stderr)  # fmt: skip
+        print(f"tune: no tuned-tier choice recorded here for {', '.join(missing)}: measuring it first", file=sys.stderr)
         rc = run(TuneConfig(**{**vars(tune_with), "frameworks": tuple(missing), "tasks": tasks}))
         if rc:
             raise KeyboardInterrupt
         found = _recorded(cfg, wanted, tasks, node)
     for (f, t), c in found.items():
         if c is None:
-            raise UsageError(f"no tuned-tier choice for {f} on {t} on this machine and stack: run "
-                             f"`python harness.py tune --frameworks {f} --tasks {t}` first")  # fmt: skip
+            raise UsageError(
+                f"no tuned-tier choice for {f} on {t} on this machine and stack: run "
+                f"`python harness.py tune --frameworks {f} --tasks {t}` first"
+            )
     return {ft: c.choice for ft, c in found.items()}
 
 
@@ -101,10 +106,20 @@ def run(cfg: TuneConfig) -> int:
         rows, sid = [], None
         if measured:
             anchor = Variant(name, Tier.DEFAULT)
-            scfg = SpeedConfig(frameworks=(anchor, *(Variant(name, Tier.TUNED, c) for c in measured)), tasks=cfg.tasks,
-                               anchor=anchor, threads=cfg.threads, device=cfg.device, precision=cfg.precision,
-                               results=where, data_dir=cfg.data_dir, argv=cfg.argv, budget_s=cfg.budget_s,
-                               equivalence=cfg.equivalence, timeout_s=cfg.timeout_s)  # fmt: skip
+            scfg = SpeedConfig(
+                frameworks=(anchor, *(Variant(name, Tier.TUNED, c) for c in measured)),
+                tasks=cfg.tasks,
+                anchor=anchor,
+                threads=cfg.threads,
+                device=cfg.device,
+                precision=cfg.precision,
+                results=where,
+                data_dir=cfg.data_dir,
+                argv=cfg.argv,
+                budget_s=cfg.budget_s,
+                equivalence=cfg.equivalence,
+                timeout_s=cfg.timeout_s,
+            )
             rc = speed.run(scfg)
             from dlbench.analysis.speed import load_speed
 
@@ -115,8 +130,9 @@ def run(cfg: TuneConfig) -> int:
         from dlbench.analysis.speed import diffs
 
         paired = diffs(rows).get(sid, {}) if sid else {}  # task -> candidate -> group -> log ratio to the default
-        tuning.save(cfg.results, [_choice(cfg, name, t, node, offered, gate, rows, sid, paired.get(t, {}))
-                                  for t in cfg.tasks])  # fmt: skip
+        tuning.save(
+            cfg.results, [_choice(cfg, name, t, node, offered, gate, rows, sid, paired.get(t, {})) for t in cfg.tasks]
+        )
     chosen = [c for c in tuning.load(cfg.results) if c.key["framework"] in cfg.frameworks]
     print(tuning.table(chosen).to_markdown(index=False, disable_numparse=True))
     files.write_whole(cfg.results / "tuning.md", tuning.section(tuning.load(cfg.results)))  # every choice here
@@ -131,9 +147,15 @@ def _parity_gate(cfg: TuneConfig, name: str, offered) -> dict[str, dict[str, str
 
     mine = (Variant(name, Tier.DEFAULT), *(Variant(name, Tier.TUNED, c.name) for c in offered))
     refs = tuple(Variant(f, Tier.DEFAULT) for f in [REFERENCES.get(name, "torch")] if f in FRAMEWORKS)
-    pcfg = ParityConfig(frameworks=(*refs, *mine), tasks=cfg.tasks, threads=cfg.threads, device=cfg.device,
-                        timeout_s=cfg.timeout_s, results=cfg.results / SUBFOLDER / name,
-                        precision=cfg.precision)  # fmt: skip
+    pcfg = ParityConfig(
+        frameworks=(*refs, *mine),
+        tasks=cfg.tasks,
+        threads=cfg.threads,
+        device=cfg.device,
+        timeout_s=cfg.timeout_s,
+        results=cfg.results / SUBFOLDER / name,
+        precision=cfg.precision,
+    )
     rows = parity._measure_and_compare(pcfg)
     if rows is None:
         return None
@@ -159,13 +181,28 @@ def _choice(cfg, name, task, node, offered, gate=None, rows=(), sid=None, d=None
         for c in offered:
             label, parity_ = str(Variant(name, Tier.TUNED, c.name)), gate[c.name][task]
             comp = comps.get(label) if parity_ == PASS else None
-            probes.append(Probe(c.name, parity_, str(comp.verdict) if comp else "not measured",
-                                comp.ratio if comp else None, tuple(comp.interval) if comp else None,
-                                comp.n[0] if comp else 0, first.get(label), first.get(anchor)))  # fmt: skip
+            probes.append(
+                Probe(
+                    c.name,
+                    parity_,
+                    str(comp.verdict) if comp else "not measured",
+                    comp.ratio if comp else None,
+                    tuple(comp.interval) if comp else None,
+                    comp.n[0] if comp else 0,
+                    first.get(label),
+                    first.get(anchor),
+                )
+            )
     choice, words = tuning.choose(probes)
     started = next((r["sitting"] for r in rows if r.get("sitting", {}).get("id") == sid), None)
-    return Choice(key(name, task, cfg, node), choice, words, tuple(probes), started,
-                  datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    return Choice(
+        key(name, task, cfg, node),
+        choice,
+        words,
+        tuple(probes),
+        started,
+        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _first_windows(rows, sid, task) -> dict[str, float]:
@@ -194,8 +231,12 @@ def resolved(cfg):
     return replace(cfg, frameworks=frameworks, tasks_of=tasks_of)
 
 
-def with_choices(frameworks: tuple[Variant, ...], tasks: tuple[str, ...], cfg, tune_first: bool = True,
-                 ) -> tuple[tuple[Variant, ...], dict[str, tuple[str, ...]]]:  # fmt: skip
+def with_choices(
+    frameworks: tuple[Variant, ...],
+    tasks: tuple[str, ...],
+    cfg,
+    tune_first: bool = True,
+) -> tuple[tuple[Variant, ...], dict[str, tuple[str, ...]]]:
     """Tuned variants without a candidate become one variant per chosen candidate, each with the tasks it
     was chosen for (str(variant) -> tasks); where tune chose the default, the tuned tier is the default
     tier, measured once as such. The others stay as they are, on every task."""

@@ -47,8 +47,16 @@ def _on_gpu(device: str) -> bool:
     return any(w in device.lower() for w in ("gpu", "cuda"))
 
 
-def batch1_latency(ad, model, singles: list, warmup: int = 20, calls: int = 200, min_s: float = 2.0,
-                   max_s: float = 20.0, max_calls: int = 100_000) -> dict:  # fmt: skip
+def batch1_latency(
+    ad,
+    model,
+    singles: list,
+    warmup: int = 20,
+    calls: int = 200,
+    min_s: float = 2.0,
+    max_s: float = 20.0,
+    max_calls: int = 100_000,
+) -> dict:
     """Serving latency, as MLPerf's single-stream scenario measures it: one example per `predict` call,
     the adapter's sync after each, WARMUP calls first (counted, not timed into the figures), then at least
     CALLS calls and MIN_S seconds of calls (at most MAX_S seconds or MAX_CALLS calls). Milliseconds."""
@@ -67,15 +75,25 @@ def batch1_latency(ad, model, singles: list, warmup: int = 20, calls: int = 200,
         total += times[-1]
     ms = 1000 * np.asarray(times)
     p25, p50, p75, p90, p99 = (float(v) for v in np.percentile(ms, [25, 50, 75, 90, 99]))
-    return {"latency_b1_ms_p50": p50, "latency_b1_ms_p90": p90, "latency_b1_ms_p99": p99,
-            "latency_b1_ms_iqr": p75 - p25, "latency_b1_calls": len(times),
-            "latency_b1_warmup_calls": warmup}  # fmt: skip
+    return {
+        "latency_b1_ms_p50": p50,
+        "latency_b1_ms_p90": p90,
+        "latency_b1_ms_p99": p99,
+        "latency_b1_ms_iqr": p75 - p25,
+        "latency_b1_calls": len(times),
+        "latency_b1_warmup_calls": warmup,
+    }
 
 
 def manifest(cfg: JobConfig, ad) -> dict:
     """The fairness manifest: everything that shaped a row's speed, under one key."""
-    return {"tier": str(cfg.tier), "candidate": cfg.candidate, "precision": str(cfg.precision),
-            "deterministic": str(cfg.deterministic), **ad.settings()}  # fmt: skip
+    return {
+        "tier": str(cfg.tier),
+        "candidate": cfg.candidate,
+        "precision": str(cfg.precision),
+        "deterministic": str(cfg.deterministic),
+        **ad.settings(),
+    }
 
 
 def epoch_order(seed: int, epoch: int, n: int):

@@ -28,8 +28,14 @@ BATCH = 8  # small: seconds per framework, in CI too
 
 def _no_dropout(layers: tuple) -> tuple:
     """Every Dropout at rate 0, a Residual's too."""
-    return tuple(Dropout(0.0) if isinstance(la, Dropout) else replace(la, layers=_no_dropout(la.layers))
-                 if isinstance(la, Residual) else la for la in layers)  # fmt: skip
+    return tuple(
+        Dropout(0.0)
+        if isinstance(la, Dropout)
+        else replace(la, layers=_no_dropout(la.layers))
+        if isinstance(la, Residual)
+        else la
+        for la in layers
+    )
 
 
 def parity_task(task: Task) -> Task:

@@ -101,9 +101,14 @@ def mlx_arrays(x, y):
     return epoch
 
 
-PIPELINES = {"torch DataLoader": torch_dataloader, "tf.data": tf_data, "Gluon DataLoader": gluon_dataloader,
-             "numpy + jax.device_put": jax_numpy, "paddle DataLoader": paddle_dataloader,
-             "mx.array gather (MLX's examples)": mlx_arrays}  # fmt: skip
+PIPELINES = {
+    "torch DataLoader": torch_dataloader,
+    "tf.data": tf_data,
+    "Gluon DataLoader": gluon_dataloader,
+    "numpy + jax.device_put": jax_numpy,
+    "paddle DataLoader": paddle_dataloader,
+    "mx.array gather (MLX's examples)": mlx_arrays,
+}
 
 
 def main() -> None:

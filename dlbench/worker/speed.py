@@ -127,9 +127,19 @@ class Task:
                 if k not in probe:  # k steps, Keras's steps_per_execution: one program per length)
                     probe.append(k)
                     seconds.append(self.window(k))
-        return dict(task=self.task.name, long=long, short=short, epoch_steps=self.epoch_steps,
-                    window_kind="epoch" if self.whole else "pairs", warmup_steps=probe, warmup_s=seconds,
-                    warmup_steady=steady, build_s=self.build_s, n_train=self.n, batch_size=self.bs)  # fmt: skip
+        return dict(
+            task=self.task.name,
+            long=long,
+            short=short,
+            epoch_steps=self.epoch_steps,
+            window_kind="epoch" if self.whole else "pairs",
+            warmup_steps=probe,
+            warmup_s=seconds,
+            warmup_steady=steady,
+            build_s=self.build_s,
+            n_train=self.n,
+            batch_size=self.bs,
+        )
 
     def _agree(self, k: int) -> bool:
         """The last two warm-up windows of k steps agree within STEADY_TOLERANCE."""
@@ -177,7 +187,11 @@ def serve(cfg: JobConfig, commands=None) -> dict:
         except Exception as e:  # noqa: BLE001 - a failure is that task's row, with its cause; the worker goes on
             traceback.print_exc()
             status = Status.DIVERGED if isinstance(e, FloatingPointError) else Status.ERROR
-            emit(Event.ERROR, status=status, error=f"{type(e).__name__}: {e}".splitlines()[0][:500],
-                 task=cmd.get("task") or (task.task.name if task else None))  # fmt: skip
+            emit(
+                Event.ERROR,
+                status=status,
+                error=f"{type(e).__name__}: {e}".splitlines()[0][:500],
+                task=cmd.get("task") or (task.task.name if task else None),
+            )
             task = None
     return {**started, "peak_rss_mib": rss_mib()}

@@ -36,8 +36,9 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
 
 def launch(*args) -> subprocess.Popen:
     """The harness in its own process, with the fake frameworks fake-ok, fake-slow and fake-hang registered."""
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def rows(results: Path) -> list[dict]:

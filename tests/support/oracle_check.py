@@ -46,7 +46,8 @@ def main(module: str) -> dict:
     ref_losses, ref_w = train(task, w, xs, ys)
     got = ad.get_weights(model)
     return {
-        "n_params": ad.n_params(model), "expected_params": count_params(task),
+        "n_params": ad.n_params(model),
+        "expected_params": count_params(task),
         "layer_params": ad.layer_params(model),
         "keys": list(fresh) == list(ref) and all(fresh[k].shape == ref[k].shape for k in ref),
         "init_std": {k: [float(fresh[k].std()), float(ref[k].std()), ref[k].size] for k in ref},
@@ -54,7 +55,7 @@ def main(module: str) -> dict:
         "forward": forward_diff,
         "losses": max(abs(a - b) / abs(b) for a, b in zip(losses, ref_losses, strict=True)),
         "weights": max(float(np.linalg.norm(got[k] - ref_w[k]) / max(np.linalg.norm(ref_w[k]), 1e-12)) for k in ref_w),
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":
