@@ -151,13 +151,15 @@ def parser() -> argparse.ArgumentParser:
     devices, profiles = [d.value for d in Device], [x.value for x in Profile]
     precisions, tiers = [p.value for p in Precision], [t.value for t in Tier] + ["all"]
 
-    def common(sp, frameworks=True, tasks=True):
+    def common(sp, frameworks=True, tasks=True, data=True):
         if frameworks:
             sp.add_argument("--frameworks", default="all", help="comma-separated, or all (default)")
         if tasks:
             sp.add_argument("--tasks", default="all", help="comma-separated, or all (default)")
         sp.add_argument("--threads", type=int, help="threads for every framework (default: all CPUs)")
         sp.add_argument("--results", default="results", help="results folder (default results/)")
+        if data:
+            sp.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
 
     def training(sp, tier=True):  # how the frameworks train: run, speed, parity and tune share these
         sp.add_argument(
@@ -170,33 +172,17 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the framework x task matrix")
     common(r)
     training(r)
-    r.add_argument(
-        "--profile",
-        default="quick",
-        choices=profiles,
-        help="quick (default: small data, few epochs) or full (the recipe)",
-    )
+    r.add_argument("--profile", default="quick", choices=profiles, help="quick (default: small data) or full")
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--repeats", type=int, help="N runs per pairing: seeds 0..N-1")
     r.add_argument("--epochs", type=int, help="cap every profile's epochs at N")
-    r.add_argument(
-        "--recipe",
-        default="ours",
-        choices=[x.value for x in c.RecipeName],
-        help="ours (default) or seed: the seed's own recipe, where it gives one whole",
-    )
+    r.add_argument("--recipe", default="ours", choices=[x.value for x in c.RecipeName], help="ours (default) or seed")
     r.add_argument("--timeout", type=float, help="seconds per pairing (default: quick 600, full 14400)")
-    r.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     r.add_argument("--resume", action="store_true", help="skip pairing x seeds already recorded ok with these settings")
     r.add_argument("--max-rss-mib", type=float, help="kill a worker whose memory exceeds this (status oom)")
     r.add_argument("--executor", default="local", choices=[e.value for e in c.Executor], help="where workers run")
     r.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
-    r.add_argument(
-        "--order",
-        default="interleaved",
-        choices=[o.value for o in c.Order],
-        help="interleaved (default: seed by seed, frameworks shuffled) or fixed",
-    )
+    r.add_argument("--order", default="interleaved", choices=[o.value for o in c.Order], help="interleaved or fixed")
     r.add_argument("--order-seed", type=int, help="seed of the interleaved order (default: drawn, recorded)")
     r.set_defaults(fn=cmd_run)
     sp = sub.add_parser("speed", help="the speed protocol: verdicts against an anchor, per task (make bench)")
@@ -207,43 +193,40 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
     sp.add_argument("--target", default="5%", help="planned 95 %% interval half-width of each ratio (default 5%%)")
     sp.add_argument("--pilot", type=int, default=2, help="pilot groups (default 2)")
-    sp.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     sp.set_defaults(fn=cmd_speed)
     tu = sub.add_parser("tune", help="choose each framework's tuned tier by measurement (RESULTS/tuning.json)")
     common(tu)
     training(tu, tier=False)
     tu.add_argument("--budget", type=float, default=200, help="seconds per framework and task (default 200)")
     tu.add_argument("--equivalence", default="10%", help="equivalence margin, either way (default 10%%)")
-    tu.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     tu.set_defaults(fn=cmd_tune)
     s = sub.add_parser("report", help="summarise RESULTS/runs.jsonl into tables")
     s.add_argument("--results", default="results")
     s.add_argument("--profile", choices=profiles, help="only this profile's rows")
     s.set_defaults(fn=cmd_report)
     q = sub.add_parser("parity", help="check that every framework trains the same model (exit 1 if not)")
-    common(q)
+    common(q, data=False)
     training(q)
     q.add_argument("--timeout", type=float, default=600, help="seconds per framework (default 600)")
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
     common(a, frameworks=False, tasks=False)
-    a.add_argument("--data-dir", help="where data files may already be (also $DLBENCH_DATA_DIR)")
     a.set_defaults(fn=cmd_assess)
     m = sub.add_parser("microbench", help="pytest-benchmark micro-benchmarks, frameworks side by side")
-    common(m, tasks=False)
+    common(m, tasks=False, data=False)
     m.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
     m.set_defaults(fn=cmd_microbench)
     o = sub.add_parser("overhead", help="each adapter's training step against a plain tutorial loop")
-    common(o, tasks=False)
+    common(o, tasks=False, data=False)
     o.add_argument("--timeout", type=float, default=1800, help="seconds per framework (default 1800)")
     o.set_defaults(fn=cmd_microbench)
-    cp = sub.add_parser("compare", help="NEW against BASE: what got faster or slower, and what differs")
-    cp.add_argument("base", help="a results folder or a runs.jsonl")
-    cp.add_argument("new", help="a results folder or a runs.jsonl")
+    cp = sub.add_parser("compare", help="NEW against BASE: speed through the anchor; accuracy, memory, epochs")
+    cp.add_argument("base", help="a results folder, or its runs.jsonl or speed.jsonl")
+    cp.add_argument("new", help="a results folder, or its runs.jsonl or speed.jsonl")
     cp.add_argument("--threshold", default="5%", help="smallest change that counts (default 5%%)")
     cp.add_argument("-o", "--output", help="a file the markdown is also written to (default: standard output only)")
-    cp.add_argument("--all", action="store_true", help="list the lines with no detectable change too")
-    cp.add_argument("--anchor", help="compare timings through this framework's runs (sets from different sittings)")
+    cp.add_argument("--all", action="store_true", help="list the equivalent lines and the small changes too")
+    cp.add_argument("--anchor", help="the anchor of both sets' speed sittings (default: the one they share)")
     cp.set_defaults(fn=cmd_compare)
     h = sub.add_parser("history", help="a framework's speed across its releases, and where it changed")
     h.add_argument("framework", help="a registered framework, e.g. torch")

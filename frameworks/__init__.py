@@ -30,7 +30,7 @@ class Environment:
         return ROOT / self.venv / "bin" / "python"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
     """One configuration a framework's own documentation offers for speed: a candidate for its tuned tier.
 
@@ -43,7 +43,7 @@ class Candidate:
     devices: tuple[str, ...] = ("cpu", "gpu")  # where it means something (CUDA graphs: a GPU only)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Framework:
     """One framework (or one configuration of it) that the harness can run."""
 
@@ -73,14 +73,18 @@ class Framework:
 ENVIRONMENTS: dict[str, Environment] = {
     # TensorFlow and PyTorch share one environment with numpy 2; MXNet 1.9.1 needs numpy<1.24
     # (so Python <= 3.11): a framework names its environment, and the harness runs its worker there.
-    "main": Environment(".venv", "requirements/main.in"),
+    "main": Environment(venv=".venv", requirements="requirements/main.in"),
     "mxnet": Environment(
-        ".venv-mxnet", "requirements/mxnet.in", missing_hint="run `make setup` (MXNet 1.9.1 needs Python 3.11)"
+        venv=".venv-mxnet",
+        requirements="requirements/mxnet.in",
+        missing_hint="run `make setup` (MXNet 1.9.1 needs Python 3.11)",
     ),
-    "paddle": Environment(".venv-paddle", "requirements/paddle.in"),  # its own protobuf
-    "mlx": Environment(".venv-mlx", "requirements/mlx.in"),
+    "paddle": Environment(venv=".venv-paddle", requirements="requirements/paddle.in"),  # its own protobuf
+    "mlx": Environment(venv=".venv-mlx", requirements="requirements/mlx.in"),
     # JAX 0.12 needs Python >= 3.12; the main environment's torch 2.13.0 CPU build is for 3.11
-    "jax": Environment(".venv-jax", "requirements/jax.in", missing_hint="run `make setup` (JAX 0.12: Python 3.12)"),
+    "jax": Environment(
+        venv=".venv-jax", requirements="requirements/jax.in", missing_hint="run `make setup` (JAX 0.12: Python 3.12)"
+    ),
 }
 
 _KERAS = "frameworks.tensorflow_keras"  # one adapter file, three backends
@@ -92,148 +96,162 @@ _TORCH, _JAX = ("torch",), ("jax", "jaxlib")
 
 _EXE = ("execution",)
 _KERAS_DOC = "keras.io Model.compile: steps_per_execution (several steps per call), jit_compile (XLA)"
-_SPE = tuple(Candidate(f"spe-{k}", _EXE, _KERAS_DOC) for k in (8, 32))
+_SPE = tuple(Candidate(name=f"spe-{k}", changes=_EXE, source=_KERAS_DOC) for k in (8, 32))
 _COMPILE = "pytorch.org torch.compile: modes 'default', 'max-autotune-no-cudagraphs', 'reduce-overhead' (CUDA graphs)"
 TORCH_CANDIDATES = (
-    Candidate("fused-adam", ("optimizer",), "pytorch.org torch.optim.Adam: fused=True, the fastest where supported"),
-    Candidate("compile", ("execution", "optimizer"), _COMPILE),
-    Candidate("compile-max-autotune", ("execution", "optimizer"), _COMPILE),
-    Candidate("compile-reduce-overhead", ("execution", "optimizer"), _COMPILE, devices=("gpu",)),
+    Candidate(
+        name="fused-adam",
+        changes=("optimizer",),
+        source="pytorch.org torch.optim.Adam: fused=True, the fastest where supported",
+    ),
+    Candidate(name="compile", changes=("execution", "optimizer"), source=_COMPILE),
+    Candidate(name="compile-max-autotune", changes=("execution", "optimizer"), source=_COMPILE),
+    Candidate(name="compile-reduce-overhead", changes=("execution", "optimizer"), source=_COMPILE, devices=("gpu",)),
 )
 _SCAN = "jax.readthedocs.io jax.lax.scan: a loop folded into one compiled call (no Python between steps)"
 _NNX = "flax.readthedocs.io NNX performance considerations: nnx.cached_partial, nnx.jit(graph=False), split/merge"
-NNX_CANDIDATES = tuple(Candidate(n, _EXE, _NNX) for n in ("cached-partial", "tree-mode", "functional"))
+NNX_CANDIDATES = tuple(
+    Candidate(name=n, changes=_EXE, source=_NNX) for n in ("cached-partial", "tree-mode", "functional")
+)
 
 FRAMEWORKS: dict[str, Framework] = {
     f.name: f
     for f in (
         Framework(
-            "torch",
-            "frameworks.pytorch",
-            "main",
-            {},
-            "torch",
-            "PyTorch, eager mode",
-            "torch DataLoader",
-            _TORCH,
-            ("torch",),
+            name="torch",
+            module="frameworks.pytorch",
+            env="main",
+            env_vars={},
+            package="torch",
+            description="PyTorch, eager mode",
+            pipeline="torch DataLoader",
+            distributions=_TORCH,
+            facts=("torch",),
             candidates=TORCH_CANDIDATES,
             releases=">=2.4",
             pinned=_TORCH,
         ),
         Framework(
-            "tensorflow",
-            _KERAS,
-            "main",
-            {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
-            "tensorflow",
-            "Keras 3 on TensorFlow",
-            "tf.data",
-            ("keras", "tensorflow-cpu"),
-            ("keras", "tensorflow"),
-            candidates=(*_SPE, *(Candidate(n, _EXE, _KERAS_DOC) for n in ("xla", "xla-spe-32"))),
+            name="tensorflow",
+            module=_KERAS,
+            env="main",
+            env_vars={**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "tensorflow"},
+            package="tensorflow",
+            description="Keras 3 on TensorFlow",
+            pipeline="tf.data",
+            distributions=("keras", "tensorflow-cpu"),
+            facts=("keras", "tensorflow"),
+            candidates=(*_SPE, *(Candidate(name=n, changes=_EXE, source=_KERAS_DOC) for n in ("xla", "xla-spe-32"))),
             releases=">=2.16",
             pinned=("tensorflow-cpu",),
         ),  # 2.16: Keras 3 the default
         Framework(
-            "keras-jax",
-            _KERAS,
-            "jax",
-            {**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"},
-            "jax",
-            "Keras 3 on JAX",
-            "",
-            ("keras", *_JAX),
-            ("keras", "jax"),
+            name="keras-jax",
+            module=_KERAS,
+            env="jax",
+            env_vars={**_TF_QUIET, **_NO_PREALLOC, "KERAS_BACKEND": "jax"},
+            package="jax",
+            description="Keras 3 on JAX",
+            pipeline="",
+            distributions=("keras", *_JAX),
+            facts=("keras", "jax"),
             candidates=_SPE,
             releases=">=3.5",
             pinned=("keras",),
         ),  # its release is Keras's
         Framework(
-            "keras-torch",
-            _KERAS,
-            "main",
-            {**_TF_QUIET, "KERAS_BACKEND": "torch"},
-            "torch",
-            "Keras 3 on PyTorch",
-            "",
-            ("keras", *_TORCH),
-            ("keras", "torch"),
-            candidates=(Candidate("jit-compile", _EXE, _KERAS_DOC + "; torch.compile on torch"),),
+            name="keras-torch",
+            module=_KERAS,
+            env="main",
+            env_vars={**_TF_QUIET, "KERAS_BACKEND": "torch"},
+            package="torch",
+            description="Keras 3 on PyTorch",
+            pipeline="",
+            distributions=("keras", *_TORCH),
+            facts=("keras", "torch"),
+            candidates=(Candidate(name="jit-compile", changes=_EXE, source=_KERAS_DOC + "; torch.compile on torch"),),
             releases=">=3.5",
             pinned=("keras",),
         ),
         Framework(
-            "jax",
-            "frameworks.jax_flax",
-            "jax",
-            _NO_PREALLOC,
-            "flax",
-            "JAX, Flax Linen + Optax",
-            "numpy + jax.device_put",
-            (*_JAX, "flax", "optax"),
-            ("jax",),
-            candidates=tuple(Candidate(f"scan-{k}", _EXE, _SCAN) for k in (8, 32, "epoch")),
+            name="jax",
+            module="frameworks.jax_flax",
+            env="jax",
+            env_vars=_NO_PREALLOC,
+            package="flax",
+            description="JAX, Flax Linen + Optax",
+            pipeline="numpy + jax.device_put",
+            distributions=(*_JAX, "flax", "optax"),
+            facts=("jax",),
+            candidates=tuple(Candidate(name=f"scan-{k}", changes=_EXE, source=_SCAN) for k in (8, 32, "epoch")),
             releases=">=0.5",
             pinned=_JAX,
         ),
         Framework(
-            "jax-nnx",
-            "frameworks.jax_nnx",
-            "jax",
-            _NO_PREALLOC,
-            "flax",
-            "JAX, Flax NNX + Optax",
-            "numpy + jax.device_put",
-            (*_JAX, "flax", "optax"),
-            ("jax",),
+            name="jax-nnx",
+            module="frameworks.jax_nnx",
+            env="jax",
+            env_vars=_NO_PREALLOC,
+            package="flax",
+            description="JAX, Flax NNX + Optax",
+            pipeline="numpy + jax.device_put",
+            distributions=(*_JAX, "flax", "optax"),
+            facts=("jax",),
             candidates=NNX_CANDIDATES,
             releases=">=0.5",
             pinned=_JAX,
         ),  # flax resolves to a release with NNX's API of 0.12
         Framework(
-            "mxnet",
-            "frameworks.mxnet_gluon",
-            "mxnet",
-            {},
-            "mxnet",
-            "MXNet Gluon, hybridized",
-            "Gluon DataLoader",
-            ("mxnet",),
-            ("mxnet",),
-            ("fp32", "tf32"),
+            name="mxnet",
+            module="frameworks.mxnet_gluon",
+            env="mxnet",
+            env_vars={},
+            package="mxnet",
+            description="MXNet Gluon, hybridized",
+            pipeline="Gluon DataLoader",
+            distributions=("mxnet",),
+            facts=("mxnet",),
+            precisions=("fp32", "tf32"),
         ),  # no bf16 in Gluon 1.9; its
         # documented speed path, hybridize(static_alloc, static_shape), is already its default here
         Framework(
-            "paddle",
-            "frameworks.paddle_dygraph",
-            "paddle",
-            {},
-            "paddle",
-            "PaddlePaddle, dygraph",
-            "paddle DataLoader",
-            ("paddlepaddle",),
-            ("paddle",),
-            ("fp32",),
+            name="paddle",
+            module="frameworks.paddle_dygraph",
+            env="paddle",
+            env_vars={},
+            package="paddle",
+            description="PaddlePaddle, dygraph",
+            pipeline="paddle DataLoader",
+            distributions=("paddlepaddle",),
+            facts=("paddle",),
+            precisions=("fp32",),
             candidates=(
-                Candidate("to-static", _EXE, "paddlepaddle.org paddle.jit.to_static: dynamic graph to static"),
+                Candidate(
+                    name="to-static",
+                    changes=_EXE,
+                    source="paddlepaddle.org paddle.jit.to_static: dynamic graph to static",
+                ),
             ),
             releases=">=3.0",
             pinned=("paddlepaddle",),
             release_extras=("setuptools",),
         ),
         Framework(
-            "mlx",
-            "frameworks.mlx_nn",
-            "mlx",
-            {},
-            "mlx",
-            "MLX (mlx.nn), CPU build",
-            "mx.array gather (MLX's examples)",
-            ("mlx", "mlx-cpu"),
-            ("mlx",),
-            ("fp32",),
-            candidates=(Candidate("compile", _EXE, "ml-explore.github.io mlx mx.compile: the training step"),),
+            name="mlx",
+            module="frameworks.mlx_nn",
+            env="mlx",
+            env_vars={},
+            package="mlx",
+            description="MLX (mlx.nn), CPU build",
+            pipeline="mx.array gather (MLX's examples)",
+            distributions=("mlx", "mlx-cpu"),
+            facts=("mlx",),
+            precisions=("fp32",),
+            candidates=(
+                Candidate(
+                    name="compile", changes=_EXE, source="ml-explore.github.io mlx mx.compile: the training step"
+                ),
+            ),
             releases=">=0.20",
             pinned=("mlx", "mlx-cpu"),
         ),

@@ -51,7 +51,7 @@ def register(monkeypatch):
     registry for this test only (the registry is restored afterwards)."""
 
     def add(name: str, module: str = "tests.support.fake_adapter", env: str = "main", **env_vars) -> Framework:
-        fw = Framework(name, module, env, env_vars)
+        fw = Framework(name=name, module=module, env=env, env_vars=env_vars)
         monkeypatch.setitem(FRAMEWORKS, name, fw)
         return fw
 
@@ -63,7 +63,7 @@ def register_env(monkeypatch):
     """register_env(key, venv): an Environment in the registry for this test only."""
 
     def add(key: str, venv: str) -> Environment:
-        env = Environment(venv, f"requirements/{key}.txt")
+        env = Environment(venv=venv, requirements=f"requirements/{key}.txt")
         monkeypatch.setitem(ENVIRONMENTS, key, env)
         return env
 

@@ -151,9 +151,9 @@ def offline(tmp_path, monkeypatch):
     }.items():
         monkeypatch.setenv(k, v)
     fake = Framework(
-        "fake",
-        "tests.support.fake_adapter",
-        "main",
+        name="fake",
+        module="tests.support.fake_adapter",
+        env="main",
         distributions=("dlbench-fake",),
         releases=">=1,<3",
         pinned=("dlbench-fake",),

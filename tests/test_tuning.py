@@ -190,8 +190,14 @@ def test_a_tuned_tier_whose_choice_is_the_default_is_measured_once_as_the_defaul
 def fake_slow(monkeypatch):
     """fake-slow with three candidates that scale its 0.2 s epoch (tests/support/fake_adapter.py), all
     passing the parity gate (a fake cannot pass the real one: test_a_candidate_that_fails_parity...)."""
-    fakes = tuple(Candidate(n, ("execution",), "a fake flag") for n in ("half", "same", "double"))
-    fw = Framework("fake-slow", "tests.support.fake_adapter", "main", {"FAKE_MODE": "slow"}, candidates=fakes)
+    fakes = tuple(Candidate(name=n, changes=("execution",), source="a fake flag") for n in ("half", "same", "double"))
+    fw = Framework(
+        name="fake-slow",
+        module="tests.support.fake_adapter",
+        env="main",
+        env_vars={"FAKE_MODE": "slow"},
+        candidates=fakes,
+    )
     monkeypatch.setitem(FRAMEWORKS, "fake-slow", fw)
     return fw
 
@@ -243,7 +249,7 @@ def test_a_tune_sitting_chooses_the_faster_candidate_and_a_tuned_run_uses_it(fak
 
 def test_a_candidate_that_fails_parity_is_not_offered(fake_slow, tmp_path, monkeypatch):
     """The real gate: the fake's constant model fails parity, so nothing is measured and tuned = default."""
-    ok = Framework("fake-ok", "tests.support.fake_adapter", "main", {"FAKE_MODE": "ok"})
+    ok = Framework(name="fake-ok", module="tests.support.fake_adapter", env="main", env_vars={"FAKE_MODE": "ok"})
     monkeypatch.setitem(FRAMEWORKS, "fake-ok", ok)
     monkeypatch.setitem(driver.REFERENCES, "fake-slow", "fake-ok")  # a reference without torch's start-up
     cfg = TuneConfig(

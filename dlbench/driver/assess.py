@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dlbench import files
@@ -52,7 +52,7 @@ def _install_mib(python: Path, dists: list[str]) -> float | None:
 def measure(npz: Path, threads: int, log=print) -> dict:
     """Pipeline throughput, install size of the main packages and adapter code size, per framework."""
     out: dict = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threads": threads,
         "etl": {},
         "install_mib": {},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -194,7 +194,7 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
         "candidate": candidate(cfg, task, variant),
         "sitting": common["sitting"],  # this invocation and its boot: rows of one sitting compare directly
         **out,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "provenance": {
             **{k: v for k, v in common.items() if k != "sitting"},
             "machine": node,

@@ -7,6 +7,7 @@ import hashlib
 import os
 import platform
 import subprocess
+from datetime import UTC
 from pathlib import Path
 
 from dlbench import files
@@ -99,12 +100,12 @@ def sitting() -> dict:
     """One invocation of the harness: an id of its own, the boot it ran on, when it started. Speed is
     compared within a sitting only (dlbench/analysis/speed.py)."""
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     return {
         "id": uuid.uuid4().hex[:12],
         "boot_id": boot_id(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

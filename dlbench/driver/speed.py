@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dlbench import files
@@ -391,7 +391,7 @@ class Sitting:
             "others_cpu_pct": others_pct,
             "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
             "framework_version": next(iter(versions.values()), None),
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "provenance": {
                 **self.common,
                 "environment": fw.env,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dlbench import files
 from dlbench.analysis import tuning
@@ -201,7 +201,7 @@ def _choice(cfg, name, task, node, offered, gate=None, rows=(), sid=None, d=None
         words,
         tuple(probes),
         started,
-        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 

@@ -21,10 +21,10 @@ import sys
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import harness
 from frameworks import FRAMEWORKS, Candidate, Framework
-fakes = tuple(Candidate(name, ("execution",), "a fake flag") for name in ("half", "same", "double"))
+fakes = tuple(Candidate(name=n, changes=("execution",), source="a fake flag") for n in ("half", "same", "double"))
 for mode in ("ok", "slow", "hang"):
-    FRAMEWORKS["fake-" + mode] = Framework("fake-" + mode, "tests.support.fake_adapter", "main", {"FAKE_MODE": mode},
-                                           candidates=fakes)
+    FRAMEWORKS["fake-" + mode] = Framework(name="fake-" + mode, module="tests.support.fake_adapter", env="main",
+                                           env_vars={"FAKE_MODE": mode}, candidates=fakes)
 sys.exit(harness.main(sys.argv[1:]))
 """
 
