@@ -150,3 +150,26 @@ def test_the_cli_page_is_what_the_parser_says():
 
     page = (ROOT / "docs" / "cli.md").read_text()
     assert page == render(harness.parser()), "regenerate it: python -m dlbench.clidoc > docs/cli.md"
+
+
+def test_the_guide_runs_as_written_and_cites_only_names_that_exist():
+    """docs/adding-a-framework.md: its Python blocks execute against the registry (keyword fields that exist),
+    every private helper it cites is defined in frameworks/ or tasks/, every dotted dlbench./tasks. path
+    imports, and every test it names exists."""
+    import importlib
+    import re
+
+    import frameworks
+
+    guide = (ROOT / "docs" / "adding-a-framework.md").read_text()
+    for block in re.findall(r"```python\n(.*?)```", guide, flags=re.S):
+        exec(block, {**vars(frameworks)})  # a TypeError here: a field the registry no longer has
+    sources = "".join(p.read_text() for d in ("frameworks", "tasks", "dlbench") for p in (ROOT / d).rglob("*.py"))
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    for name in set(re.findall(r"`(_[a-z]\w*)`", guide)):
+        assert re.search(rf"def {name}\b", sources), f"the guide cites {name}, which no longer exists"
+    for path in set(re.findall(r"`((?:dlbench|tasks)\.[\w.]+)`", guide)):
+        module, _, attr = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), path
+    for test in set(re.findall(r"`(test_\w+)`", guide)):
+        assert f"def {test}(" in tests, test
