@@ -29,7 +29,9 @@ class Adapter(Protocol):
 
     def configure(self, threads: int, device: str, precision: str, deterministic: bool, tier: str) -> str:
         """Set thread pools, device, precision ("fp32" | "tf32" | "bf16", see dlbench.protocol.Precision),
-        deterministic kernels and the tier ("default" | "tuned") before anything is built; return the device."""
+        deterministic kernels and the configuration before anything is built; return the device. `tier` is
+        "default" or the name of one of the framework's registered candidates (frameworks.Candidate.name:
+        the driver resolves "tuned" to tune's choice first); any other name raises ValueError."""
 
     def settings(self) -> dict[str, str]:
         """What shapes this adapter's speed, recorded beside its numbers (the fairness manifest): execution
