@@ -3,7 +3,8 @@
 Measured by `harness.py assess` (dlbench/driver/assess.py) into RESULTS/assessment.json: each
 framework's own input pipeline (dlbench/worker/pipelines.py, in the framework's interpreter), the
 installed size of its main packages, and the size of its adapter (logical lines of code, a proxy for
-ease of use). Raw performance comes from the runs. What is measured for which framework comes from its
+ease of use). Raw performance is the speed protocol's (tables.md, speed.md): not restated here from the
+convergence runs, which rank nothing. What is measured for which framework comes from its
 registry entry (frameworks/__init__.py: pipeline, distributions, facts). Documented facts (languages,
 licence, latest release, maintenance) live in frameworks/facts.json, each with its source. `render`
 turns both into the report's tables.
@@ -52,7 +53,7 @@ def code_lines(path: Path) -> int:
     return len(code - doc_lines)
 
 
-def render(results: Path, runs: pd.DataFrame) -> str:
+def render(results: Path) -> str:
     """The assessment section of the report: a measured table and a documented one."""
     facts = files.read_json(FACTS)
     measured = {}
@@ -60,15 +61,7 @@ def render(results: Path, runs: pd.DataFrame) -> str:
         measured = files.read_json(results / "assessment.json")
         if not isinstance(measured, dict):
             raise files.InputError(f"{results / 'assessment.json'} is not a JSON object: run `harness.py assess` again")
-    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     documented = {key for fw in FRAMEWORKS.values() for key in fw.facts}
-    profile = "full" if (ok.get("profile") == "full").any() else "quick"
-    runs_p = ok[ok["profile"] == profile]
-    epoch = runs_p["steady_epoch_s"].fillna(runs_p["first_epoch_s"])  # one-epoch runs: their only epoch
-    speed = epoch.groupby([runs_p["framework"], runs_p["task"]]).median()
-    from tasks import TASKS
-
-    tasks = [t for t in TASKS if t in set(runs_p["task"])]
     rows = []
     for fw, entry in FRAMEWORKS.items():
         pipe = entry.pipeline
@@ -77,10 +70,6 @@ def render(results: Path, runs: pd.DataFrame) -> str:
         rows.append(
             {
                 "framework": fw,
-                **{
-                    f"{t} epoch (s)": (f"{speed[fw, t]:.3g}" if (fw, t) in speed and pd.notna(speed[fw, t]) else "—")
-                    for t in tasks
-                },
                 "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none)"),
                 "pipeline samples/s": f"{etl['samples_per_s']:,.0f}"
                 if "samples_per_s" in etl
@@ -106,8 +95,8 @@ def render(results: Path, runs: pd.DataFrame) -> str:
     when = f"measured {measured['measured_at']}, {measured['threads']} threads" if measured else "not measured yet"
     return (
         "## Assessment\n\n### Measured\n\n"
-        f"Raw performance: median steady epoch of the {profile}-profile runs above (a run's only epoch where it had "
-        "one). Input pipelines, install sizes and adapter sizes from "
+        "Raw performance: the speed protocol's verdicts (the tables at the top, `speed.md`). Input pipelines, "
+        "install sizes and adapter sizes from "
         f"`harness.py assess` ({when}). Pipeline: one shuffled epoch of the 54,000 MNIST training arrays in "
         "batches of 128, each batch materialised as the framework's tensors (dlbench/worker/pipelines.py). "
         "Install size: the main packages' files in the environment (for Keras backends, Keras + the backend). "

@@ -401,7 +401,7 @@ def write_summary(results: Path, profile: str | None = None, figures: bool = Tru
         )
     from dlbench.analysis.assess import render
 
-    parts.append(render(results, df))
+    parts.append(render(results))
     if (results / "overhead.json").is_file():
         parts.append("## Adapter overhead\n\n" + overhead_table(results / "overhead.json") + "\n")
     if (results / "microbench").is_dir():
