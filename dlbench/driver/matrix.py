@@ -15,10 +15,10 @@ import numpy as np
 from dlbench.driver import signals
 from dlbench.driver.config import Executor, Order, RunConfig, Variant, check_output
 from dlbench.driver.progress import Progress
-from dlbench.driver.provenance import environment_lock, environment_sha256, git, machine, sitting
+from dlbench.driver.provenance import environment_sha256, git, machine, of_worker, record, sitting
 from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, measure_pairing, worker_env
 from dlbench.protocol import SCHEMA, JobConfig, Mode, Status, Tier
-from dlbench.results import append_row, recorded_ok
+from dlbench.results import recorded_ok
 from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 from tasks.data import prepare
@@ -174,6 +174,7 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
     fw, env = FRAMEWORKS[fw_name], ENVIRONMENTS[FRAMEWORKS[fw_name].env]
     versions = out.pop("versions", {})
     node = out.pop("machine", None) or common["machine"]
+    python = out.get("python")  # also a top-level field of the row, as the worker reported it
     row = {
         "schema": SCHEMA,
         "run_id": uuid.uuid4().hex,  # a row's identity: `harness.py merge` keeps each once
@@ -195,22 +196,18 @@ def finish_row(cfg: RunConfig, task, variant: Variant, seed, out, data, common, 
         "sitting": common["sitting"],  # this invocation and its boot: rows of one sitting compare directly
         **out,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "provenance": {
-            **{k: v for k, v in common.items() if k != "sitting"},
-            "machine": node,
-            "executor": cfg.executor,
-            "environment": fw.env,
-            "lock": environment_lock(env),
-            "environment_sha256": environment_sha256(env),
-            "python_executable": str(env.python),
-            "python": out.pop("python", None),
-            "packages": {**versions, "numpy": out.get("numpy_version")},
-            "data": data[TASKS[task].dataset][1],
-        },
+        "provenance": of_worker(
+            fw.env,
+            env,
+            {"versions": versions, "python": python, "numpy_version": out.get("numpy_version")},
+            data[TASKS[task].dataset][1],
+            **{k: v for k, v in common.items() if k not in ("sitting", "machine")},
+            machine=node,  # a Ray node's own, where the job ran on one
+            executor=cfg.executor,
+            python_executable=str(env.python),
+        ),
     }
-    spare = append_row(results, row)
-    if spare:
-        print(f"warning: could not append to {results}: this row is kept in {spare}", file=sys.stderr)
+    record(results, row)
     progress.finish(task, variant, seed, row)
     if row["status"] == Status.INTERRUPTED:
         raise Interrupted

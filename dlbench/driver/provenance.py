@@ -7,11 +7,13 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 from datetime import UTC
 from pathlib import Path
 
 from dlbench import files
 from dlbench.driver import children
+from dlbench.results import append_row
 from frameworks import ROOT, Environment
 
 
@@ -172,3 +174,26 @@ def environment_sha256(env: Environment) -> str | None:
         return None
     out, _ = tool(str(env.python), "-c", _PACKAGES, timeout=120)
     return hashlib.sha256(out.encode()).hexdigest() if out is not None else None
+
+
+def of_worker(fw_env: str, env: Environment, started: dict, data: dict, **extra) -> dict:
+    """A row's provenance from its worker: the environment (name, lock, fingerprint), the Python and packages
+    the worker reported (`started`: its versions, python, numpy_version), the data files, and `extra` (the
+    invocation's machine, git commit and argv)."""
+    versions = started.get("versions") or {}
+    return {
+        **extra,
+        "environment": fw_env,
+        "lock": environment_lock(env),
+        "environment_sha256": environment_sha256(env),
+        "python": started.get("python"),
+        "packages": {**versions, "numpy": started.get("numpy_version")},
+        "data": data,
+    }
+
+
+def record(path: Path, row: dict) -> None:
+    """Append the row whole to `path`; where that fails, say which recovery file holds it (nothing is lost)."""
+    spare = append_row(path, row)
+    if spare:
+        print(f"warning: could not append to {path}: this row is kept in {spare}", file=sys.stderr)

@@ -31,24 +31,20 @@ import json
 import math
 import os
 import queue
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dlbench import files
-from dlbench.driver import children, signals
+from dlbench.driver import signals
 from dlbench.driver.config import SpeedConfig, Variant, check_output
-from dlbench.driver.provenance import cpu_busy_s, environment_lock, environment_sha256, git, machine, sitting
-from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, worker_env
-from dlbench.protocol import SCHEMA, Event, JobConfig, Mode, Status, parse
-from dlbench.results import append_row
-from frameworks import ENVIRONMENTS, FRAMEWORKS, ROOT
+from dlbench.driver.provenance import cpu_busy_s, git, machine, of_worker, record, sitting
+from dlbench.driver.supervise import BUSY_CPU_PCT, Interrupted, Worker, worker_env
+from dlbench.protocol import SCHEMA, Event, JobConfig, Mode, Status
+from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 from tasks.data import prepare
 
@@ -106,12 +102,13 @@ def _cpu_s(pid: int) -> float:
 
 
 class Live:
-    """One speed worker, alive for a group: commands in, events out, a deadline on every answer."""
+    """One speed worker (supervise.Worker), alive for a group: commands in, events out, a deadline on every
+    answer."""
 
     def __init__(self, v: Variant, cfg: SpeedConfig, r: int, tmp: Path):
         fw = FRAMEWORKS[v.framework]
         self.v, self.env, self.cfg = v, ENVIRONMENTS[fw.env], cfg
-        self.id, self.proc, self.started = uuid.uuid4().hex, None, {}
+        self.worker, self.started = None, {}
         jc = JobConfig(
             Mode.SPEED,
             fw.module,
@@ -125,56 +122,29 @@ class Live:
         )
         if not self.env.python.exists():
             raise WorkerGone(Status.UNAVAILABLE, f"{self.env.venv} does not exist: {self.env.missing_hint}")
-        path = tmp / f"{self.id}.json"
-        files.write_whole(path, jc.to_json())
-        self.err = open(tmp / f"{self.id}.err", "w+")  # noqa: SIM115 - closed in stop()
-        env = {**worker_env(cfg.threads, fw.env_vars, cfg.device), "DLBENCH_PARENT_PID": str(os.getpid())}
-        self.proc = children.popen(
-            [str(self.env.python), "-m", "dlbench.worker", str(path)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.err,
-            text=True,
-            start_new_session=True,
-        )
-        self.events: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            ev = parse(line)
-            if ev is not None:
-                self.events.put(ev)
-        self.events.put(None)
-
-    def send(self, cmd: dict) -> None:
-        try:
-            self.proc.stdin.write(json.dumps(cmd) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # it died: the next answer says how
+        env = worker_env(cfg.threads, fw.env_vars, cfg.device)
+        self.worker = Worker(jc, self.env.python, env, tmp, commands=True)
+        self.id, self.proc = self.worker.id, self.worker.proc
 
     def ask(self, cmd: dict | None, timeout: float) -> dict:
         """Send `cmd` (None: just wait) and return the answer; WorkerGone if the worker ended or timed out."""
         if cmd is not None:
-            self.send(cmd)
+            self.worker.send(cmd)
         try:
-            ev = self.events.get(timeout=timeout)
+            ev = self.worker.events.get(timeout=timeout)
         except queue.Empty:
             self.stop()
             raise WorkerGone(Status.TIMEOUT, f"no answer within {timeout:g} s") from None
         if ev is None:
-            rc = self.proc.wait()
-            self.err.seek(0)
-            tail = [ln for ln in self.err.read().splitlines() if ln.strip()]
-            if rc < 0:
-                raise WorkerGone(Status.CRASHED, f"worker killed by {signal.Signals(-rc).name}")
-            raise WorkerGone(Status.ERROR, (tail[-1] if tail else f"worker exited with status {rc}")[:500])
+            gone = WorkerGone(*self.worker.ended(with_hint=False))
+            self.stop()
+            raise gone
         if ev["event"] == Event.ERROR and not ev.get("task"):
             raise WorkerGone(Status(ev["status"]), ev["error"])
         return ev
+
+    def send(self, cmd: dict) -> None:
+        self.worker.send(cmd)
 
     def cpu_s(self) -> float:
         return _cpu_s(self.proc.pid) if self.proc else 0.0
@@ -190,14 +160,8 @@ class Live:
             last = now
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-        if self.proc is not None:
-            self.err.close()
+        if self.worker is not None and not self.worker.err.closed:
+            self.worker.close()
 
 
 class Sitting:
@@ -392,19 +356,9 @@ class Sitting:
             "machine_busy": others_pct is not None and others_pct > BUSY_CPU_PCT,
             "framework_version": next(iter(versions.values()), None),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "provenance": {
-                **self.common,
-                "environment": fw.env,
-                "lock": environment_lock(env),
-                "environment_sha256": environment_sha256(env),
-                "python": st.get("python"),
-                "packages": {**versions, "numpy": st.get("numpy_version")},
-                "data": self.data[TASKS[task].dataset][1],
-            },
+            "provenance": of_worker(fw.env, env, st, self.data[TASKS[task].dataset][1], **self.common),
         }
-        spare = append_row(self.path, row)
-        if spare:
-            print(f"warning: could not append to {self.path}: this row is kept in {spare}", file=sys.stderr)
+        record(self.path, row)
         self.rows.append(row)
         if row["status"] == Status.OK:
             from dlbench.analysis.design import process_value

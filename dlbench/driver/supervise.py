@@ -1,13 +1,16 @@
 """One worker process, supervised: started with its framework's interpreter, watched, classified.
 
-`run_worker` starts `python -m dlbench.worker CONFIG.json`, reads its events (dlbench.protocol), enforces
-the deadline and the memory cap, and turns however it ended into a `Status` with a cause.
-`measure_pairing` wraps it with the machine's load around the run; it is what an executor (local or
-Ray) runs for each job.
+`Worker` is the one way the harness starts `python -m dlbench.worker CONFIG.json` (run, speed, parity and
+tune all go through it): its own session, the parent-death link, its events read on a thread
+(dlbench.protocol), its stderr kept, and however it ended turned into a `Status` with a cause (`ended`).
+`run_worker` drives a one-shot worker to its result under a deadline and a memory cap; dlbench/driver/speed.py
+drives long-lived ones by command. `measure_pairing` wraps `run_worker` with the machine's load around the
+run; it is what an executor (local or Ray) runs for each job.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -15,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +76,69 @@ def _kill_group(pgid: int) -> None:
         pass  # it ended on its own meanwhile
 
 
+class Worker:
+    """One `python -m dlbench.worker` process in its own session: its events on a queue (None: it ended)."""
+
+    def __init__(self, cfg: JobConfig, python: Path, env: dict, tmp: Path, commands: bool = False):
+        self.id = uuid.uuid4().hex
+        path = tmp / f"{self.id}.json"
+        files.write_whole(path, cfg.to_json())
+        self.err = open(tmp / f"{self.id}.err", "w+")  # noqa: SIM115 - closed in close()
+        # The worker asks the kernel to kill it if this process dies (dlbench/worker/__main__.py).
+        env = {**env, "DLBENCH_PARENT_PID": str(os.getpid())}
+        try:
+            self.proc = children.popen(
+                [str(python), "-m", "dlbench.worker", str(path)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self.err,
+                text=True,
+                start_new_session=True,  # its own process group: a kill reaches its children too
+            )
+        except BaseException:
+            self.err.close()
+            raise
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            ev = parse(line)
+            if ev is not None:
+                self.events.put(ev)
+        self.events.put(None)
+
+    def send(self, cmd: dict) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died: the next event (None) says so
+
+    def kill(self) -> None:
+        _kill_group(self.proc.pid)
+
+    def ended(self, with_hint: bool = True) -> tuple[Status, str]:
+        """After its last event: how it ended, from its exit status and the last line of its stderr."""
+        rc = self.proc.wait()
+        self.err.seek(0)
+        tail = [ln for ln in self.err.read().splitlines() if ln.strip()]
+        if rc < 0:
+            name = signal.Signals(-rc).name
+            hint = " (from outside: perhaps the kernel's OOM killer)" if name == "SIGKILL" and with_hint else ""
+            return Status.CRASHED, f"worker killed by {name}{hint}"
+        return Status.ERROR, (tail[-1] if tail else f"worker exited with status {rc}")[:500]
+
+    def close(self) -> None:
+        """Kill it if it still runs, reap it, close its stderr."""
+        if self.proc.poll() is None:
+            self.kill()
+        self.proc.wait()
+        self.err.close()
+
+
 def run_worker(
     cfg: JobConfig,
     python: Path,
@@ -88,69 +155,53 @@ def run_worker(
     With `max_rss_mib`, its process group's resident memory is polled twice a second and the group is
     killed past the cap (status oom): RLIMIT_AS cannot do this, JAX and TensorFlow reserve far more
     address space than they use."""
+    interrupted, timed_out, over_cap, peak_mib, finished = False, False, False, 0.0, False
+    result = error = None
     with tempfile.TemporaryDirectory() as tmp:
-        cfg_path, err_path = Path(tmp, "config.json"), Path(tmp, "stderr.txt")
-        files.write_whole(cfg_path, cfg.to_json())
-        # The worker asks the kernel to kill it if this process dies (dlbench/worker/__main__.py).
-        env = {**env, "DLBENCH_PARENT_PID": str(os.getpid())}
-        with open(err_path, "w+") as err:
-            before = os.times()
-            proc, interrupted, timed_out, over_cap, peak_mib = None, False, False, False, 0.0
-            result = error = None
-            try:
-                proc = children.popen(
-                    [str(python), "-m", "dlbench.worker", str(cfg_path)],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    text=True,
-                    start_new_session=True,  # its own process group: a timeout kills its children too
-                )
-                lines: queue.Queue = queue.Queue()
-                threading.Thread(
-                    target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True
-                ).start()
-                deadline, next_poll = time.monotonic() + timeout_s, 0.0
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        timed_out = True
+        before = os.times()
+        w = None
+        try:
+            w = Worker(cfg, python, env, Path(tmp))
+            deadline, next_poll = time.monotonic() + timeout_s, 0.0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                try:
+                    ev = w.events.get(timeout=min(remaining, 0.5))
+                except queue.Empty:
+                    ev = {}
+                if max_rss_mib and time.monotonic() >= next_poll:  # twice a second, however chatty the worker
+                    next_poll = time.monotonic() + 0.5
+                    peak_mib = max(peak_mib, group_rss_mib(w.proc.pid))
+                    if peak_mib > max_rss_mib:
+                        over_cap = True
                         break
-                    try:
-                        line = lines.get(timeout=min(remaining, 0.5))
-                    except queue.Empty:
-                        line = ""
-                    if max_rss_mib and time.monotonic() >= next_poll:  # twice a second, however chatty the worker
-                        next_poll = time.monotonic() + 0.5
-                        peak_mib = max(peak_mib, group_rss_mib(proc.pid))
-                        if peak_mib > max_rss_mib:
-                            over_cap = True
-                            break
-                    if line is None:
-                        break
-                    ev = parse(line) if line else None
-                    if ev is None:
-                        continue
-                    if ev["event"] == Event.RESULT:
-                        result = ev
-                    elif ev["event"] == Event.ERROR:
-                        error = ev
-                    elif ev["event"] == Event.TRAINING:
-                        if monitor:
-                            monitor.training_started()
-                    else:
-                        if monitor:
-                            monitor.epoch_ended()
-                        on_event(ev)
-            except KeyboardInterrupt:  # a stop signal (dlbench/driver/signals.py), wherever it landed
-                interrupted = True
-            if proc is not None and (interrupted or timed_out or over_cap):
-                _kill_group(proc.pid)
-            rc = proc.wait() if proc is not None else None
-            after = os.times()
-            err.seek(0)
-            tail = [ln for ln in err.read().splitlines() if ln.strip()]
+                if ev is None:
+                    finished = True
+                    break
+                if not ev:
+                    continue
+                if ev["event"] == Event.RESULT:
+                    result = ev
+                elif ev["event"] == Event.ERROR:
+                    error = ev
+                elif ev["event"] == Event.TRAINING:
+                    if monitor:
+                        monitor.training_started()
+                else:
+                    if monitor:
+                        monitor.epoch_ended()
+                    on_event(ev)
+        except KeyboardInterrupt:  # a stop signal (dlbench/driver/signals.py), wherever it landed
+            interrupted = True
+        if w is not None and (interrupted or timed_out or over_cap):
+            w.kill()
+        exit_ = w.ended() if w is not None and finished else None
+        if w is not None:
+            w.close()
+        after = os.times()
     worker_cpu_s = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     usage = {"worker_cpu_s": round(worker_cpu_s, 2)}
     if interrupted:
@@ -168,11 +219,8 @@ def run_worker(
         return {"status": Status.OK, "error": None, **result, **(monitor.summary() if monitor else {}), **usage}
     if error is not None:
         return {"status": Status(error["status"]), "error": error["error"], **usage}
-    if rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (from outside: perhaps the kernel's OOM killer)" if name == "SIGKILL" else ""
-        return {"status": Status.CRASHED, "error": f"worker killed by {name}{hint}", **usage}
-    return {"status": Status.ERROR, "error": (tail[-1] if tail else f"worker exited with status {rc}")[:500], **usage}
+    status, cause = exit_ or (Status.ERROR, "worker ended without a result")
+    return {"status": status, "error": cause, **usage}
 
 
 def measure_pairing(
