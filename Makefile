@@ -25,7 +25,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 export DLBENCH_DATA_DIR ?= $(if $(wildcard ../shared/data/README.md),$(abspath ../shared/data),)
 BENCH_ARGS ?=
 
-.PHONY: setup bench test lint lock clean
+.PHONY: setup bench test test-slow lint lock clean
 setup: .venv/.stamp $(EXTRA:%=.venv-%/.stamp)
 
 $(UV):
@@ -61,10 +61,15 @@ endef
 bench: setup
 	$(PY) harness.py speed $(BENCH_ARGS)
 
+# `make test` leaves the tests marked slow (every framework's interpreter end to end: conformance, parity of
+# all, Ray, the assessment, the seed recipe) to `make test-slow`; CI (.ci/run) runs both.
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
 	@# the framework-neutral data code must also work under MXNet's numpy 1.23
 	if [ -x .venv-mxnet/bin/python ]; then .venv-mxnet/bin/python -m pytest -q tests/test_data.py; fi
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -18,6 +18,8 @@ from frameworks import ENVIRONMENTS, FRAMEWORKS
 from tasks import TASKS
 from tests.support.cli import ROOT
 
+pytestmark = pytest.mark.slow  # minutes of real frameworks: `make test-slow` runs it (and CI)
+
 EXPORTER = "torch"
 _cache: dict[str, dict] = {}
 

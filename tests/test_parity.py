@@ -15,6 +15,7 @@ from tasks import TASKS
 from tests.support.cli import cli
 
 
+@pytest.mark.slow
 def test_every_framework_passes_on_every_task(tmp_path):
     r = cli("parity", "--results", str(tmp_path), timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

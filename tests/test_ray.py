@@ -14,6 +14,8 @@ import pytest
 from frameworks import ENVIRONMENTS
 from tests.support.cli import LAUNCH, ROOT
 
+pytestmark = pytest.mark.slow  # minutes of real frameworks: `make test-slow` runs it (and CI)
+
 ray = pytest.importorskip("ray", reason="ray is not installed: run `make setup`")
 RAY = shutil.which("ray", path=os.path.dirname(sys.executable))
 

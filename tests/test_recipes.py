@@ -44,6 +44,7 @@ def test_a_task_without_a_seed_recipe_is_refused_in_one_line(tasks, tmp_path):
     assert not (tmp_path / "runs.jsonl").exists()
 
 
+@pytest.mark.slow
 @needs_data
 def test_a_seed_recipe_run_records_its_recipe_and_trains_on_the_whole_training_set(tmp_path, data_dir):
     args = [

@@ -123,6 +123,7 @@ def test_the_transformer_task_has_keras_parameter_count_and_layout():
 BUILT_BY = ("torch", "tensorflow", "keras-jax", "keras-torch", "jax", "jax-nnx", "paddle", "mlx", "mxnet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUILT_BY)
 def test_an_adapter_trains_the_transformer_as_the_numpy_reference_does(name):
     """Forward and 10 Adam steps against the references (until the task is registered and `harness.py

@@ -6,6 +6,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +191,7 @@ def test_code_lines_count_code_only(tmp_path):
     assert code_lines(f) == 4  # import, def, and the two lines of the return
 
 
+@pytest.mark.slow
 @needs_data
 def test_assess_measures_every_pipeline_and_the_report_shows_it(tmp_path):
     from frameworks import ENVIRONMENTS, FRAMEWORKS
@@ -212,6 +214,7 @@ def test_assess_measures_every_pipeline_and_the_report_shows_it(tmp_path):
     assert "## Assessment" in md and "tf.data" in md and "Apache MXNet" in md and "attic.apache.org" in md
 
 
+@pytest.mark.slow
 def test_microbench_writes_pytest_benchmark_json_and_a_side_by_side_table(tmp_path):
     r = cli("microbench", "--frameworks", "torch", "--results", str(tmp_path), timeout=900)
     assert r.returncode == 0, r.stderr
