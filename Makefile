@@ -62,7 +62,7 @@ bench: setup
 	$(PY) harness.py speed $(BENCH_ARGS)
 
 # `make test` leaves the tests marked slow (every framework's interpreter end to end: conformance, parity of
-# all, Ray, the assessment, the seed recipe) to `make test-slow`; CI (.ci/run) runs both.
+# all, each adapter's candidates, Ray, the assessment, the seed recipe) to `make test-slow`; CI (.ci/run) runs both.
 test: setup
 	$(PY) -m pytest -q -m "not slow" tests
 	@# the framework-neutral data code must also work under MXNet's numpy 1.23

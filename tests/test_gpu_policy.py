@@ -75,6 +75,7 @@ def test_torch_compile_rows_record_peak_device_memory_through_the_same_adapter()
     assert tier == "tuned" and callable(importlib.import_module(FRAMEWORKS[name].module).peak_device_mib)
 
 
+@pytest.mark.slow
 def test_a_real_bf16_run_trains_and_says_so(tmp_path):
     r = cli(
         "run",

@@ -102,6 +102,7 @@ def settings(name: str, tiers: list[str]) -> dict[str, dict]:
     return {x["tier"]: x.get("settings") or {"error": x["error"]} for x in lines}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FRAMEWORKS))
 def test_each_candidate_changes_exactly_the_settings_it_names_and_nothing_else_is_accepted(name):
     """Every registered candidate is one the adapter knows, and differs from the default where it says it does."""
