@@ -114,7 +114,7 @@ def cmd_history(a: argparse.Namespace) -> int:
 
     return history.run(
         c.names(a.framework, FRAMEWORKS, "framework")[0],
-        c.path(a.results, "--results", "folder"),
+        c.existing_dir(a.results, "--results"),
         c.percent(a.equivalence, "--equivalence"),
     )
 

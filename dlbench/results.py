@@ -79,6 +79,21 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "gpu_energy_j": (_NUM, True),
     "cpu_energy_j": (_NUM, True),
 }
+# A speed row (`"kind": "speed"`, RESULTS/speed.jsonl) has these too: its sitting, its anchor and its windows.
+SPEED_FIELDS: dict[str, tuple[str, bool]] = {
+    "kind": (_STR, False),
+    "sitting": (_DICT, False),
+    "anchor": (_STR, True),
+    "round": (_INT, True),
+    "candidate": (_STR, True),
+    "window_kind": (_STR, True),
+    "window_steps": (_LIST, True),
+    "window_s": (_LIST, True),
+    "epoch_steps": (_INT, True),
+    "pairs": (_INT, True),
+    "task_s": (_NUM, True),
+}
+WINDOW_KINDS = ("epoch", "pairs")
 HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PROVENANCE_DICTS = ("machine", "git", "packages", "data", "lock")  # each a dict (or null) when present
 
@@ -91,17 +106,56 @@ def _is(kind: str, v) -> bool:
     return isinstance(v, {_STR: str, _BOOL: bool, _DICT: dict, _LIST: list}[kind])
 
 
-def problem(row) -> str | None:
-    """Why `row` is not a usable results row, or None."""
-    if not isinstance(row, dict):
-        return f"a JSON {type(row).__name__}, not an object"
-    for name, (kind, nullable) in FIELDS.items():
+def _fields(row: dict, fields: dict[str, tuple[str, bool]]) -> str | None:
+    for name, (kind, nullable) in fields.items():
         v = row.get(name)
         if v is None:
             if not nullable:
                 return f"no {name}"
         elif not _is(kind, v):
             return f"{name} is not a {kind}: {json.dumps(v)[:40]}"
+    return None
+
+
+def speed_problem(row: dict) -> str | None:
+    """Why a speed row is not usable, or None: its sitting has a string id, its windows are as many positive
+    step counts as finite non-negative times, its window kind is known, its epoch has a positive step count."""
+    why = _fields(row, SPEED_FIELDS)
+    if why:
+        return why
+    sitting = row["sitting"]
+    if not isinstance(sitting.get("id"), str) or not sitting["id"]:
+        return "sitting.id is not a string"
+    bad = [k for k in ("boot_id", "started") if sitting.get(k) is not None and not isinstance(sitting[k], str)]
+    if bad:
+        return f"sitting.{bad[0]} is not a string"
+    if row.get("window_kind") is not None and row["window_kind"] not in WINDOW_KINDS:
+        return f"unknown window_kind {str(row['window_kind'])[:40]!r}"
+    steps, seconds = row.get("window_steps") or [], row.get("window_s") or []
+    if not all(_is(_INT, k) and k > 0 for k in steps):
+        return "window_steps are not positive integers"
+    if not all(_is(_NUM, t) and t >= 0 for t in seconds):
+        return "window_s are not finite non-negative numbers"
+    if len(steps) != len(seconds):
+        return f"{len(steps)} window_steps for {len(seconds)} window_s"
+    if row.get("epoch_steps") is not None and row["epoch_steps"] <= 0:
+        return "epoch_steps is not positive"
+    return None
+
+
+def problem(row) -> str | None:
+    """Why `row` is not a usable results row (a run's, or a speed row's), or None."""
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    why = _fields(row, FIELDS)
+    if why:
+        return why
+    if row.get("kind") is not None:
+        if row["kind"] != "speed":
+            return f"unknown kind {str(row['kind'])[:40]!r}"
+        why = speed_problem(row)
+        if why:
+            return why
     if row["status"] not in {s.value for s in Status}:
         return f"unknown status {row['status'][:40]!r}"
     for i, h in enumerate(row.get("history") or []):
@@ -125,6 +179,7 @@ class Rows:
 
     rows: list[dict] = field(default_factory=list)
     bad: list[tuple[int, str]] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # each usable row's line number
 
     def warning(self, path: Path) -> str | None:
         if not self.bad:
@@ -154,6 +209,7 @@ def read_rows(path: Path) -> Rows:
             out.bad.append((n, why))
         else:
             out.rows.append(row)
+            out.numbers.append(n)
     return out
 
 

@@ -430,7 +430,10 @@ def stubbed(monkeypatch, tmp_path):
         (tu, "run"),
     ):
         monkeypatch.setattr(mod, fn, lambda cfg, *_, **__: calls.append(cfg) or 0)
-    monkeypatch.chdir(tmp_path)  # a hostile --results that is valid becomes a folder here, not in the repo
+    # A hostile --results that is valid becomes a folder here, not in the repo; the working folder is four
+    # levels down so that "../../.." stays inside the test's own folder (nothing else on the machine is read).
+    (tmp_path / "cwd" / "a" / "b" / "c").mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path / "cwd" / "a" / "b" / "c")
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path / "cache"))
     return calls
 
@@ -439,6 +442,8 @@ def stubbed(monkeypatch, tmp_path):
 @given(command=st.sampled_from(sorted(OPTIONS)), data=st.data(), value=HOSTILE)
 def test_any_string_for_any_option_is_a_checked_config_or_one_line_and_exit_2(stubbed, capsys, command, data, value):
     option = data.draw(st.sampled_from(OPTIONS[command]))
+    if value.startswith("/") and not value.startswith(("/dev/", "/proc/")):  # confined to the test's own folder
+        value = str(Path.cwd().parents[3]) + value
     folders = {"compare": ["a", "b"], "merge": ["a"]}.get(command, [])
     positional = folders or {"history": ["torch"]}.get(command, [])
     for p in folders:

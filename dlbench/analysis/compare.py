@@ -21,6 +21,7 @@ to standard output, and to `-o FILE` when asked: never over a file either set wa
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Metric:
     worse_up: bool | None  # True: up is worse and fails the exit status; None: never fails it
 
 
+HEADER = "# dlbench compare"  # the first line of its output: the one kind of file `-o` may replace
 SPEED = Metric("time per step ÷ the anchor's", "slower", "faster", DELTA, "processes", True)
 METRICS = {
     "test_accuracy": Metric("test accuracy", "better", "worse", 0.01, "runs", None),
@@ -217,7 +219,7 @@ def compare_sets(
     if not base.runs.empty and not new.runs.empty:
         only_runs = compare_runs(base.runs, new.runs, threshold, found, show_all)
     text = (
-        "# dlbench compare\n\nNEW / BASE: speed through each sitting's anchor"
+        f"{HEADER}\n\nNEW / BASE: speed through each sitting's anchor"
         + (f" ({anchor})" if anchor else "")
         + " from the speed sittings; accuracy, peak RSS and epochs over the convergence runs. Welch's t with "
         f"Hsu's df, Holm within each task (and metric), intervals at Holm's stopping level; equivalent within "
@@ -296,6 +298,24 @@ def _setting(k: tuple) -> str:
     return f"{where}, {d['precision']}, {d['tier']}{recipe}"
 
 
+def _earlier_output(path: Path) -> bool:
+    """Whether `path`, through any link, is a regular file that compare wrote (it starts with HEADER): the only
+    file compare overwrites, so no spelling of a results file (`..`, a symlink, a hard link) is ever replaced."""
+    try:
+        with open(path, "rb") as f:
+            return path.resolve().is_file() and f.read(len(HEADER)) == HEADER.encode()
+    except OSError:
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name one file, through any spelling, symlink or hard link."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def run(
     base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False, anchor: str | None = None
 ) -> int:
@@ -308,8 +328,10 @@ def run(
     text, worse = compare_sets(*sides, threshold, show_all, anchor)
     if output:
         out = Path(output)
-        if out.resolve() in {p.resolve() for s in sides for p in s.read}:
+        if any(_same(out, p) for s in sides for p in s.read):
             raise UsageError(f"--output {out} is a file compare read: name another file")
+        if (out.exists() or out.is_symlink()) and not _earlier_output(out):
+            raise UsageError(f"--output {out} exists and is not an earlier compare's output: name a new file")
         try:
             files.write_whole(out, text)
         except OSError as e:

@@ -238,8 +238,8 @@ def _fmt(col: str, v) -> str:
     """Human formatting: accuracies to 4 decimals, seconds to 3 significant digits, counts with commas."""
     if col == "epochs_to_target":
         return "not reached" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:g}"
-    if v is None or (isinstance(v, float) and pd.isna(v)):
-        return "—"
+    if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+        return "—"  # not measured, or not a figure (a division by a zero count): never "inf" or "nan"
     if isinstance(v, str):  # already words: "— (busy runs only)"
         return v
     if col == "test_accuracy":

@@ -11,6 +11,7 @@ dlbench/analysis/tables.py renders every table.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from dlbench.analysis.design import process_value
 from dlbench.analysis.verdicts import ALPHA, DELTA, Comparison, Verdict, Welch, against_differences, bimodal, decide
-from dlbench.results import read_rows
+from dlbench.results import read_rows, speed_problem
 from tasks import TASKS
 
 DECIDED = (Verdict.FASTER, Verdict.SLOWER, Verdict.EQUIVALENT)
@@ -33,27 +34,38 @@ def label(row: dict) -> str:
 
 
 def usable(row: dict) -> bool:
-    """An ok, quiet speed row with windows and a sitting, whose time per step is positive."""
+    """An ok, quiet speed row whose fields pass the speed row's schema (dlbench/results.py), with windows, and
+    whose time per step is finite and positive."""
     if not (
-        row.get("kind") == "speed"
-        and row["status"] == "ok"
+        isinstance(row, dict)
+        and row.get("kind") == "speed"
+        and row.get("status") == "ok"
         and not row.get("machine_busy")
         and row.get("window_s")
-        and isinstance(row.get("sitting"), dict)
+        and row.get("window_kind")
+        and isinstance(row.get("task"), str)
+        and isinstance(row.get("framework"), str)
+        and speed_problem(row) is None
     ):
         return False
     try:
-        return process_value(row) > 0
+        value = process_value(row)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return False
+    return math.isfinite(value) and value > 0
 
 
 def load_speed(results: Path) -> tuple[list[dict], list[str]]:
-    """The speed rows of RESULTS/speed.jsonl (all of them), and warnings about skipped lines."""
+    """The speed rows of RESULTS/speed.jsonl (all of them), and warnings about the lines set aside: those the
+    reader refused (dlbench/results.py) and rows that are not speed rows."""
     path = results / "speed.jsonl" if results.is_dir() else results
     found = read_rows(path)
-    warning = found.warning(path)
-    return [r for r in found.rows if r.get("kind") == "speed"], [warning] if warning else []
+    warnings = [w] if (w := found.warning(path)) else []
+    others = [n for n, r in zip(found.numbers, found.rows, strict=True) if r.get("kind") != "speed"]
+    if others:
+        where = ", ".join(f"{n} (not a speed row)" for n in others[:5]) + (" ..." if len(others) > 5 else "")
+        warnings.append(f"warning: set aside {len(others)} row(s) of {path}: line {where}")
+    return [r for r in found.rows if r.get("kind") == "speed"], warnings
 
 
 def values(rows: list[dict]) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
@@ -85,9 +97,15 @@ def diffs(rows: list[dict]) -> dict[str, dict[str, dict[str, dict[int, float]]]]
 
 
 def anchor_of(rows: list[dict], sitting_id: str) -> str | None:
-    names = {r.get("anchor") for r in rows if (r.get("sitting") or {}).get("id") == sitting_id}
+    names = {r.get("anchor") for r in rows if sitting_of(r) == sitting_id}
     names.discard(None)
     return names.pop() if len(names) == 1 else None
+
+
+def sitting_of(row: dict) -> str | None:
+    """The id of the sitting a speed row belongs to (None where it names none)."""
+    sitting = row.get("sitting")
+    return sitting.get("id") if isinstance(sitting, dict) and isinstance(sitting.get("id"), str) else None
 
 
 def sitting_ids(rows: list[dict]) -> list[str]:
@@ -100,13 +118,15 @@ class Sitting:
     """One sitting's per-task values and paired differences, computed once for its tables and plot."""
 
     def __init__(self, rows: list[dict], sitting_id: str):
-        mine = [r for r in rows if (r.get("sitting") or {}).get("id") == sitting_id]
+        mine = [r for r in rows if sitting_of(r) == sitting_id]
         self.id, self.rows = sitting_id, mine
         self.per_task = values(mine).get(sitting_id, {})
         self.paired = diffs(mine).get(sitting_id, {})
         self.anchor = anchor_of(mine, sitting_id)
         self.info = next(r for r in mine if usable(r)) if any(usable(r) for r in mine) else mine[0]
         self.tasks = [t for t in TASKS if t in self.per_task] + sorted(t for t in self.per_task if t not in TASKS)
+        machine = (self.info.get("provenance") or {}).get("machine") or {}
+        self.cpu = machine.get("cpu") or "CPU not recorded"
 
     def bimodal_notes(self, task: str) -> dict[str, str]:
         """variant -> "bimodal in k of n" where some of its processes' long windows ran at two speeds."""

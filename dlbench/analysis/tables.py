@@ -18,6 +18,7 @@ target. Speed comes from one sitting; accuracy does not depend on the machine's 
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from dlbench.analysis.speed import (
     label,
     load_speed,
     sitting_ids,
+    sitting_of,
     split,
     steps,
     tier_comparisons,
@@ -176,8 +178,8 @@ def _with_runs(table: pd.DataFrame, per: dict, runs: pd.DataFrame, task: str) ->
 
 def seed_recipe_line(task: str, runs: pd.DataFrame) -> str:
     """The `--recipe seed` runs' accuracy per framework beside the published figure ("" where there are none)."""
-    t = TASKS[task]
-    if runs.empty or t.seed_recipe is None:
+    t = TASKS.get(task)
+    if runs.empty or t is None or t.seed_recipe is None:
         return ""
     r = t.seed_recipe
     how = (
@@ -204,7 +206,7 @@ def kept_defaults(results: Path | None, frameworks: set[str]) -> dict[str, tuple
 def _head(s: Sitting, delta: float) -> str:
     return (
         f"Speed: sitting {s.id} (boot {str(s.info['sitting'].get('boot_id'))[:8]}, "
-        f"{s.info['provenance']['machine'].get('cpu')}, {s.info['threads']} threads), anchor {s.anchor}, "
+        f"{s.cpu}, {s.info.get('threads')} threads), anchor {s.anchor}, "
         f"equivalence within ±{100 * delta:g} %."
     )
 
@@ -236,12 +238,12 @@ def speed_md(rows: list[dict], delta: float = DELTA, sitting_id: str | None = No
     parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
     for sid in ids:
         s = Sitting(rows, sid)
-        mine = [r for r in rows if (r.get("sitting") or {}).get("id") == sid]
+        mine = [r for r in rows if sitting_of(r) == sid]
         busy = sum(1 for r in mine if r.get("machine_busy"))
         failed = [r for r in mine if r["status"] != "ok"]
         head = (
             f"Sitting {sid} (boot {str(s.info['sitting'].get('boot_id'))[:8]}, "
-            f"{s.info['provenance']['machine'].get('cpu')}, {s.info['threads']} threads, started "
+            f"{s.cpu}, {s.info.get('threads')} threads, started "
             f"{s.info['sitting'].get('started')}); anchor {s.anchor}."
         )
         if busy:
@@ -347,6 +349,8 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
 def write_speed(results: Path, sitting_id: str | None = None, delta: float = DELTA) -> str:
     """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting); returns the markdown of `sitting_id` (or all)."""
     rows, warnings = load_speed(results)
+    for w in warnings:
+        print(w, file=sys.stderr)
     text = speed_md(rows, delta)
     files.write_whole(results / "speed.md", "\n".join(warnings + [text]))
     return text if sitting_id is None else speed_md(rows, delta, sitting_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ class Probe:
     parity: str  # PASS, or why it was not offered
     verdict: str  # a Verdict against the default, or "not measured"
     ratio: float | None = None  # its time per step / the default's (geometric mean over groups)
-    interval: tuple[float, float] | None = None  # 95 % interval of the ratio
+    interval: tuple[float, float] | None = None  # the ratio's interval, at the level its verdict used
     processes: int = 0
     compile_s: float | None = None  # its first window (compilation and the first pass), median over processes
     default_compile_s: float | None = None  # the default's, the same way
@@ -56,11 +57,54 @@ class Choice:
     recorded: str = ""
 
     @classmethod
-    def from_json(cls, d: dict) -> Choice:
+    def from_json(cls, d) -> Choice:
+        """A recorded choice; ValueError naming the field where `d` is not one (tuning.json is read back)."""
+        why = _problem(d)
+        if why:
+            raise ValueError(why)
         probes = tuple(
             Probe(**{**p, "interval": tuple(p["interval"]) if p.get("interval") else None}) for p in d.get("probes", [])
         )
         return cls(d["key"], d["choice"], d["words"], probes, d.get("sitting"), d.get("recorded", ""))
+
+
+def _num(v, positive: bool = False) -> bool:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return ok and (v > 0 if positive else True)
+
+
+def _problem(d) -> str | None:
+    """Why a tuning.json entry is not a choice, or None: the types every reader of a choice relies on."""
+    if not isinstance(d, dict):
+        return "not an object"
+    key = d.get("key")
+    if not isinstance(key, dict) or not all(isinstance(key.get(k), str) for k in ("framework", "task")):
+        return "key has no framework and task names"
+    if not all(isinstance(d.get(k), str) for k in ("choice", "words")) or not isinstance(d.get("recorded", ""), str):
+        return "choice, words or recorded is not a string"
+    if d.get("sitting") is not None and not isinstance(d["sitting"], dict):
+        return "sitting is not an object"
+    probes = d.get("probes", [])
+    if not isinstance(probes, list):
+        return "probes is not a list"
+    fields = set(Probe.__dataclass_fields__)
+    for i, p in enumerate(probes):
+        if not isinstance(p, dict) or not set(p) <= fields:
+            return f"probes[{i}] is not a probe"
+        if not all(isinstance(p.get(k), str) for k in ("candidate", "parity", "verdict")):
+            return f"probes[{i}] has no candidate, parity or verdict string"
+        if p.get("ratio") is not None and not _num(p["ratio"], positive=True):
+            return f"probes[{i}].ratio is not a finite positive number"
+        interval = p.get("interval")
+        if interval is not None and not (
+            isinstance(interval, list) and len(interval) == 2 and all(map(_num, interval))
+        ):
+            return f"probes[{i}].interval is not two finite numbers"
+        if not (isinstance(p.get("processes", 0), int) and not isinstance(p.get("processes", 0), bool)):
+            return f"probes[{i}].processes is not an integer"
+        if any(p.get(k) is not None and not _num(p[k]) for k in ("compile_s", "default_compile_s")):
+            return f"probes[{i}] has a compile time that is not a finite number"
+    return None
 
 
 def choose(probes: list[Probe] | tuple[Probe, ...]) -> tuple[str, str]:
@@ -78,30 +122,36 @@ def choose(probes: list[Probe] | tuple[Probe, ...]) -> tuple[str, str]:
     )
 
 
-def load(results: Path) -> list[Choice]:
-    """The choices recorded in RESULTS/tuning.json ([] if there is none; one that does not parse is skipped)."""
+def read(results: Path) -> tuple[list[Choice], list]:
+    """(the choices recorded in RESULTS/tuning.json, the entries that are not choices, verbatim)."""
     path = results / FILE
     if not path.exists():
-        return []
+        return [], []
     record = files.read_json(path)
     found = record.get("choices") if isinstance(record, dict) else None
-    out = []
+    out, bad = [], []
     for d in found if isinstance(found, list) else []:
         try:
-            c = Choice.from_json(d)
-            json.dumps(c.key, sort_keys=True)  # a key that cannot be compared is no key
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue
-        if isinstance(c.key, dict) and isinstance(c.choice, str):
-            out.append(c)
-    return out
+            out.append(Choice.from_json(d))
+        except (ValueError, TypeError) as e:
+            bad.append(d)
+            print(files.one_line(f"warning: {path}: an entry set aside ({e})"), file=sys.stderr)
+    return out, bad
+
+
+def load(results: Path) -> list[Choice]:
+    """The choices recorded in RESULTS/tuning.json ([] if there is none; an entry that is not one is skipped,
+    with a warning)."""
+    return read(results)[0]
 
 
 def save(results: Path, new: list[Choice]) -> None:
-    """Record `new`, replacing any earlier choice with the same key (the file is written whole)."""
+    """Record `new`, replacing any earlier choice with the same key; an entry that is not a choice is kept
+    verbatim (never lost to a rewrite); the file is written whole."""
     keys = [json.dumps(c.key, sort_keys=True) for c in new]
-    kept = [c for c in load(results) if json.dumps(c.key, sort_keys=True) not in keys]
-    body = {"schema": SCHEMA, "choices": [asdict(c) for c in [*kept, *new]]}
+    choices, bad = read(results)
+    kept = [asdict(c) for c in choices if json.dumps(c.key, sort_keys=True) not in keys]
+    body = {"schema": SCHEMA, "choices": [*kept, *bad, *(asdict(c) for c in new)]}
     files.write_whole(results / FILE, json.dumps(body, indent=1) + "\n")
 
 
@@ -123,7 +173,7 @@ def table(choices: list[Choice]) -> pd.DataFrame:
                     **base,
                     "candidate": "—",
                     "parity": "",
-                    "× default [95 % interval]": "",
+                    "× default [interval]": "",
                     "verdict": "",
                     "first window s (default → it)": "",
                     "chosen": f"default ({c.words})",
@@ -141,7 +191,7 @@ def table(choices: list[Choice]) -> pd.DataFrame:
                     **base,
                     "candidate": p.candidate,
                     "parity": p.parity,
-                    "× default [95 % interval]": ratio,
+                    "× default [interval]": ratio,
                     "verdict": p.verdict,
                     "first window s (default → it)": first,
                     "chosen": "yes" if p.candidate == c.choice else "",
@@ -153,7 +203,7 @@ def table(choices: list[Choice]) -> pd.DataFrame:
                     **base,
                     "candidate": "default",
                     "parity": "",
-                    "× default [95 % interval]": "1",
+                    "× default [interval]": "1",
                     "verdict": "",
                     "first window s (default → it)": "",
                     "chosen": f"yes ({c.words})",

@@ -271,6 +271,14 @@ def path(value: str, what: str, kind: str = "path") -> Path:
     return Path(value)
 
 
+def existing_dir(value: str, what: str) -> Path:
+    """A folder that must already exist (one the command only reads)."""
+    found = path(value, what, "folder")
+    if not found.is_dir():
+        raise UsageError(f"{what} {value!r} is not a folder: name a results folder that exists")
+    return found
+
+
 def results_dir(value: str) -> Path:
     """--results: a folder name; that it can be written is checked before any work (dlbench/results.py)."""
     return path(value, "--results", "folder")
