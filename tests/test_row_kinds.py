@@ -176,3 +176,10 @@ def test_compare_refuses_an_output_that_names_a_results_file_or_an_input_by_any_
 def test_history_of_a_folder_that_does_not_exist_is_one_line_and_exit_2(tmp_path, capsys):
     rc, _, err = _main(capsys, "history", "torch", "--results", str(tmp_path / "nowhere"))
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "is not a folder" in err
+
+
+def test_a_speed_file_without_one_usable_row_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "speed.jsonl").write_text(json.dumps({**ROWS[0], "sitting": {}}) + "\nnot json\n")
+    rc, _, err = _main(capsys, "report", "--results", str(tmp_path))
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("harness.py: error: ") and "no usable speed row" in err
+    assert "Traceback" not in err

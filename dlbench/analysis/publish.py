@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench import files
-from dlbench.analysis.report import load_runs, write_summary
+from dlbench.analysis.report import ReportError, load_runs, write_summary
 from dlbench.analysis.speed import load_speed, sitting_ids
 from dlbench.analysis.tables import write_edition, write_speed
 
@@ -25,6 +25,8 @@ def write_reports(results: Path, profile: str | None = None) -> int:
     if (results / "runs.jsonl").exists() or not (results / "speed.jsonl").is_file():
         rc = write_summary(results, profile)
     if (results / "speed.jsonl").is_file():
+        if not load_speed(results)[0]:
+            raise ReportError(f"{results / 'speed.jsonl'} holds no usable speed row: run `harness.py speed` first")
         print(write_speed(results))
         print(f"written: {results / 'speed.md'}")
         _edition(results)
