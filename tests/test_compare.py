@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dlbench.analysis.compare import METRICS, Side, compare_sets
+from tests.support import rows as made
 from tests.support.cli import cli
 
 
@@ -47,28 +48,10 @@ def write(folder, rows):
 BASE = [1.00, 1.03, 0.98, 1.01, 0.99]
 
 
-def speed_row(sid, fw, value, group, anchor="torch", task="mnist_cnn", **kw):
-    """One process of a speed sitting: two epoch windows of 8 steps at `value` seconds a step."""
-    return {
-        "kind": "speed",
-        "status": "ok",
-        "framework": fw,
-        "tier": "default",
-        "task": task,
-        "profile": "speed",
-        "seed": group,
-        "round": group,
-        "anchor": anchor,
-        "threads": 2,
-        "machine_busy": False,
-        "sitting": {"id": sid, "boot_id": sid, "started": sid},
-        "window_kind": "epoch",
-        "window_steps": [8, 8],
-        "window_s": [8 * value, 8 * value],
-        "epoch_steps": 8,
-        "provenance": {"machine": {"cpu": sid}, "packages": {fw: kw.pop("version", "1")}},
-        **kw,
-    }
+def speed_row(sid, fw, value, group):
+    """An MNIST process in sitting `sid` (its CPU named after it): tests/support/rows.py's, 8-step windows."""
+    prov = {"machine": {"cpu": sid}, "packages": {fw: "1"}}
+    return made.speed_row(sid, fw, value, group, steps=8, task="mnist_cnn", provenance=prov)
 
 
 def sitting(machine: float, ratios: dict[str, float], groups: int = 6, sid: str = "S", seed: int = 0) -> list[dict]:

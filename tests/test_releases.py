@@ -25,6 +25,7 @@ from dlbench.driver import releases
 from dlbench.driver.config import UsageError
 from frameworks import ENVIRONMENTS, FRAMEWORKS, Framework
 from tests.support.cli import ROOT, cli
+from tests.support.rows import speed_row
 
 UV = ROOT / ".uv" / "bin" / "uv"
 
@@ -249,29 +250,6 @@ def test_releases_in_different_sittings_meet_only_through_their_anchors():
     assert [c.verdict for c in history.steps(step)][0] == Verdict.SLOWER
 
 
-def _row(sid, framework, version, value, group, anchor="torch"):
-    return {
-        "kind": "speed",
-        "status": "ok",
-        "framework": framework,
-        "framework_version": version,
-        "tier": "default",
-        "task": "iris_mlp",
-        "profile": "speed",
-        "seed": group,
-        "round": group,
-        "anchor": anchor,
-        "threads": 2,
-        "machine_busy": False,
-        "sitting": {"id": sid, "boot_id": sid, "started": sid},
-        "window_kind": "epoch",
-        "window_steps": [7, 7],
-        "window_s": [7 * value, 7 * value],
-        "epoch_steps": 7,
-        "provenance": {"machine": {"cpu": "test"}},
-    }
-
-
 def test_history_prints_the_series_in_version_order_and_flags_the_step(tmp_path):
     rng = np.random.default_rng(3)
     rows = []
@@ -281,7 +259,7 @@ def test_history_prints_the_series_in_version_order_and_flags_the_step(tmp_path)
             ("torch@2.15.0", "2.15.0", 1.3e-3),
             ("torch@2.14.0", "2.14.0", 1e-3),
         ):
-            rows.append(_row("S", name, version, t * rng.lognormal(0, 0.01), g))
+            rows.append(speed_row("S", name, t * rng.lognormal(0, 0.01), g, framework_version=version))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "speed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     r = harness("history", "torch", "--results", str(tmp_path))

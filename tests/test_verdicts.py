@@ -27,6 +27,7 @@ from dlbench.analysis.tables import speed_md as report
 from dlbench.analysis.verdicts import Verdict, Welch, against_anchor, against_differences, bimodal, holm
 from dlbench.driver.speed import round_order, williams
 from tests.support.cli import ROOT
+from tests.support.rows import speed_row
 
 TRIALS = 4000
 
@@ -213,26 +214,10 @@ def test_the_two_speed_fixture_gives_the_mean_based_ratio_and_a_bimodality_flag(
     assert "bimodal in" in text and "tensorflow" in text
 
 
-def _speed_row(sid: str, framework: str, value: float, group: int, anchor: str = "torch") -> dict:
-    return {
-        "kind": "speed",
-        "status": "ok",
-        "framework": framework,
-        "tier": "default",
-        "task": "iris_mlp",
-        "profile": "speed",
-        "seed": group,
-        "round": group,
-        "anchor": anchor,
-        "threads": 2,
-        "machine_busy": False,
-        "sitting": {"id": sid, "boot_id": sid * 3, "started": sid},
-        "window_kind": "epoch",
-        "window_steps": [7, 7],
-        "window_s": [7 * value, 7 * value * 1.01],
-        "epoch_steps": 7,
-        "provenance": {"machine": {"cpu": "test"}},
-    }
+def _speed_row(sid: str, framework: str, value: float, group: int) -> dict:
+    """A process whose two windows differ by 1 %, its sitting's boot named after it."""
+    sitting = {"id": sid, "boot_id": sid * 3, "started": sid}
+    return speed_row(sid, framework, value, group, sitting=sitting, window_s=[7 * value, 7 * value * 1.01])
 
 
 def test_the_report_ranks_two_sittings_only_through_their_anchors():

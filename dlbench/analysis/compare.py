@@ -109,11 +109,6 @@ def _by_key(rows: pd.DataFrame) -> dict[tuple, list]:
     return out
 
 
-def _words(c: Comparison, m: Metric) -> str:
-    words = c.words.replace("slower", "\0up").replace("faster", "\0down").replace("processes", m.unit)
-    return words.replace("\0up", m.up).replace("\0down", m.down)
-
-
 def _logs(values) -> np.ndarray:
     v = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(float)
     return np.log(v[np.isfinite(v) & (v > 0)])
@@ -146,7 +141,7 @@ def _line(framework, task, setting, m: Metric, c: Comparison) -> dict:
         "metric": m.label,
         "n (base, new)": f"{c.n[1]}, {c.n[0]}",
         "new / base [interval]": f"{c.ratio:.3f} [{c.interval[0]:.3f}, {c.interval[1]:.3f}]",
-        "verdict": _words(c, m),
+        "verdict": c.say(m.up, m.down, m.unit),
     }
 
 
@@ -234,10 +229,11 @@ def compare_sets(
         + ("" if found.lines or found.hidden else "Nothing is in both sets to compare.\n")
     )
     why = []
+    kb, kn = (_by_key(base.runs), _by_key(new.runs)) if any(k[0] == "runs" for k in found.changed) else ({}, {})
     for key in found.changed:
         if key[0] == "runs":
             k = key[1]
-            b, n = base.runs.loc[_by_key(base.runs)[k]], new.runs.loc[_by_key(new.runs)[k]]
+            b, n = base.runs.loc[kb[k]], new.runs.loc[kn[k]]
             why.append(f"- {k[0]} on {k[1]} ({_setting(k)}): {explain(b, n)}")
         else:
             pick = [[r for r in side.speed if r.get("task") == key[2]] for side in (base, new)]

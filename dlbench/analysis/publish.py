@@ -25,18 +25,18 @@ def write_reports(results: Path, profile: str | None = None) -> int:
     if (results / "runs.jsonl").exists() or not (results / "speed.jsonl").is_file():
         rc = write_summary(results, profile)
     if (results / "speed.jsonl").is_file():
-        if not load_speed(results)[0]:
+        loaded = load_speed(results)  # read once, for speed.md and tables.md
+        if not loaded[0]:
             raise ReportError(f"{results / 'speed.jsonl'} holds no usable speed row: run `harness.py speed` first")
-        print(write_speed(results))
+        print(write_speed(results, loaded=loaded))
         print(f"written: {results / 'speed.md'}")
-        _edition(results)
+        _edition(results, loaded[0])
     return rc
 
 
-def _edition(results: Path) -> None:
+def _edition(results: Path, rows: list[dict]) -> None:
     """Where one speed sitting and convergence runs lie together (an edition of the reference): tables.md,
     also at the top of report.md."""
-    rows, _ = load_speed(results)
     if len(sitting_ids(rows)) != 1:
         print(f"no tables.md: {results / 'speed.jsonl'} holds {len(sitting_ids(rows))} sittings, an edition one")
         return

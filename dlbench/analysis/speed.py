@@ -85,8 +85,9 @@ def diffs(rows: list[dict]) -> dict[str, dict[str, dict[str, dict[int, float]]]]
     for r in rows:
         if usable(r):
             by[r["sitting"]["id"], r["task"], r.get("round", r.get("seed"))][label(r)] = r
+    anchors = {sid: anchor_of(rows, sid) for sid, _, _ in by}  # once a sitting, not once a group
     for (sid, task, g), per in by.items():
-        anchor = anchor_of(rows, sid)
+        anchor = anchors[sid]
         if anchor not in per:
             continue
         for f, r in per.items():
@@ -125,6 +126,7 @@ class Sitting:
         self.anchor = anchor_of(mine, sitting_id)
         self.info = next(r for r in mine if usable(r)) if any(usable(r) for r in mine) else mine[0]
         self.tasks = [t for t in TASKS if t in self.per_task] + sorted(t for t in self.per_task if t not in TASKS)
+        self.families: dict[tuple, list[Comparison]] = {}  # (family, task, delta) -> comparisons, made once
         machine = (self.info.get("provenance") or {}).get("machine") or {}
         self.cpu = machine.get("cpu") or "CPU not recorded"
 
@@ -142,7 +144,10 @@ class Sitting:
 
 def comparisons(s: Sitting, task: str, delta: float = DELTA) -> list[Comparison]:
     """Every variant against the sitting's anchor on one task: paired by group, one Holm family."""
-    return against_differences(s.paired.get(task, {}), s.anchor, ALPHA, delta) if s.anchor else []
+    if ("anchor", task, delta) not in s.families:
+        found = against_differences(s.paired.get(task, {}), s.anchor, ALPHA, delta) if s.anchor else []
+        s.families["anchor", task, delta] = found
+    return s.families["anchor", task, delta]
 
 
 def split(name: str) -> tuple[str, str]:

@@ -346,9 +346,10 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
     return path
 
 
-def write_speed(results: Path, sitting_id: str | None = None, delta: float = DELTA) -> str:
-    """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting); returns the markdown of `sitting_id` (or all)."""
-    rows, warnings = load_speed(results)
+def write_speed(results: Path, sitting_id: str | None = None, delta: float = DELTA, loaded=None) -> str:
+    """RESULTS/speed.md from RESULTS/speed.jsonl (every sitting; `loaded`: load_speed's answer, where the caller
+    has it); returns the markdown of `sitting_id` (or all)."""
+    rows, warnings = loaded or load_speed(results)
     for w in warnings:
         print(w, file=sys.stderr)
     text = speed_md(rows, delta)

@@ -114,16 +114,21 @@ class Comparison:
     @property
     def words(self) -> str:
         """pyperf's style: "1.42x slower [1.31, 1.55]", "equivalent, 1.02x slower, within ±10 % [...]"."""
+        return self.say()
+
+    def say(self, up: str = "slower", down: str = "faster", unit: str = "processes") -> str:
+        """`words` with a metric's own words for a ratio above and below 1 and for what it replicates
+        (memory: "larger"/"smaller", runs)."""
         lo, hi = self.interval
         factor, (a, b) = (self.ratio, (lo, hi)) if self.ratio >= 1 else (1 / self.ratio, (1 / hi, 1 / lo))
-        way = "" if self.ratio == 1 else " slower" if self.ratio > 1 else " faster"
+        way = "" if self.ratio == 1 else f" {up}" if self.ratio > 1 else f" {down}"
         if self.verdict in (Verdict.FASTER, Verdict.SLOWER):
-            return f"{factor:.2f}x {self.verdict} [{a:.2f}, {b:.2f}]"
+            return f"{factor:.2f}x {up if self.verdict == Verdict.SLOWER else down} [{a:.2f}, {b:.2f}]"
         if self.verdict == Verdict.EQUIVALENT:
             x = "{:.2f}" if round(factor, 2) != 1 else "{:.6g}"  # 1.0001x is not "1.00x"
             span = f"[{x.format(a)}, {x.format(b)}]"
             return f"equivalent, {x.format(factor)}x{way}, within ±{100 * self.delta:g} % {span}"
-        more = f"{self.more} more processes each would decide" if self.more else "more than 50 more processes each"
+        more = f"{self.more} more {unit} each would decide" if self.more else f"more than 50 more {unit} each"
         return f"undecided, {self.ratio:.2f}x [{lo:.2f}, {hi:.2f}]: {more}"
 
 
