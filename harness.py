@@ -30,6 +30,8 @@ if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # an ignor
     _signal.signal(_signal.SIGINT, _note)
 
 import argparse
+import subprocess
+from pathlib import Path
 
 from dlbench.driver import config as c
 from dlbench.driver import signals
@@ -70,7 +72,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from dlbench.analysis.report import ReportError
 
     try:
-        return write_reports(c.results_dir(a.results), a.profile)
+        return write_reports(c.existing_dir(a.results, "--results"), a.profile)
     except ReportError as e:
         raise c.UsageError(str(e)) from None
 
@@ -113,7 +115,7 @@ def cmd_history(a: argparse.Namespace) -> int:
     from dlbench.analysis import history
 
     return history.run(
-        c.names(a.framework, FRAMEWORKS, "framework")[0],
+        c.one_name(a.framework, FRAMEWORKS, "framework"),
         c.existing_dir(a.results, "--results"),
         c.percent(a.equivalence, "--equivalence"),
     )
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (c.UsageError, DataError, InputError, OSError) as e:  # OSError: a full disk, met after the checks
         print(f"harness.py: error: {error_line(e)}", file=sys.stderr)
+        return 2
+    except subprocess.TimeoutExpired as e:  # a tool (uv, an interpreter) past its bound (docs/input-surfaces.md)
+        print(f"harness.py: error: {Path(e.cmd[0]).name} did not finish within {e.timeout:g} s", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"harness.py: stopped by {signals.name()}; every finished row is in the results file", file=sys.stderr)

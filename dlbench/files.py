@@ -180,10 +180,35 @@ def escape_what_the_terminal_cannot_print() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file, through any spelling, symbolic link or hard link."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def not_own(path: Path) -> str | None:
+    """What makes an existing `path` another file's name (a symbolic link, a hard link, not a regular file), or
+    None: the harness writes and appends only to files of their own, so nothing of another's is touched."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    return "a hard link (one more name of another file)" if st.st_nlink > 1 else None
+
+
 def write_whole(path: Path, data: str | bytes) -> None:
-    """Write `path` whole or not at all (temporary file, fsync, rename); OSError naming the path if not."""
+    """Write `path` whole or not at all (temporary file, fsync, rename); OSError naming the path if not, or if
+    it exists as another file's name (`not_own`)."""
     if not path.name or path.is_dir():  # "/", "..", a folder: nothing to rename over
         raise OSError(errno.EISDIR, f"cannot write {path}: it is a folder", str(path))
+    if why := not_own(path):
+        raise OSError(errno.EEXIST, f"{path} is {why}: remove it, or write elsewhere", str(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     raw = data.encode() if isinstance(data, str) else data
     try:

@@ -7,8 +7,8 @@ to its size before) and the row is kept in a recovery file instead, whose path i
 
 Reading: `read_rows` is the one reader (report, --resume, compare, merge), bounded (dlbench/files.py:
 regular files only, a size, line and depth cap). Each line is decoded and checked field by field against
-FIELDS; a line that is too long, not UTF-8, not JSON, too deep, not an object or has a field of the
-wrong type is skipped and reported with its line number, never fatal. Standard library only.
+its kind's schema (dlbench/schemas.py); a line that is too long, not UTF-8, not JSON, too deep, not an
+object or has a field of the wrong type is skipped and reported with its line number, never fatal.
 """
 
 from __future__ import annotations
@@ -17,160 +17,29 @@ import errno
 import fcntl
 import hashlib
 import json
-import math
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbench import files
+from dlbench import files, schemas
 from dlbench.protocol import Status
-
-_NUM, _INT, _STR, _BOOL, _DICT, _LIST = "number", "int", "str", "bool", "dict", "list"
-
-# field -> (type, may be null). Fields not listed are kept as they are. Rows lacking a required
-# field (null not allowed) are bad lines; `schema` is absent in rows older than schema 1.
-FIELDS: dict[str, tuple[str, bool]] = {
-    "framework": (_STR, False),
-    "task": (_STR, False),
-    "status": (_STR, False),
-    "profile": (_STR, False),
-    "seed": (_INT, False),
-    "schema": (_INT, True),
-    "error": (_STR, True),
-    "threads": (_INT, True),
-    "device": (_STR, True),
-    "device_requested": (_STR, True),
-    "epochs_cap": (_INT, True),
-    "framework_version": (_STR, True),
-    "test_accuracy": (_NUM, True),
-    "test_loss": (_NUM, True),
-    "epochs_run": (_INT, True),
-    "stopped_early": (_BOOL, True),
-    "train_s": (_NUM, True),
-    "first_epoch_s": (_NUM, True),
-    "steady_epoch_s": (_NUM, True),
-    "train_samples_per_s": (_NUM, True),
-    "time_to_target_s": (_NUM, True),
-    "eval_samples_per_s": (_NUM, True),
-    "peak_rss_mib": (_NUM, True),
-    "rss_before_train_mib": (_NUM, True),
-    "peak_device_mib": (_NUM, True),
-    "n_params": (_INT, True),
-    "train_peak_rss_mib": (_NUM, True),
-    "wall_s": (_NUM, True),
-    "others_cpu_pct": (_NUM, True),
-    "machine_busy": (_BOOL, True),
-    "timestamp": (_STR, True),
-    "history": (_LIST, True),
-    "provenance": (_DICT, True),
-    "cpus": (_LIST, True),
-    "run_index": (_INT, True),
-    "order": (_DICT, True),
-    "precision": (_STR, True),
-    "tier": (_STR, True),
-    "settings": (_DICT, True),
-    "recipe": (_STR, True),
-    "run_id": (_STR, True),
-    "latency_b1_ms_p50": (_NUM, True),
-    "latency_b1_ms_p99": (_NUM, True),
-    "gpu_util_pct_median": (_NUM, True),
-    "gpu_energy_j": (_NUM, True),
-    "cpu_energy_j": (_NUM, True),
-}
-# A speed row (`"kind": "speed"`, RESULTS/speed.jsonl) has these too: its sitting, its anchor and its windows.
-SPEED_FIELDS: dict[str, tuple[str, bool]] = {
-    "kind": (_STR, False),
-    "sitting": (_DICT, False),
-    "anchor": (_STR, True),
-    "round": (_INT, True),
-    "candidate": (_STR, True),
-    "window_kind": (_STR, True),
-    "window_steps": (_LIST, True),
-    "window_s": (_LIST, True),
-    "epoch_steps": (_INT, True),
-    "pairs": (_INT, True),
-    "task_s": (_NUM, True),
-}
-WINDOW_KINDS = ("epoch", "pairs")
-HISTORY_FIELDS = ("epoch_s", "val_s", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
-PROVENANCE_DICTS = ("machine", "git", "packages", "data", "lock")  # each a dict (or null) when present
-
-
-def _is(kind: str, v) -> bool:
-    if kind == _NUM:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if kind == _INT:
-        return isinstance(v, int) and not isinstance(v, bool)
-    return isinstance(v, {_STR: str, _BOOL: bool, _DICT: dict, _LIST: list}[kind])
-
-
-def _fields(row: dict, fields: dict[str, tuple[str, bool]]) -> str | None:
-    for name, (kind, nullable) in fields.items():
-        v = row.get(name)
-        if v is None:
-            if not nullable:
-                return f"no {name}"
-        elif not _is(kind, v):
-            return f"{name} is not a {kind}: {json.dumps(v)[:40]}"
-    return None
 
 
 def speed_problem(row: dict) -> str | None:
-    """Why a speed row is not usable, or None: its sitting has a string id, its windows are as many positive
-    step counts as finite non-negative times, its window kind is known, its epoch has a positive step count."""
-    why = _fields(row, SPEED_FIELDS)
-    if why:
-        return why
-    sitting = row["sitting"]
-    if not isinstance(sitting.get("id"), str) or not sitting["id"]:
-        return "sitting.id is not a string"
-    bad = [k for k in ("boot_id", "started") if sitting.get(k) is not None and not isinstance(sitting[k], str)]
-    if bad:
-        return f"sitting.{bad[0]} is not a string"
-    if row.get("window_kind") is not None and row["window_kind"] not in WINDOW_KINDS:
-        return f"unknown window_kind {str(row['window_kind'])[:40]!r}"
-    steps, seconds = row.get("window_steps") or [], row.get("window_s") or []
-    if not all(_is(_INT, k) and k > 0 for k in steps):
-        return "window_steps are not positive integers"
-    if not all(_is(_NUM, t) and t >= 0 for t in seconds):
-        return "window_s are not finite non-negative numbers"
-    if len(steps) != len(seconds):
-        return f"{len(steps)} window_steps for {len(seconds)} window_s"
-    if row.get("epoch_steps") is not None and row["epoch_steps"] <= 0:
-        return "epoch_steps is not positive"
-    return None
+    """Why a speed row is not usable, or None (dlbench/schemas.py's Speed: its sitting has a string id, its
+    windows are as many positive step counts as finite non-negative times, its window kind is known)."""
+    return schemas.problem(schemas.Speed, row)
 
 
 def problem(row) -> str | None:
-    """Why `row` is not a usable results row (a run's, or a speed row's), or None."""
-    if not isinstance(row, dict):
-        return f"a JSON {type(row).__name__}, not an object"
-    why = _fields(row, FIELDS)
-    if why:
-        return why
-    if row.get("kind") is not None:
-        if row["kind"] != "speed":
-            return f"unknown kind {str(row['kind'])[:40]!r}"
-        why = speed_problem(row)
-        if why:
-            return why
-    if row["status"] not in {s.value for s in Status}:
-        return f"unknown status {row['status'][:40]!r}"
-    for i, h in enumerate(row.get("history") or []):
-        if not isinstance(h, dict) or not _is(_NUM, h.get("epoch_s")):
-            return f"history[{i}] has no epoch_s"
-        bad = [k for k in HISTORY_FIELDS if h.get(k) is not None and not _is(_NUM, h[k])]
-        if bad:
-            return f"history[{i}].{bad[0]} is not a number"
-    prov = row.get("provenance") or {}
-    bad = [k for k in PROVENANCE_DICTS if prov.get(k) is not None and not isinstance(prov[k], dict)]
-    if bad:
-        return f"provenance.{bad[0]} is not an object"
-    if row.get("cpus") is not None and not all(_is(_INT, c) for c in row["cpus"]):
-        return "cpus are not integers"
-    return None
+    """Why `row` is not a usable results row (a run's, or a speed row's: dlbench/schemas.py), or None."""
+    kind = row.get("kind") if isinstance(row, dict) else None
+    if kind not in (None, "speed"):
+        return f"unknown kind {str(kind)[:40]!r}"
+    return schemas.problem(schemas.Speed if kind == "speed" else schemas.Run, row)
 
 
 @dataclass
@@ -228,11 +97,51 @@ def check_writable(folder: Path) -> None:
     finally:
         os.close(fd)
         probe.unlink()
-    runs = folder / "runs.jsonl"
-    if runs.exists() and not runs.is_file():
-        raise IsADirectoryError(errno.EISDIR, "not a regular file", str(runs))
-    if runs.exists():
-        os.close(os.open(runs, os.O_WRONLY | os.O_APPEND))
+    for name in WRITTEN:
+        if why := files.not_own(folder / name):
+            raise OSError(errno.EEXIST, f"{folder / name} is {why}: remove it, or write elsewhere", str(folder / name))
+    for name in RECORDS:
+        if (folder / name).exists():
+            os.close(_open_record(folder / name, os.O_WRONLY | os.O_APPEND))
+
+
+RECORDS = ("runs.jsonl", "speed.jsonl")  # the files rows are appended to; every other file is written whole
+# every file a command writes into a results folder: each must be a file of its own (files.not_own), checked
+# before any work; tests/test_row_kinds.py holds this list to the code's writes
+WRITTEN = (
+    *RECORDS,
+    "report.md",
+    "report.html",
+    "summary.csv",
+    "tables.md",
+    "speed.md",
+    "design.json",
+    "tuning.json",
+    "tuning.md",
+    "assessment.json",
+    "overhead.json",
+    "microbench.md",
+    "parity.md",
+    "parity.csv",
+)
+
+
+def _open_record(path: Path, flags: int) -> int:
+    """A descriptor of a record file of its own: a regular file, not a symbolic link (O_NOFOLLOW), with no other
+    name (a hard link), so that an append never lands in another file; OSError saying which it is."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)  # a FIFO: no hang
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(e.errno, f"{path} is a symbolic link: rows go only to a file of its own", str(path)) from None
+        raise
+    st = os.fstat(fd)
+    why = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link" if st.st_nlink > 1 else None
+    if why:
+        os.close(fd)
+        raise OSError(errno.EEXIST, f"{path} is {why}: rows go only to a file of its own", str(path))
+    os.set_blocking(fd, True)
+    return fd
 
 
 def recovery_dir() -> Path:
@@ -262,7 +171,7 @@ def append_row(path: Path, row: dict) -> Path | None:
 
 def _append(path: Path, data: bytes, write=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = _open_record(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -311,6 +220,8 @@ def merge(sources: list[Path], out: Path, schema: int) -> tuple[int, int, list[s
     Returns (added, already there, warnings). A row of a schema newer than `schema` is refused: ValueError
     naming the file and line, and nothing is written."""
     target = out / "runs.jsonl"
+    if any(files.same_file(target, src) for src in sources):
+        raise ValueError(f"{target} is one of the files to merge: name another -o folder")
     have = {row_id(r) for r in read_rows(target).rows} if target.exists() else set()
     new, warnings, dup = [], [], 0
     for src in sources:

@@ -13,7 +13,7 @@ from frameworks import ENVIRONMENTS
 from tests.support.cli import ROOT
 
 PACKAGES = ("dlbench", "frameworks", "tasks")
-DRIVER_ONLY = {"pandas", "rich", "scipy", "matplotlib", "ray", "markdown", "tabulate"}
+DRIVER_ONLY = {"pandas", "rich", "scipy", "matplotlib", "ray", "markdown", "tabulate", "pydantic"}
 
 
 def modules() -> dict[str, Path]:
@@ -173,3 +173,20 @@ def test_the_guide_runs_as_written_and_cites_only_names_that_exist():
         assert hasattr(importlib.import_module(module), attr), path
     for test in set(re.findall(r"`(test_\w+)`", guide)):
         assert f"def {test}(" in tests, test
+
+
+def test_every_child_process_is_started_with_a_time_bound():
+    """children.run requires its timeout; every call of it in the code names one (docs/input-surfaces.md lists
+    the bounds), and nothing calls subprocess.run or check_output directly, around that rule."""
+    import ast
+
+    calls = []
+    for path in (ROOT / "dlbench").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+                if (owner, node.func.attr) in {("children", "run"), ("subprocess", "run")}:
+                    calls.append((path.name, node.lineno, owner, {k.arg for k in node.keywords}))
+                assert (owner, node.func.attr) not in {("subprocess", "check_output"), ("subprocess", "call")}
+    assert calls and all("timeout" in kw for name, *_, kw in calls if name != "children.py"), calls
+    assert {name for name, _, owner, _ in calls if owner == "subprocess"} == {"children.py"}

@@ -102,6 +102,7 @@ def test_the_report_leaves_busy_failed_and_broken_rows_out_and_says_so():
         "tier": "default",
         "task": "iris_mlp",
         "profile": "speed",
+        "seed": 0,
         "anchor": "a",
         "threads": 2,
         "sitting": {"id": "s", "boot_id": "b", "started": "t"},

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ast
 import io
+import sys
 import tokenize
 from pathlib import Path
 
 import pandas as pd
 
-from dlbench import files
+from dlbench import files, schemas
 from frameworks import FRAMEWORKS, ROOT
 
 FACTS = ROOT / "frameworks" / "facts.json"
@@ -56,11 +57,14 @@ def code_lines(path: Path) -> int:
 def render(results: Path) -> str:
     """The assessment section of the report: a measured table and a documented one."""
     facts = files.read_json(FACTS)
-    measured = {}
-    if (results / "assessment.json").exists():  # InputError (one line) if it is not a bounded JSON object
-        measured = files.read_json(results / "assessment.json")
-        if not isinstance(measured, dict):
-            raise files.InputError(f"{results / 'assessment.json'} is not a JSON object: run `harness.py assess` again")
+    measured, path = {}, results / "assessment.json"
+    if path.exists():  # InputError (one line) if it is not a bounded JSON file; set aside if not an assessment
+        found = files.read_json(path)
+        why = schemas.problem(schemas.Assessment, found)
+        if why:
+            print(files.one_line(f"warning: {path} set aside ({why}): run `harness.py assess` again"), file=sys.stderr)
+        else:
+            measured = found
     documented = {key for fw in FRAMEWORKS.values() for key in fw.facts}
     rows = []
     for fw, entry in FRAMEWORKS.items():
@@ -72,8 +76,8 @@ def render(results: Path) -> str:
                 "framework": fw,
                 "input pipeline": pipe or ("— (Keras takes the arrays)" if fw.startswith("keras") else "— (none)"),
                 "pipeline samples/s": f"{etl['samples_per_s']:,.0f}"
-                if "samples_per_s" in etl
-                else etl.get("error", "—"),
+                if etl.get("samples_per_s") is not None
+                else etl.get("error") or "—",
                 "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
                 "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
             }

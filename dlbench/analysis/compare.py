@@ -21,7 +21,6 @@ to standard output, and to `-o FILE` when asked: never over a file either set wa
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,14 +303,6 @@ def _earlier_output(path: Path) -> bool:
         return False
 
 
-def _same(a: Path, b: Path) -> bool:
-    """Whether two paths name one file, through any spelling, symlink or hard link."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def run(
     base: Path, new: Path, threshold: float, output: str | None, show_all: bool = False, anchor: str | None = None
 ) -> int:
@@ -324,7 +315,7 @@ def run(
     text, worse = compare_sets(*sides, threshold, show_all, anchor)
     if output:
         out = Path(output)
-        if any(_same(out, p) for s in sides for p in s.read):
+        if any(files.same_file(out, p) for s in sides for p in s.read):
             raise UsageError(f"--output {out} is a file compare read: name another file")
         if (out.exists() or out.is_symlink()) and not _earlier_output(out):
             raise UsageError(f"--output {out} exists and is not an earlier compare's output: name a new file")

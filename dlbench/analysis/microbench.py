@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlbench import files
+from dlbench import files, schemas
 
 
 def microbench_table(folder: Path) -> str:
@@ -21,8 +21,13 @@ def microbench_table(folder: Path) -> str:
         except (OSError, ValueError):
             print(f"warning: {path} is not readable JSON, skipped", file=sys.stderr)
             continue
-        for b in data.get("benchmarks", []):
+        for i, b in enumerate(data.get("benchmarks") if isinstance(data.get("benchmarks"), list) else []):
+            why = schemas.problem(schemas.Benchmark, b)
+            if why:
+                print(files.one_line(f"warning: {path}: benchmarks[{i}] skipped ({why})"), file=sys.stderr)
+                continue
             fw = b.get("extra_info", {}).get("framework", path.stem)
+            fw = fw if isinstance(fw, str) else path.stem
             rows.append({"benchmark": b["group"], "framework": fw, "median_ms": 1000 * b["stats"]["median"]})
     if not rows:
         return "No micro-benchmarks yet: `python harness.py microbench`."
@@ -34,23 +39,38 @@ def microbench_table(folder: Path) -> str:
     )
 
 
+def _overhead_problem(tasks) -> str | None:
+    """Why one framework's overhead entry has no figures to show (its error, or the field that is wrong)."""
+    if not isinstance(tasks, dict):
+        return "not an object"
+    if "error" in tasks:
+        return str(tasks["error"])
+    for task, m in tasks.items():
+        if why := schemas.problem(schemas.Overhead, m):
+            return f"{task}: {why}"
+    return None
+
+
 def overhead_table(path: Path) -> str:
     """RESULTS/overhead.json (`harness.py overhead`) as a table: each adapter's step against a plain loop."""
     try:
         data = files.read_json(path)
-        fws = data["frameworks"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return f"{path} is not readable: run `python harness.py overhead` again."
+    if why := schemas.problem(schemas.OverheadFile, data):
+        return files.one_line(f"{path} is not an overhead record ({why}): run `python harness.py overhead` again.")
+    fws = data["frameworks"]
     rows = []
     for fw, tasks in fws.items():
-        if not isinstance(tasks, dict) or "error" in tasks:
+        said = _overhead_problem(tasks)
+        if said:
             rows.append(
                 {
                     "framework": fw,
                     "task": "—",
                     "adapter step (ms)": "—",
                     "plain loop step (ms)": "—",
-                    "adapter / plain": str((tasks or {}).get("error", "—")),
+                    "adapter / plain": files.one_line(str(said), 200),
                 }
             )
             continue

@@ -33,12 +33,13 @@ def _tasks(ok: pd.DataFrame) -> list[str]:
     return [t for t in TASKS if t in set(ok["task"])] + sorted(set(ok["task"]) - set(TASKS))
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path, dpi: int = DPI) -> Path:
+    """A figure as PNG, written whole (never through a link into another file), then closed."""
     import io
 
     fig.tight_layout()
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI)
+    fig.savefig(png, format="png", dpi=dpi)
     plt.close(fig)
     files.write_whole(path, png.getvalue())  # whole or not at all, the path named if the disk is full
     return path
@@ -75,7 +76,7 @@ def learning_curves(ok: pd.DataFrame, task: str, out: Path) -> Path:
     if axes[0, 0].get_legend_handles_labels()[0]:  # no run with a history: no legend (and no warning)
         axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"{task}: learning curves (one line per seed)")
-    return _save(fig, out / f"learning_curves_{task}.png")
+    return save(fig, out / f"learning_curves_{task}.png")
 
 
 def accuracy_vs_time(ok: pd.DataFrame, out: Path) -> Path:
@@ -87,7 +88,7 @@ def accuracy_vs_time(ok: pd.DataFrame, out: Path) -> Path:
             ax.scatter(g["train_s"], g["test_accuracy"], color=colours[fw], label=fw, s=25)
         ax.set(title=task, xlabel="training time (s)", ylabel="test accuracy", xscale="log")
     axes[0, 0].legend(fontsize=8)
-    return _save(fig, out / "accuracy_vs_time.png")
+    return save(fig, out / "accuracy_vs_time.png")
 
 
 def _bars(ok: pd.DataFrame, out: Path, name: str, column: str, label: str, with_ci: bool) -> Path:
@@ -106,7 +107,7 @@ def _bars(ok: pd.DataFrame, out: Path, name: str, column: str, label: str, with_
         ax.set(title=task)
         ax.invert_yaxis()
     fig.supxlabel(label)  # once: per axis the long label ran into its neighbours
-    return _save(fig, out / name)
+    return save(fig, out / name)
 
 
 def steady_epoch(ok: pd.DataFrame, out: Path) -> Path:
@@ -128,7 +129,7 @@ def first_vs_steady(ok: pd.DataFrame, out: Path) -> Path:
         ax.set(yticks=y, yticklabels=g.index, title=task, xlabel="seconds (median)")
         ax.invert_yaxis()
     axes[0, 0].legend(fontsize=8)
-    return _save(fig, out / "first_vs_steady.png")
+    return save(fig, out / "first_vs_steady.png")
 
 
 def peak_memory(ok: pd.DataFrame, out: Path) -> Path:

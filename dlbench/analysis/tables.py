@@ -325,6 +325,8 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from dlbench.analysis import plots  # matplotlib: only where a figure is drawn
+
     s = Sitting(speed_rows, sitting_ids(speed_rows)[0])
     fig, axes = plt.subplots(1, len(s.tasks), figsize=(4 * len(s.tasks), 3.5), squeeze=False)
     for ax, task in zip(axes[0], s.tasks, strict=True):
@@ -339,11 +341,8 @@ def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
         ax.set_title(task)
         level = f"{100 * comps[0].level:.4g} %" if comps else ""
         ax.set_xlabel(f"time per step × {s.anchor} ({level} interval)")
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, dpi=110)
 
 
 def write_speed(results: Path, sitting_id: str | None = None, delta: float = DELTA, loaded=None) -> str:

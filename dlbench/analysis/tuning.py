@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlbench import files
+from dlbench import files, schemas
 from dlbench.analysis.verdicts import Verdict
 
 SCHEMA = 1
@@ -59,52 +59,13 @@ class Choice:
     @classmethod
     def from_json(cls, d) -> Choice:
         """A recorded choice; ValueError naming the field where `d` is not one (tuning.json is read back)."""
-        why = _problem(d)
+        why = schemas.problem(schemas.Choice, d)
         if why:
             raise ValueError(why)
         probes = tuple(
             Probe(**{**p, "interval": tuple(p["interval"]) if p.get("interval") else None}) for p in d.get("probes", [])
         )
         return cls(d["key"], d["choice"], d["words"], probes, d.get("sitting"), d.get("recorded", ""))
-
-
-def _num(v, positive: bool = False) -> bool:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return ok and (v > 0 if positive else True)
-
-
-def _problem(d) -> str | None:
-    """Why a tuning.json entry is not a choice, or None: the types every reader of a choice relies on."""
-    if not isinstance(d, dict):
-        return "not an object"
-    key = d.get("key")
-    if not isinstance(key, dict) or not all(isinstance(key.get(k), str) for k in ("framework", "task")):
-        return "key has no framework and task names"
-    if not all(isinstance(d.get(k), str) for k in ("choice", "words")) or not isinstance(d.get("recorded", ""), str):
-        return "choice, words or recorded is not a string"
-    if d.get("sitting") is not None and not isinstance(d["sitting"], dict):
-        return "sitting is not an object"
-    probes = d.get("probes", [])
-    if not isinstance(probes, list):
-        return "probes is not a list"
-    fields = set(Probe.__dataclass_fields__)
-    for i, p in enumerate(probes):
-        if not isinstance(p, dict) or not set(p) <= fields:
-            return f"probes[{i}] is not a probe"
-        if not all(isinstance(p.get(k), str) for k in ("candidate", "parity", "verdict")):
-            return f"probes[{i}] has no candidate, parity or verdict string"
-        if p.get("ratio") is not None and not _num(p["ratio"], positive=True):
-            return f"probes[{i}].ratio is not a finite positive number"
-        interval = p.get("interval")
-        if interval is not None and not (
-            isinstance(interval, list) and len(interval) == 2 and all(map(_num, interval))
-        ):
-            return f"probes[{i}].interval is not two finite numbers"
-        if not (isinstance(p.get("processes", 0), int) and not isinstance(p.get("processes", 0), bool)):
-            return f"probes[{i}].processes is not an integer"
-        if any(p.get(k) is not None and not _num(p[k]) for k in ("compile_s", "default_compile_s")):
-            return f"probes[{i}] has a compile time that is not a finite number"
-    return None
 
 
 def choose(probes: list[Probe] | tuple[Probe, ...]) -> tuple[str, str]:

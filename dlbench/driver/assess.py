@@ -7,6 +7,7 @@ which framework comes from its registry entry. dlbench/analysis/assess.py render
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,10 @@ def _install_mib(python: Path, dists: list[str]) -> float | None:
         "        total += p.stat().st_size if p.is_file() else 0\n"
         "print(total)\n"
     )
-    r = children.run([str(python), "-c", code, *dists], capture_output=True, text=True)
+    try:
+        r = children.run([str(python), "-c", code, *dists], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:  # walking an environment's files takes seconds; five minutes is not a size
+        return None
     return round(int(r.stdout.strip()) / 2**20, 1) if r.returncode == 0 and r.stdout.strip() else None
 
 

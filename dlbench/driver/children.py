@@ -4,8 +4,9 @@ a closed terminal): each child asks the kernel, between fork and exec, for SIGKI
 hour, a worker training) and spoils every later measurement on the machine.
 
 `run` and `popen` are subprocess's, with that request and stdin closed (a child never waits on a
-terminal). The request is made in the thread that starts the child: the kernel sends the signal when
-that thread ends, so children are started from the main thread or one that outlives them.
+terminal); `run` must be given its timeout, `popen`'s children are watched by dlbench/driver/supervise.py.
+The request is made in the thread that starts the child: the kernel sends the signal when that thread
+ends, so children are started from the main thread or one that outlives them.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def _die_with_parent() -> None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
-    """subprocess.run whose child dies with this process."""
+def run(argv: list[str], *, timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run whose child dies with this process, and within `timeout` seconds (subprocess.TimeoutExpired,
+    the child killed): no call that leaves the harness waits without end, so each caller states its bound."""
     kw.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run(argv, preexec_fn=_die_with_parent, **kw)  # noqa: PLW1509 - the point of it
+    return subprocess.run(argv, preexec_fn=_die_with_parent, timeout=timeout, **kw)  # noqa: PLW1509 - the point of it
 
 
 def popen(argv: list[str], **kw) -> subprocess.Popen:

@@ -160,6 +160,14 @@ def names(value: str, known, what: str) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def one_name(value: str, known, what: str) -> str:
+    """Exactly one of `known` (not "all", not a list): for a command about one framework."""
+    chosen = names(value, known, what) if value != "all" else ()
+    if len(chosen) != 1:
+        raise UsageError(f"name one {what}, got {value[:80]!r}: choose from {', '.join(known)}")
+    return chosen[0]
+
+
 class Variant(NamedTuple):
     """A framework in one tier: what one row measures. In the tuned tier, `candidate` names the configuration
     (frameworks.Candidate): chosen by `harness.py tune` for a task, or a candidate that tune measures."""

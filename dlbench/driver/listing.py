@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from dlbench.driver import children
@@ -12,7 +13,10 @@ from tasks import TASKS
 def _importable(python: Path, package: str) -> bool:
     """Whether `package` can be found by `python`, without importing it (that can take seconds)."""
     code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({package!r}) is None)"
-    return children.run([str(python), "-c", code], capture_output=True).returncode == 0
+    try:
+        return children.run([str(python), "-c", code], capture_output=True, timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:  # an interpreter that does not answer in a minute is not ready
+        return False
 
 
 def run() -> int:
