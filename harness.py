@@ -86,9 +86,7 @@ def cmd_parity(a: argparse.Namespace) -> int:
 def cmd_assess(a: argparse.Namespace) -> int:
     from dlbench.driver import assess
 
-    return assess.run(
-        c.AssessConfig(threads=c.threads(a.threads), results=c.results_dir(a.results), data_dir=c.data_dir(a.data_dir))
-    )
+    return assess.run(c.assess_config(a))
 
 
 def cmd_microbench(a: argparse.Namespace) -> int:  # microbench and overhead
@@ -213,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(fn=cmd_parity)
     a = sub.add_parser("assess", help="measure input pipelines, install and adapter sizes for the report")
     common(a, frameworks=False, tasks=False)
+    a.add_argument("--online", action="store_true", help="refresh the release histories from PyPI first")
     a.set_defaults(fn=cmd_assess)
     m = sub.add_parser("microbench", help="pytest-benchmark micro-benchmarks, frameworks side by side")
     common(m, tasks=False, data=False)

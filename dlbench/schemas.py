@@ -126,6 +126,9 @@ class Speed(Run):
     epoch_steps: Annotated[int, Field(gt=0)] | None = None
     pairs: int | None = None
     task_s: Finite | None = None
+    rss_before_build_mib: NonNegative | None = None
+    warm_peak_rss_mib: NonNegative | None = None
+    timed_peak_rss_mib: NonNegative | None = None
 
     @model_validator(mode="after")
     def _windows_pair_up(self) -> Speed:
@@ -168,9 +171,11 @@ class Choice(Record):
 
 
 class Pipeline(Record):
-    """One input pipeline's measurement (`harness.py assess`): its rate, or why there is none."""
+    """One input pipeline on one data kind (`harness.py assess`): each process's rate (and, for text, how many
+    reviews it encoded otherwise than the reference), or why there is none."""
 
-    samples_per_s: Positive | None = None
+    samples_per_s: list[Positive] = []
+    differing_reviews: list[Count] = []
     error: str | None = None
 
 
@@ -179,7 +184,7 @@ class Assessment(Record):
 
     measured_at: str
     threads: int
-    etl: dict[str, Pipeline] = {}
+    etl: dict[str, dict[Literal["images", "text"], Pipeline]] = {}
     install_mib: dict[str, NonNegative | None] = {}
     code_lines: dict[str, Count] = {}
 

@@ -67,12 +67,13 @@ SOURCES: dict[str, tuple[Source, ...]] = {
     ),
     # the same two files, encoded to maxlen 200 for the Transformer task (a second cache entry, keyed alike)
     "imdb200": (),  # filled below from "imdb"
+    "imdb_text": (),  # the raw reviews themselves, for the text pipelines (dlbench/worker/pipelines.py)
     # scikit-learn's copy of the 150-row table ships with this repository (tasks/iris.csv).
     "iris": (Source("iris.csv", "d69a16ea6136ccb02a7c37c66375ebba"),),
 }
 
-SOURCES["imdb200"] = SOURCES["imdb"]
-FOLDER = {"imdb200": "imdb"}  # where a dataset's files lie in a data folder or the download cache
+SOURCES["imdb200"] = SOURCES["imdb_text"] = SOURCES["imdb"]
+FOLDER = {"imdb200": "imdb", "imdb_text": "imdb"}  # where a dataset's files lie in a data folder or the download cache
 
 ETL_VERSION = 2  # bump when an ETL's output changes, so old caches are not reused (2: Keras's "br", RandomState)
 IMDB_SHUFFLE_SEED = 113  # Keras's imdb.load_data seed: the split files are sorted by class
@@ -197,7 +198,7 @@ def _etl_iris(paths: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 # Keras's text_to_word_sequence filters; the apostrophe is kept ("don't" is in the word index).
-_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
+FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
 _REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/([0-9]{1,9})_([0-9]{1,2})\.txt$")
 REVIEW_CAP = 1 << 20  # the longest review in aclImdb is 13.7 kB: a member of a megabyte is not a review
 
@@ -207,7 +208,7 @@ def tokenize(text: str) -> list[str]:
 
     The raw reviews' `<br />` line breaks are left in, as in the text Keras's word index was built from:
     its filters turn them into the word "br", which that index ranks 7th."""
-    return _FILTERS.sub(" ", text.lower()).split()
+    return FILTERS.sub(" ", text.lower()).split()
 
 
 def encode_review(text: str, word_index: dict[str, int], vocab: int = 20_000, maxlen: int = 80):
@@ -219,8 +220,39 @@ def encode_review(text: str, word_index: dict[str, int], vocab: int = 20_000, ma
 
 def _etl_imdb(paths: dict[str, Path], maxlen: int = 80) -> dict[str, np.ndarray]:
     word_index = json.loads(paths["imdb_word_index.json"].read_text(encoding="utf-8"))
+    out = {}
+    for split, (texts, y) in _imdb_reviews(paths).items():
+        out[f"x_{split}"] = np.asarray([encode_review(t, word_index, maxlen=maxlen) for t in texts], np.int32)
+        out[f"y_{split}"] = y
+    return out
+
+
+def _etl_imdb_text(paths: dict[str, Path]) -> dict[str, np.ndarray]:
+    """The training reviews as text, in the order of the encoded training set: UTF-8 bytes end to end with each
+    review's end offset, their labels, and the word index (JSON bytes), for the text pipelines."""
+    texts, y = _imdb_reviews(paths)["train"]
+    raw = [t.encode("utf-8") for t in texts]
+    return {
+        "text_utf8": np.frombuffer(b"".join(raw), np.uint8),
+        "text_ends": np.cumsum([len(r) for r in raw]).astype(np.int64),
+        "y_train": y,
+        "word_index_json": np.frombuffer(paths["imdb_word_index.json"].read_bytes(), np.uint8),
+    }
+
+
+def imdb_texts(npz: str | Path) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """(training reviews, labels, word index) from an `imdb_text` cache entry (`prepare("imdb_text")`)."""
+    with np.load(npz) as z:
+        blob, ends = z["text_utf8"].tobytes(), z["text_ends"]
+        starts = np.concatenate([[0], ends[:-1]])
+        texts = [blob[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True)]
+        return texts, z["y_train"], json.loads(z["word_index_json"].tobytes())
+
+
+def _imdb_reviews(paths: dict[str, Path]) -> dict[str, tuple[list[str], np.ndarray]]:
+    """split -> (review texts, labels) in Keras's imdb.load_data order, read from the tarball and checked."""
     tar_path = paths["aclImdb_v1.tar.gz"]
-    reviews: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
+    reviews: dict[tuple[str, str], list[tuple[int, str]]] = {}
     try:
         with tarfile.open(tar_path, "r:gz") as tar:
             for m in tar:  # read members in memory: nothing is extracted, so nothing can escape
@@ -240,7 +272,7 @@ def _etl_imdb(paths: dict[str, Path], maxlen: int = 80) -> dict[str, np.ndarray]
                     raise DataError(
                         f"{tar_path}: {m.name} is {e}: a corrupt or re-encoded copy; delete it and run again"
                     ) from None
-                reviews.setdefault((split, cls), []).append((int(rid), encode_review(text, word_index, maxlen=maxlen)))
+                reviews.setdefault((split, cls), []).append((int(rid), text))
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{tar_path} is not a readable tar.gz ({e}): delete it and run again") from None
     out = {}
@@ -253,17 +285,22 @@ def _etl_imdb(paths: dict[str, Path], maxlen: int = 80) -> dict[str, np.ndarray]
             raise DataError(f"{tar_path}: {split} has {counts} reviews, expected 12500 each: corrupt copy")
         x, y = [], []
         for label, cls in ((1, "pos"), (0, "neg")):
-            for _, ids in sorted(reviews[(split, cls)]):  # a fixed order, whatever the tar's order
-                x.append(ids)
+            for _, text in sorted(reviews[(split, cls)]):  # a fixed order, whatever the tar's order
+                x.append(text)
                 y.append(label)
         order = np.arange(len(y))
         rng.shuffle(order)
-        out[f"x_{split}"] = np.asarray(x, np.int32)[order]
-        out[f"y_{split}"] = np.asarray(y, np.uint8)[order]
+        out[split] = ([x[i] for i in order], np.asarray(y, np.uint8)[order])
     return out
 
 
-_ETL = {"mnist": _etl_mnist, "iris": _etl_iris, "imdb": _etl_imdb, "imdb200": lambda p: _etl_imdb(p, maxlen=200)}
+_ETL = {
+    "mnist": _etl_mnist,
+    "iris": _etl_iris,
+    "imdb": _etl_imdb,
+    "imdb200": lambda p: _etl_imdb(p, maxlen=200),
+    "imdb_text": _etl_imdb_text,
+}
 
 
 def prepare(dataset: str, data_dir: str | Path | None = None) -> tuple[Path, dict]:

@@ -117,7 +117,7 @@ def test_missing_environment_gives_unavailable_rows(register, register_env, tmp_
         (["run", "--timeout", "-1"], "--timeout must be a positive"),
         (["run", "--profile", "huge"], "invalid choice"),
         (["run", "--epochs", "x"], "invalid int value"),
-        (["report", "--results", "/nonexistent/dir"], "cannot read"),
+        (["report", "--results", "/nonexistent/dir"], "is not a folder"),
         (["frobnicate"], "invalid choice"),
         (["frobnicate"], "(see `python harness.py --help`)"),
         (["run", "--profile", "huge"], "(see `python harness.py run --help`)"),

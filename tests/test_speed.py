@@ -184,9 +184,39 @@ def test_the_warm_up_runs_every_window_length_once_before_any_timed_window():
         None,
     )
     t.n, t.bs, t.epoch_steps, t.whole, t.index, t.build_s = 25000, 32, 782, False, 0, 0.0
+    t.peak_reset, t.rss_before_mib = False, None
     t.compile()
     got = t.warm_up()
     assert got["long"] not in (2, 8) and {got["long"], got["short"]} <= set(compiled), (got, compiled)
     before = len(compiled)
     t.window(got["long"]), t.window(got["short"])
     assert len(compiled) == before  # nothing left to compile in the timed windows
+
+
+@pytest.mark.slow  # a sitting of two fake frameworks: about 40 s
+def test_a_speed_row_says_what_memory_its_timed_windows_added(tmp_path):
+    """fake-alloc touches a 200 MiB array inside every window, fake-ok allocates nothing: the timed windows'
+    peak resident memory over the process's before building the task is >= 200 MiB for the one, near 0 for
+    the other (the kernel's peak count restarted with /proc/self/clear_refs before the build and after
+    warm-up)."""
+    p = launch(
+        "speed",
+        "--frameworks",
+        "fake-alloc",
+        "--anchor",
+        "fake-ok",
+        "--tasks",
+        "iris_mlp",
+        "--budget",
+        "30",
+        "--results",
+        str(tmp_path),
+    )
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    added = {}
+    for r in _speed_rows(tmp_path):
+        assert r["peak_reset"] is True and r["warm_peak_rss_mib"] >= r["rss_before_build_mib"] > 0
+        added.setdefault(r["framework"], []).append(r["timed_peak_rss_mib"] - r["rss_before_build_mib"])
+    assert min(added["fake-alloc"]) >= 200, added
+    assert max(abs(a) for a in added["fake-ok"]) < 20, added

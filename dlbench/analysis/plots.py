@@ -33,11 +33,13 @@ def _tasks(ok: pd.DataFrame) -> list[str]:
     return [t for t in TASKS if t in set(ok["task"])] + sorted(set(ok["task"]) - set(TASKS))
 
 
-def save(fig, path: Path, dpi: int = DPI) -> Path:
-    """A figure as PNG, written whole (never through a link into another file), then closed."""
+def save(fig, path: Path, dpi: int = DPI, tight: bool = True) -> Path:
+    """A figure as PNG, written whole (never through a link into another file), then closed; `tight`: lay it out
+    first (a figure with a legend of its own lays itself out)."""
     import io
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=dpi)
     plt.close(fig)

@@ -150,6 +150,60 @@ def comparisons(s: Sitting, task: str, delta: float = DELTA) -> list[Comparison]
     return s.families["anchor", task, delta]
 
 
+ACROSS = "all tasks"  # the family of each variant's geometric mean over the sitting's tasks
+
+
+def geometric_means(paired: dict[str, dict[str, dict]], anchor: str, delta: float = DELTA) -> list[Comparison]:
+    """Each variant's geometric-mean ratio to the anchor over every task of `paired` (task -> variant -> group ->
+    log ratio): per group, the mean of its log ratios over the tasks, then the paired test over the groups
+    that measured it on every task, Holm over the variants, as for one task. Averaging within a group first
+    keeps the tasks' correlation (one group's processes, one machine state) in the interval; a variant that
+    misses a task has no geometric mean (None there: nothing is averaged over fewer tasks)."""
+    tasks = list(paired)
+    d = {}
+    for f in set().union(*(paired[t] for t in tasks)) if tasks else ():
+        if all(f in paired[t] for t in tasks):
+            common = sorted(set.intersection(*(set(paired[t][f]) for t in tasks)), key=str)
+            d[f] = {g: float(np.mean([paired[t][f][g] for t in tasks])) for g in common}
+    return against_differences(dict(sorted(d.items())), anchor, ALPHA, delta)
+
+
+def tiers_by_task(s: Sitting) -> dict[str, dict[str, dict]]:
+    """task -> "FRAMEWORK" or "FRAMEWORK (tuned)" -> group -> log ratio to the anchor. A framework's tuned tier
+    is the candidate it ran on each task, or its default where tune kept the default there (no tuned
+    variant on that task); a framework with no tuned variant on any task has no tuned entry (its tuned tier is
+    its default); a task with two tuned candidates of one framework (a tune sitting) gives none."""
+    out: dict[str, dict[str, dict]] = {}
+    has_tuned = {split(n)[0] for t in s.tasks for n in s.paired.get(t, {}) if split(n)[1] != "default"}
+    for task in s.tasks:
+        paired = dict(s.paired.get(task, {}))
+        if s.anchor:
+            anchor_groups = set().union(*(set(v) for v in paired.values())) if paired else set()
+            paired.setdefault(s.anchor, {g: 0.0 for g in anchor_groups})  # the anchor against itself
+        tuned: dict[str, list[dict]] = defaultdict(list)
+        for name, groups in paired.items():
+            framework, tier = split(name)
+            if tier != "default":
+                tuned[framework].append(groups)
+        mine = {f: groups for f, groups in paired.items() if split(f)[1] == "default"}
+        for f in list(mine):
+            if f in has_tuned and len(tuned.get(f, [None])) == 1:
+                mine[f"{f} (tuned)"] = tuned[f][0] if f in tuned else mine[f]
+        out[task] = mine
+    return out
+
+
+def across_tasks(s: Sitting, delta: float = DELTA) -> list[Comparison]:
+    """Each framework's tiers against the anchor over all the sitting's tasks at once (`geometric_means` over
+    `tiers_by_task`), made once; the anchor's default tier is not compared with itself."""
+    if ("anchor", ACROSS, delta) not in s.families:
+        by_tier = tiers_by_task(s)
+        for mine in by_tier.values():
+            mine.pop(s.anchor, None)
+        s.families["anchor", ACROSS, delta] = geometric_means(by_tier, s.anchor, delta) if s.anchor else []
+    return s.families["anchor", ACROSS, delta]
+
+
 def split(name: str) -> tuple[str, str]:
     """("torch", "tuned: fused-adam") for "torch (fused-adam)"; ("torch", "default") for "torch"."""
     framework, _, candidate = name.partition(" (")

@@ -26,9 +26,12 @@ import numpy as np
 import pandas as pd
 
 from dlbench import files
+from dlbench.analysis.scorecard import scorecard
 from dlbench.analysis.speed import (
+    ACROSS,
     DECIDED,
     Sitting,
+    across_tasks,
     collect_releases,
     comparisons,
     label,
@@ -38,8 +41,9 @@ from dlbench.analysis.speed import (
     split,
     steps,
     tier_comparisons,
+    tiers_by_task,
 )
-from dlbench.analysis.verdicts import DELTA, Comparison
+from dlbench.analysis.verdicts import DELTA, Comparison, Verdict
 from tasks import TASKS
 
 SEED_RANGE_COVERAGE = "1 - 2 × 0.5ⁿ"  # the chance a range of n draws holds the median
@@ -229,13 +233,13 @@ def edition(speed_rows: list[dict], runs: pd.DataFrame, delta: float = DELTA, re
         "(docs/methodology.md)."
     )
     body = [task_table(s, t, runs, delta, kept.get(t, ())) for t in s.tasks]
-    return "\n\n".join([head, *body]) + "\n"
+    return "\n\n".join([scorecard(s, runs, results, delta), head, *body]) + "\n"
 
 
 def speed_md(rows: list[dict], delta: float = DELTA, sitting_id: str | None = None) -> str:
     """speed.md: every sitting (or one), each task's table, the release families, then the anchors' bridge."""
     ids = [sitting_id] if sitting_id else sitting_ids(rows)
-    parts, decided, total, ratios = [], 0, 0, defaultdict(dict)
+    parts, decided, total = [], 0, 0
     for sid in ids:
         s = Sitting(rows, sid)
         mine = [r for r in rows if sitting_of(r) == sid]
@@ -262,16 +266,14 @@ def speed_md(rows: list[dict], delta: float = DELTA, sitting_id: str | None = No
             parts.append(task_table(s, task, delta=delta))
             comps = comparisons(s, task, delta)
             decided, total = decided + sum(c.verdict in DECIDED for c in comps), total + len(comps)
-            for c in comps:
-                ratios[c.framework][(task, sid)] = c.ratio
             releases = release_section(mine, task, delta)  # torch@2.13.0 against torch@2.15.0, ...
             if releases:
                 parts.append(releases)
-    if ratios:
-        gm = "; ".join(
-            f"{f} {_gm(r.values()):.2f}x" for f, r in sorted(ratios.items(), key=lambda kv: _gm(kv[1].values()))
-        )
-        parts.append(f"Geometric mean of the ratios to the anchor over tasks: {gm}.")
+        if s.anchor and len(s.tasks) > 1 and (across := sorted(across_tasks(s, delta), key=lambda c: c.ratio)):
+            parts.append(
+                f"Over all {len(s.tasks)} tasks (geometric mean of the time per step; each group's ratios averaged "
+                "over the tasks, Holm over the tiers): " + "; ".join(f"{c.framework} {c.words}" for c in across) + "."
+            )
     if len(ids) > 1:
         parts.append(bridge(rows, ids))
     parts.insert(0, f"Speed protocol: {decided} of {total} comparisons decided (faster, slower or equivalent).")
@@ -318,29 +320,89 @@ def release_section(rows: list[dict], task: str, delta: float = DELTA) -> str | 
     )
 
 
+VERDICT_COLOURS = {  # a reader sees the decision, not only the point
+    Verdict.FASTER: "tab:green",
+    Verdict.SLOWER: "tab:red",
+    Verdict.EQUIVALENT: "tab:blue",
+    Verdict.UNDECIDED: "tab:gray",
+}
+
+
 def plot(speed_rows: list[dict], path: Path, delta: float = DELTA) -> Path:
-    """Each task's ratios to the anchor with their intervals, log scale, the equivalence band shaded."""
+    """Each task's ratios to the anchor with their intervals, and every framework's tiers over all tasks (geometric
+    mean): log scale, colour by verdict, the anchor's line at 1 and the equivalence band shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from dlbench.analysis import plots  # matplotlib: only where a figure is drawn
+
+    s = Sitting(speed_rows, sitting_ids(speed_rows)[0])
+    panels = [(task, comparisons(s, task, delta)) for task in s.tasks] + [(ACROSS, across_tasks(s, delta))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2), squeeze=False)
+    for ax, (title, found) in zip(axes[0], panels, strict=True):
+        comps = sorted(found, key=lambda c: c.ratio)
+        for y, c in enumerate(comps):
+            err = [[c.ratio - c.interval[0]], [c.interval[1] - c.ratio]]
+            ax.errorbar([c.ratio], [y], xerr=err, fmt="o", capsize=3, color=VERDICT_COLOURS[Verdict(c.verdict)])
+        ax.axvspan(1 / (1 + delta), 1 + delta, alpha=0.12, color="tab:blue")
+        ax.axvline(1.0, color="black", lw=1)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(comps)), [c.framework for c in comps])
+        ax.set_title(title if title != ACROSS else "all tasks (geometric mean)")
+        level = f"{100 * comps[0].level:.4g} %" if comps else ""
+        ax.set_xlabel(f"time per step × {s.anchor} ({level} interval)")
+    marks = [Line2D([], [], color=c, marker="o", ls="", label=v.value) for v, c in VERDICT_COLOURS.items()]
+    marks.append(Line2D([], [], color="black", lw=1, label=f"anchor: {s.anchor}"))
+    fig.legend(handles=marks, loc="upper center", ncol=len(marks), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return plots.save(fig, path, dpi=110, tight=False)
+
+
+def profile(s: Sitting) -> dict[str, list[float]]:
+    """Performance profiles (Dolan & Moré 2002, Math. Program. 91:201-13): for each framework tier, its time per
+    step over the fastest tier's on each task (the geometric mean of its groups' ratios to the anchor); a
+    tier's curve at tau is the share of tasks on which it is within tau of the fastest."""
+    by_tier = tiers_by_task(s)
+    ratios = {t: {v: math.exp(float(np.mean(list(g.values())))) for v, g in m.items() if g} for t, m in by_tier.items()}
+    out: dict[str, list[float]] = defaultdict(list)
+    for per in ratios.values():
+        best = min(per.values())
+        for v, r in per.items():
+            out[v].append(r / best)
+    return {v: sorted(r) for v, r in out.items() if len(r) == len(ratios)}
+
+
+def profile_plot(speed_rows: list[dict], path: Path) -> Path:
+    """The performance-profile figure: one step curve per framework tier, tau on a log scale from 1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dlbench.analysis import plots  # matplotlib: only where a figure is drawn
+    from dlbench.analysis import plots
 
     s = Sitting(speed_rows, sitting_ids(speed_rows)[0])
-    fig, axes = plt.subplots(1, len(s.tasks), figsize=(4 * len(s.tasks), 3.5), squeeze=False)
-    for ax, task in zip(axes[0], s.tasks, strict=True):
-        comps = sorted(comparisons(s, task, delta), key=lambda c: c.ratio)
-        y = np.arange(len(comps))
-        lo = [c.ratio - c.interval[0] for c in comps]
-        hi = [c.interval[1] - c.ratio for c in comps]
-        ax.errorbar([c.ratio for c in comps], y, xerr=[lo, hi], fmt="o", capsize=3)
-        ax.axvspan(1 / (1 + delta), 1 + delta, alpha=0.15)
-        ax.set_xscale("log")
-        ax.set_yticks(y, [c.framework for c in comps])
-        ax.set_title(task)
-        level = f"{100 * comps[0].level:.4g} %" if comps else ""
-        ax.set_xlabel(f"time per step × {s.anchor} ({level} interval)")
+    curves = profile(s)
+    top = max((max(r) for r in curves.values()), default=2.0) * 1.2
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    frameworks = sorted({v.removesuffix(" (tuned)") for v in curves})
+    colour = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(frameworks)}  # a framework's two tiers alike
+    for v, r in sorted(curves.items()):
+        taus = [1.0, *r, top]
+        shares = [sum(x <= 1.0 for x in r) / len(r), *(sum(x <= t for x in r) / len(r) for t in r), 1.0]
+        framework = v.removesuffix(" (tuned)")
+        ax.step(taus, shares, where="post", label=v, ls="-" if v == framework else "--", color=colour[framework])
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, top)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("τ: time per step within τ × the fastest tier on the task")
+    ax.set_ylabel(f"share of the {len(s.tasks)} tasks")
+    ax.set_title(f"Performance profiles (Dolan & Moré 2002), sitting {s.id}")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
     return plots.save(fig, path, dpi=110)
 
@@ -360,5 +422,6 @@ def write_edition(results: Path, speed_rows: list[dict], runs: pd.DataFrame) -> 
     """RESULTS/tables.md and RESULTS/plots/tables.png."""
     out = results / "tables.md"
     png = plot(speed_rows, results / "plots" / "tables.png")
+    curves = profile_plot(speed_rows, results / "plots" / "profile.png")
     files.write_whole(out, edition(speed_rows, runs, results=results))  # the plot beside it: links are the page's
-    return [out, png]
+    return [out, png, curves]

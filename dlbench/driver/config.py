@@ -127,6 +127,7 @@ class AssessConfig:
     threads: int
     results: Path
     data_dir: str | None
+    online: bool = False  # refresh the release histories from PyPI first
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,13 @@ def percent(value: str, what: str) -> float:
     if not 0 <= x < 10:
         raise UsageError(f"{what} must be between 0% and 1000%, got {value[:80]!r}")
     return x
+
+
+def assess_config(a) -> AssessConfig:
+    """`harness.py assess`'s arguments, checked."""
+    return AssessConfig(
+        threads=threads(a.threads), results=results_dir(a.results), data_dir=data_dir(a.data_dir), online=a.online
+    )
 
 
 def check_output(folder: Path) -> None:

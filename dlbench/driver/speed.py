@@ -255,6 +255,7 @@ class Sitting:
                 "others_cpu_s": 0.0,
                 "measured_wall_s": 0.0,
                 "pairs": 0,
+                "timed_peak_rss_mib": None,  # the process's peak resident memory over its timed windows
             }
         cycles = max((pairs[n][task] for n in ready), default=0)
         cores, anchor, turns = os.cpu_count() or 1, str(cfg.anchor), [0]
@@ -282,6 +283,8 @@ class Sitting:
                 if ev["event"] == Event.ERROR:
                     failed[name] = (Status(ev["status"]), ev["error"])
                     return
+                if rd.get("peak_reset") and isinstance(ev.get("hwm_mib"), (int, float)):
+                    mine["timed_peak_rss_mib"] = max(mine["timed_peak_rss_mib"] or 0.0, ev["hwm_mib"])
                 mine["window_steps"] += [k] * len(ev["s"])
                 mine["window_s"] += ev["s"]
                 mine["window_turn"] += [turns[0]] * len(ev["s"])

@@ -22,7 +22,7 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _status_mib(field: str) -> float | None:
+def status_mib(field: str) -> float | None:
     """A /proc/self/status memory line (VmRSS: now, VmHWM: the peak) in MiB; None off Linux."""
     try:
         for line in open("/proc/self/status"):
@@ -133,7 +133,7 @@ def run(cfg: JobConfig) -> dict:
         raise RuntimeError(f"{n_params} parameters, expected {task.n_params} + documented {delta}")
     ad.sync(model)
     gc.collect()
-    rss_before_train = _status_mib("VmRSS") or rss_mib()  # now: framework, its data copies, the model
+    rss_before_train = status_mib("VmRSS") or rss_mib()  # now: framework, its data copies, the model
     peak_reset = reset_peak_rss()
 
     r = task.recipe
@@ -187,7 +187,7 @@ def run(cfg: JobConfig) -> dict:
     eval_s = time.perf_counter() - t
 
     latency = batch1_latency(ad, model, singles)
-    train_peak = max(_status_mib("VmHWM") or 0.0, rss_before_train) if peak_reset else None
+    train_peak = max(status_mib("VmHWM") or 0.0, rss_before_train) if peak_reset else None
     epochs = [h["epoch_s"] for h in history]
     steady = float(np.median(epochs[1:])) if len(epochs) > 1 else None
     return dict(

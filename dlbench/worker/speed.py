@@ -42,7 +42,7 @@ import traceback
 
 from dlbench.protocol import Event, JobConfig, Status, emit
 from dlbench.worker.cpus import pin
-from dlbench.worker.loop import epoch_order, manifest, rss_mib
+from dlbench.worker.loop import epoch_order, manifest, reset_peak_rss, rss_mib, status_mib
 
 # Warm-up ends when two consecutive windows agree within this fraction (compilation, caches, allocator
 # pools and autotuning are done by then), or after JobConfig.warmup_max windows; recorded either way.
@@ -60,6 +60,10 @@ class Task:
         from tasks.data import load_splits
 
         self.ad, self.cfg, self.task = ad, cfg, TASKS[name]
+        # Memory: the kernel's peak count restarts here, before the data and the model (the previous task's
+        # are collected), and again after warm-up, so the timed windows' peak is theirs alone.
+        self.peak_reset = reset_peak_rss()
+        self.rss_before_mib = status_mib("VmRSS")
         t = time.perf_counter()
         s = load_splits(self.task, "full", npz)
         self.train, self.n = ad.prepare(s.x_train, s.y_train), len(s.x_train)
@@ -127,8 +131,14 @@ class Task:
                 if k not in probe:  # k steps, Keras's steps_per_execution: one program per length)
                     probe.append(k)
                     seconds.append(self.window(k))
+        memory = dict(
+            rss_before_build_mib=self.rss_before_mib,  # after the previous task's model and data were collected
+            warm_peak_rss_mib=status_mib("VmHWM") if self.peak_reset else None,  # build, compile, warm-up
+            peak_reset=self.peak_reset and reset_peak_rss(),  # the timed windows' peak counts from here
+        )
         return dict(
             task=self.task.name,
+            **memory,
             long=long,
             short=short,
             epoch_steps=self.epoch_steps,
@@ -183,7 +193,8 @@ def serve(cfg: JobConfig, commands=None) -> dict:
             elif cmd["do"] == "warm":
                 emit(Event.READY, **task.warm_up())
             elif cmd["do"] == "window":
-                emit(Event.WINDOW, s=[task.window(int(cmd["steps"])) for _ in range(int(cmd.get("repeat", 1)))])
+                s = [task.window(int(cmd["steps"])) for _ in range(int(cmd.get("repeat", 1)))]
+                emit(Event.WINDOW, s=s, hwm_mib=status_mib("VmHWM"))  # the peak since warm-up ended
         except Exception as e:  # noqa: BLE001 - a failure is that task's row, with its cause; the worker goes on
             traceback.print_exc()
             status = Status.DIVERGED if isinstance(e, FloatingPointError) else Status.ERROR

@@ -22,7 +22,7 @@ signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import harness
 from frameworks import FRAMEWORKS, Candidate, Framework
 fakes = tuple(Candidate(name=n, changes=("execution",), source="a fake flag") for n in ("half", "same", "double"))
-for mode in ("ok", "slow", "hang"):
+for mode in ("ok", "slow", "hang", "alloc"):
     FRAMEWORKS["fake-" + mode] = Framework(name="fake-" + mode, module="tests.support.fake_adapter", env="main",
                                            env_vars={"FAKE_MODE": mode}, candidates=fakes)
 sys.exit(harness.main(sys.argv[1:]))
@@ -35,7 +35,7 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
 
 
 def launch(*args) -> subprocess.Popen:
-    """The harness in its own process, with the fake frameworks fake-ok, fake-slow and fake-hang registered."""
+    """The harness in its own process, with the fake frameworks fake-ok, fake-slow, fake-hang and fake-alloc."""
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCH, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
