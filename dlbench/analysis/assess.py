@@ -54,13 +54,13 @@ def code_lines(path: Path) -> int:
     return len(code - doc_lines)
 
 
-def rate(p: dict) -> str:
-    """A pipeline's samples/s: median [min, max] over its processes; for text, whether its batches were the
-    reference pipeline's; or why there is no figure."""
+def rate(p: dict, unit: str = "") -> str:
+    """A pipeline's samples/s: median `unit` [min, max] over its processes; for text, whether its batches were
+    the reference pipeline's; or why there is no figure."""
     if p.get("error") or not p.get("samples_per_s"):
         return p.get("error") or "—"
     v = sorted(p["samples_per_s"])
-    words = f"{v[len(v) // 2]:,.0f} [{v[0]:,.0f}, {v[-1]:,.0f}]" if len(v) > 1 else f"{v[0]:,.0f}"
+    words = f"{v[len(v) // 2]:,.0f}{unit}" + (f" [{v[0]:,.0f}, {v[-1]:,.0f}]" if len(v) > 1 else "")
     differ = max(p.get("differing_reviews") or [0])
     return words + (f", {differ} reviews encoded otherwise than the reference" if differ else "")
 

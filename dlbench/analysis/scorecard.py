@@ -84,8 +84,8 @@ def pipeline_cell(pipeline: str, measured: dict, assessed: bool) -> str:
         return "none: Keras takes the arrays"
     if not assessed:
         return f"{pipeline}: —"
-    kinds = (("images", "images/s"), ("text", "reviews/s"))
-    parts = [f"{what} {rate(measured.get(kind) or {})}" for kind, what in kinds]
+    kinds = (("images", " images/s"), ("text", " reviews/s"))
+    parts = [rate(measured.get(kind) or {}, unit) for kind, unit in kinds]
     return f"{pipeline}: " + "; ".join(parts)
 
 
