@@ -22,6 +22,7 @@ from dlbench import files, schemas
 from dlbench.analysis import cadence
 from dlbench.analysis.assess import rate
 from dlbench.analysis.speed import Sitting, across_tasks, label, split, usable
+from dlbench.analysis.verdicts import DELTA
 from frameworks import FRAMEWORKS, ROOT
 from tasks import TASKS
 
@@ -97,8 +98,8 @@ def _assessment(results: Path | None) -> dict:
     return found if schemas.problem(schemas.Assessment, found) is None else {}
 
 
-def scorecard(s: Sitting, runs: pd.DataFrame, results: Path | None = None, delta: float = 0.10) -> str:
-    """The scorecard's markdown: the table, then one line per column on its source and date."""
+def scorecard(s: Sitting, runs: pd.DataFrame, results: Path | None = None, delta: float = DELTA) -> str:
+    """The scorecard's markdown: the table, then where each column's figures come from and when."""
     runs = runs if len(runs) else pd.DataFrame(columns=["framework", "task", "status", "profile", "tier"])
     ok = runs[(runs["status"] == "ok") & (runs["profile"] == "full")]
     if "recipe" in ok:
