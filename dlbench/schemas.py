@@ -179,6 +179,13 @@ class Pipeline(Record):
     error: str | None = None
 
 
+class ApiCheck(Record):
+    """One adapter's framework names, each's standing in its release (dlbench/worker/apis.py), or why none."""
+
+    names: dict[str, str] = {}
+    error: str | None = None
+
+
 class Assessment(Record):
     """RESULTS/assessment.json (`harness.py assess`)."""
 
@@ -187,6 +194,7 @@ class Assessment(Record):
     etl: dict[str, dict[Literal["images", "text"], Pipeline]] = {}
     install_mib: dict[str, NonNegative | None] = {}
     code_lines: dict[str, Count] = {}
+    apis: dict[str, ApiCheck | None] = {}
 
 
 class Overhead(Record):

@@ -210,6 +210,10 @@ def test_assess_measures_every_pipeline_and_the_report_shows_it(tmp_path):
                 assert m["differing_reviews"] == [0, 0, 0], (pipeline, m)
     assert set(out["etl"]) == {fw.pipeline for fw in FRAMEWORKS.values() if fw.pipeline}
     assert out["install_mib"]["torch"] > 100 and all(n > 20 for n in out["code_lines"].values())
+    known = {"public", "private", "deprecated", "missing", "not installed"}
+    for found in out["apis"].values():  # every built environment's adapter: its names, each checked
+        if found is not None:
+            assert len(found["names"]) > 20 and {s.split(":")[0] for s in found["names"].values()} <= known
     rows = [_row("torch", "iris_mlp", 0.9, history=[{"epoch_s": 1.0}])]
     (tmp_path / "runs.jsonl").write_text(json.dumps(rows[0]) + "\n")
     assert cli("report", "--results", str(tmp_path)).returncode == 0

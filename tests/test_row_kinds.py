@@ -233,6 +233,7 @@ RECORDS = {  # a valid record of each kind read back from RESULTS, as its comman
         },
         "install_mib": {"torch": 700.0},
         "code_lines": {"torch": 120},
+        "apis": {"torch": {"names": {"torch.nn.Linear": "public", "torch._C.x": "private"}}, "mlx": None},
     },
     "overhead": {
         "threads": 2,
@@ -294,7 +295,7 @@ def test_a_valid_record_of_each_kind_shows_its_figures():
     with tempfile.TemporaryDirectory() as d:
         RECORDS_NOW.update(copy.deepcopy(RECORDS))
         shown = _render("assessment", Path(d))
-        assert "5,100 [5,000, 5,100]" in shown and "not built" in shown
+        assert "5,100 [5,000, 5,100]" in shown and "not built" in shown and "1 of 2 public" in shown
         assert "1.10" in _render("overhead", Path(d))
         assert "| dense" in _render("microbench", Path(d))
 

@@ -149,3 +149,47 @@ def test_assess_offline_names_its_snapshot_in_one_line_and_online_failure_keeps_
 def test_the_scorecard_of_a_sitting_without_runs_or_assessment_says_where_each_figure_is_missing():
     text = scorecard(_sitting(), pd.DataFrame())
     assert "— (no runs)" in text and "`harness.py assess` has not been run" in text
+
+
+def test_api_names_are_the_full_dotted_paths_of_every_framework_attribute_chain(tmp_path):
+    from dlbench.analysis.assess import api_names
+
+    src = tmp_path / "adapter.py"
+    src.write_text(
+        "import os\nimport torch\nimport jax.numpy as jnp\nfrom torch.nn import functional as F\n"
+        "from flax import linen as nn\nimport mlx.core\n"
+        "def f(model):\n"
+        "    import keras\n"
+        "    x = torch.nn.Linear(2, 3)(jnp.ones(3))\n"
+        "    model.net.train()\n"  # an object's method: not a framework name
+        "    os.path.join('a')\n"  # not a framework
+        "    return F.cross_entropy(x, keras.ops.sum(x)), nn.Dense, mlx.core.eval, torch.__version__\n"
+    )
+    assert api_names(src) == {
+        "torch.nn.Linear",
+        "jax.numpy.ones",
+        "torch.nn.functional.cross_entropy",
+        "keras.ops.sum",
+        "flax.linen.Dense",
+        "mlx.core.eval",
+        "torch.__version__",
+    }
+
+
+def test_an_api_check_tells_public_private_deprecated_missing_and_not_installed(tmp_path, monkeypatch):
+    from dlbench.worker.apis import check
+
+    (tmp_path / "fakefw").mkdir()
+    (tmp_path / "fakefw" / "__init__.py").write_text(
+        "import warnings\n__version__ = '1'\ndef public(): pass\ndef _hidden(): pass\n"
+        "def __getattr__(name):\n"
+        "    if name == 'old':\n"
+        "        warnings.warn('old is deprecated', DeprecationWarning)\n"
+        "        return 1\n"
+        "    raise AttributeError(name)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    got = {n: check(n) for n in ("fakefw.public", "fakefw._hidden", "fakefw.__version__", "fakefw.old", "fakefw.nope")}
+    assert got["fakefw.public"] == "public" and got["fakefw.__version__"] == "public"
+    assert got["fakefw._hidden"] == "private" and got["fakefw.old"].startswith("deprecated: old is deprecated")
+    assert got["fakefw.nope"].startswith("missing:") and check("surely_not_installed_pkg.x") == "not installed"

@@ -65,6 +65,47 @@ def rate(p: dict, unit: str = "") -> str:
     return words + (f", {differ} reviews encoded otherwise than the reference" if differ else "")
 
 
+FRAMEWORK_PACKAGES = {"torch", "jax", "flax", "optax", "mlx", "mxnet", "paddle", "keras", "tensorflow"}
+
+
+def api_names(path: Path) -> set[str]:
+    """Every framework name an adapter's source uses, as a full dotted path: attribute chains rooted at a name
+    its imports bind to a framework package ("F.cross_entropy" with `from torch.nn import functional as F`:
+    "torch.nn.functional.cross_entropy"). Read from the source, so the list cannot drift from the code."""
+    tree = ast.parse(path.read_text())
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] in FRAMEWORK_PACKAGES:
+                    bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] in FRAMEWORK_PACKAGES:
+                for a in node.names:
+                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:  # the whole chain, not its prefixes
+            parts, v = [node.attr], node.value
+            while isinstance(v, ast.Attribute):
+                parts.append(v.attr)
+                v = v.value
+            if isinstance(v, ast.Name) and v.id in bound:
+                names.add(".".join([bound[v.id], *reversed(parts)]))
+    return names
+
+
+def apis_words(found: dict) -> str:
+    """An adapter's API check (`assess`): how many names it uses are public in its release, and any that are not."""
+    if found.get("error"):
+        return found["error"]
+    standing = {n: s for n, s in (found.get("names") or {}).items() if s != "not installed"}
+    public = sum(s == "public" for s in standing.values())
+    other = sorted(f"{n} ({s.split(':')[0]})" for n, s in standing.items() if s != "public")
+    return f"{public} of {len(standing)} public" + (f"; not: {', '.join(other[:4])}" if other else "")
+
+
 def render(results: Path) -> str:
     """The assessment section of the report: a measured table and a documented one."""
     facts = files.read_json(FACTS)
@@ -90,6 +131,7 @@ def render(results: Path) -> str:
                 "IMDB reviews/s": rate(etl.get("text") or {}),
                 "install MiB (main packages)": f"{size:,.0f}" if isinstance(size, (int, float)) else "—",
                 "adapter lines (proxy)": measured.get("code_lines", {}).get(fw, "—"),
+                "framework APIs it uses": apis_words(measured.get("apis", {}).get(fw) or {"error": "—"}),
             }
         )
     doc = []

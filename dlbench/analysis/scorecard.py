@@ -20,7 +20,7 @@ import pandas as pd
 
 from dlbench import files, schemas
 from dlbench.analysis import cadence
-from dlbench.analysis.assess import rate
+from dlbench.analysis.assess import apis_words, rate
 from dlbench.analysis.speed import Sitting, across_tasks, label, split, usable
 from dlbench.analysis.verdicts import DELTA
 from frameworks import FRAMEWORKS, ROOT
@@ -133,6 +133,9 @@ def scorecard(s: Sitting, runs: pd.DataFrame, results: Path | None = None, delta
                     cadence.cadence(p, h, snapshot.read_on).short for p, h in histories
                 )
                 or "—",
+                _col("documented APIs", "documented-apis"): apis_words((assessed.get("apis") or {}).get(fw) or {})
+                if assessed
+                else "—",
                 _col("languages", "languages"): ", ".join(languages) or "—",
                 _col("status", "status"): mine[0].get("status", "—") if mine else "—",
                 _col("lifecycle", "lifecycle"): LIFECYCLE,
@@ -146,7 +149,7 @@ def scorecard(s: Sitting, runs: pd.DataFrame, results: Path | None = None, delta
         f"Speed: sitting {s.id} on {s.cpu}, geometric mean of the time per step over {len(s.tasks)} tasks against "
         f"{s.anchor}, Holm over the variants, interval at the level the verdicts used.",
         f"Memory, per task ({' · '.join(SHORT.get(t, t) for t in s.tasks)}): from the {where}, median.",
-        "Input pipeline and footprint: "
+        "Input pipeline, documented APIs and footprint: "
         + (
             f"`harness.py assess` on {assessed.get('measured_at', '?')[:10]}, "
             f"{(assessed.get('machine') or {}).get('cpu') or 'a CPU not recorded'}, "

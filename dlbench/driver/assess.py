@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dlbench import files
 from dlbench.analysis import cadence
-from dlbench.analysis.assess import code_lines
+from dlbench.analysis.assess import api_names, code_lines
 from dlbench.driver import children
 from dlbench.driver.config import AssessConfig, UsageError, check_output
 from dlbench.driver.provenance import machine
@@ -126,6 +126,7 @@ def measure(data: dict[str, Path], threads: int, log=print) -> dict:
         "etl": {},
         "install_mib": {},
         "code_lines": {},
+        "apis": {},
     }
     for fw in FRAMEWORKS.values():
         env = ENVIRONMENTS[fw.env]
@@ -139,5 +140,23 @@ def measure(data: dict[str, Path], threads: int, log=print) -> dict:
                 out["etl"][fw.pipeline][kind] = found
                 log(f"assess: {fw.pipeline}, {kind}: {found.get('samples_per_s', found.get('error'))}")
         out["install_mib"][fw.name] = _install_mib(env.python, list(fw.distributions)) if env.python.exists() else None
-        out["code_lines"][fw.name] = code_lines(ROOT / (fw.module.replace(".", "/") + ".py"))
+        adapter = ROOT / (fw.module.replace(".", "/") + ".py")
+        out["code_lines"][fw.name] = code_lines(adapter)
+        out["apis"][fw.name] = _apis(env, fw, sorted(api_names(adapter))) if env.python.exists() else None
     return out
+
+
+def _apis(env, fw, names: list[str]) -> dict:
+    """Each framework name the adapter uses, checked in its own interpreter (dlbench/worker/apis.py), with its
+    environment variables (a Keras backend)."""
+    import os
+
+    argv = [str(env.python), "-m", "dlbench.worker.apis", *names]
+    try:
+        r = children.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **fw.env_vars})
+    except subprocess.TimeoutExpired:
+        return {"error": "did not finish within 300 s"}
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return {"names": json.loads(lines[-1])}
