@@ -42,14 +42,53 @@ class Epoch(Record):
     val_accuracy: Finite | None = None
 
 
-class Provenance(Record):
-    """Where a row came from; each part an object when present (dlbench/driver/provenance.py)."""
+class Gpu(Record):
+    """One GPU of the machine record (nvidia-smi's answer)."""
 
-    machine: dict | None = None
-    git: dict | None = None
-    packages: dict | None = None
-    data: dict | None = None
-    lock: dict | None = None
+    name: str | None = None
+    driver: str | None = None
+
+
+class Machine(Record):
+    """The machine a row ran on (dlbench/driver/provenance.py): what the tables print from it."""
+
+    hostname: str | None = None
+    platform: str | None = None
+    kernel: str | None = None
+    boot_id: str | None = None
+    microcode: str | None = None
+    cpu: str | None = None
+    cpu_count: int | None = None
+    cpus_allowed: int | None = None
+    memory_gib: NonNegative | None = None
+    harness_python: str | None = None
+    gpus: list[Gpu] | None = None
+
+
+class Git(Record):
+    """The commit a row was made at."""
+
+    commit: str | None = None
+    dirty: bool | None = None
+
+
+class Hashed(Record):
+    """A file a row depends on (the data, the environment's lock), by its hash."""
+
+    sha256: str | None = None
+
+
+class Provenance(Record):
+    """Where a row came from (dlbench/driver/provenance.py); every part a reader prints, typed."""
+
+    machine: Machine | None = None
+    git: Git | None = None
+    packages: dict[str, str | None] | None = None
+    data: Hashed | None = None
+    lock: Hashed | None = None
+    python: str | None = None
+    environment: str | None = None
+    environment_sha256: str | None = None
 
 
 class Run(Record):
@@ -195,6 +234,7 @@ class Assessment(Record):
     install_mib: dict[str, NonNegative | None] = {}
     code_lines: dict[str, Count] = {}
     apis: dict[str, ApiCheck | None] = {}
+    machine: Machine | None = None
 
 
 class Overhead(Record):

@@ -40,7 +40,10 @@ ROWS = _speed_rows()
 PLACES = sorted(
     {(k,) for k in ROWS[0]}
     | {("sitting", k) for k in ROWS[0]["sitting"]}
-    | {("window_s", 0), ("window_steps", 0), ("provenance", "machine"), ("provenance", "machine", "cpu")}
+    | {("window_s", 0), ("window_steps", 0), ("provenance", "machine"), ("provenance", "packages")}
+    | {("provenance", "machine", k) for k in ROWS[0]["provenance"]["machine"]}
+    | {("provenance", k) for k in ROWS[0]["provenance"]}
+    | {("provenance", "git", "commit"), ("provenance", "data", "sha256"), ("provenance", "lock", "sha256")}
 )
 
 
@@ -195,6 +198,8 @@ RUNS = _runs()
 RUN_PLACES = sorted(
     {(k,) for k in RUNS[0]}
     | {("history", 0, "epoch_s"), ("history", 1), ("provenance", "machine"), ("provenance", "packages")}
+    | {("provenance", "machine", k) for k in RUNS[0]["provenance"]["machine"]}
+    | {("provenance", k) for k in RUNS[0]["provenance"]}
 )
 
 

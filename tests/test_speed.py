@@ -196,9 +196,9 @@ def test_the_warm_up_runs_every_window_length_once_before_any_timed_window():
 @pytest.mark.slow  # a sitting of two fake frameworks: about 40 s
 def test_a_speed_row_says_what_memory_its_timed_windows_added(tmp_path):
     """fake-alloc touches a 200 MiB array inside every window, fake-ok allocates nothing: the timed windows'
-    peak resident memory over the process's before building the task is >= 200 MiB for the one, near 0 for
-    the other (the kernel's peak count restarted with /proc/self/clear_refs before the build and after
-    warm-up)."""
+    peak resident memory over the process's before building the task is >= 200 MiB for the one, under a
+    quarter of that for the other (its data and model: 19-24 MiB measured); the kernel's peak count restarted
+    with /proc/self/clear_refs before the build and after warm-up."""
     p = launch(
         "speed",
         "--frameworks",
@@ -219,4 +219,4 @@ def test_a_speed_row_says_what_memory_its_timed_windows_added(tmp_path):
         assert r["peak_reset"] is True and r["warm_peak_rss_mib"] >= r["rss_before_build_mib"] > 0
         added.setdefault(r["framework"], []).append(r["timed_peak_rss_mib"] - r["rss_before_build_mib"])
     assert min(added["fake-alloc"]) >= 200, added
-    assert max(abs(a) for a in added["fake-ok"]) < 20, added
+    assert max(abs(a) for a in added["fake-ok"]) < 50, added  # its data and model: about 20 MiB here
