@@ -141,6 +141,27 @@ class Run(Record):
     gpu_util_pct_median: Finite | None = None
     gpu_energy_j: Finite | None = None
     cpu_energy_j: Finite | None = None
+    gpu_util_pct_mean: Finite | None = None
+    gpu_util_samples: int | None = None
+    candidate: str | None = None
+    import_s: Finite | None = None
+    latency_b1_calls: int | None = None
+    latency_b1_ms_iqr: Finite | None = None
+    latency_b1_ms_p90: Finite | None = None
+    latency_b1_warmup_calls: int | None = None
+    load_avg_1m_before: Finite | None = None
+    max_epochs: int | None = None
+    monitor_note: str | None = None
+    monitored_s: Finite | None = None
+    n_params_delta: int | None = None
+    n_train: Count | None = None
+    n_val: Count | None = None
+    n_test: Count | None = None
+    numpy_version: str | None = None
+    python: str | None = None
+    sitting: dict | None = None
+    throughput_basis: str | None = None
+    worker_cpu_s: Finite | None = None
 
 
 class Sitting(Record):
@@ -168,6 +189,22 @@ class Speed(Run):
     rss_before_build_mib: NonNegative | None = None
     warm_peak_rss_mib: NonNegative | None = None
     timed_peak_rss_mib: NonNegative | None = None
+    peak_reset: bool | None = None
+    process_id: str | None = None
+    phase: str | None = None
+    batch_size: int | None = None
+    long: int | None = None
+    short: int | None = None
+    build_s: Finite | None = None
+    compile_s: Finite | None = None
+    prepare_all_s: Finite | None = None
+    group_start_s: Finite | None = None
+    warmup_steps: list[int] | None = None
+    warmup_s: list[Finite] | None = None
+    warmup_steady: bool | None = None
+    window_turn: list[int] | None = None
+    others_cpu_s: Finite | None = None
+    measured_wall_s: Finite | None = None
 
     @model_validator(mode="after")
     def _windows_pair_up(self) -> Speed:

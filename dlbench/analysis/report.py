@@ -289,7 +289,7 @@ def environment_section(df: pd.DataFrame) -> str:
     """Where and with what the runs were made: machine, threads, commits, versions per framework."""
     prov = [r for r in df.get("provenance", pd.Series(dtype=object)) if isinstance(r, dict)]
     lines = []
-    machines = {json.dumps(p.get("machine", {}), sort_keys=True) for p in prov}
+    machines = {json.dumps(p.get("machine") or {}, sort_keys=True) for p in prov}
     for m in map(json.loads, sorted(machines)):
         lines.append(
             f"- machine: {m.get('cpu')}, {m.get('cpus_allowed')} of {m.get('cpu_count')} CPUs usable, "
@@ -443,11 +443,8 @@ def _differs(key: tuple) -> str:
 
 def _mixed(ok: pd.DataFrame) -> str:
     """A warning when one section's rows come from several commits or framework versions."""
-    commits = (
-        sorted({((p or {}).get("git") or {}).get("commit") or "unknown" for p in ok["provenance"]})
-        if ("provenance" in ok)
-        else []
-    )
+    provs = [p if isinstance(p, dict) else {} for p in ok["provenance"]] if "provenance" in ok else []
+    commits = sorted({(p.get("git") or {}).get("commit") or "unknown" for p in provs}) if provs else []
     versions = ok.groupby("framework")["framework_version"].agg(lambda v: sorted({str(x) for x in v}))
     mixed = {f: v for f, v in versions.items() if len(v) > 1}
     out = []
