@@ -28,12 +28,6 @@ from dlbench import files, schemas
 from dlbench.protocol import Status
 
 
-def speed_problem(row: dict) -> str | None:
-    """Why a speed row is not usable, or None (dlbench/schemas.py's Speed: its sitting has a string id, its
-    windows are as many positive step counts as finite non-negative times, its window kind is known)."""
-    return schemas.problem(schemas.Speed, row)
-
-
 def problem(row) -> str | None:
     """Why `row` is not a usable results row (a run's, or a speed row's: dlbench/schemas.py), or None."""
     kind = row.get("kind") if isinstance(row, dict) else None

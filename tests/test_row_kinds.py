@@ -26,6 +26,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
+ODD_JSON = JSON | st.sampled_from([float("inf"), float("nan"), -1.0, 0, ""])  # any value, and the edge ones
 NOT_A_FIGURE = re.compile(r"\b(inf|nan|NaN|Infinity)\b")
 
 
@@ -47,31 +48,17 @@ PLACES = sorted(
 )
 
 
-def _set(row: dict, place: tuple, value) -> dict:
-    row = copy.deepcopy(row)
-    *path, last = place
-    target = row
-    for p in path:
-        target = target[p] if isinstance(target, dict) or isinstance(p, int) else target
-    if isinstance(target, (dict, list)):
-        try:
-            target[last] = value
-        except IndexError:
-            pass
-    return row
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     place=st.sampled_from(PLACES),
-    value=JSON | st.sampled_from([float("inf"), float("nan"), -1.0, 0, ""]),
+    value=ODD_JSON,
     which=st.integers(0, len(ROWS) - 1),
 )
 def test_any_json_value_in_any_field_of_a_speed_row_is_used_or_named_and_no_table_prints_inf(
     tmp_path, place, value, which
 ):
     rows = list(ROWS)
-    rows[which] = _set(rows[which], place, value)
+    rows[which] = _put(rows[which], place, value)
     (tmp_path / "speed.jsonl").write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in rows))
     got, warnings = load_speed(tmp_path)
     if len(got) < len(rows):  # the changed row, and only it, is set aside and named by its line
@@ -206,7 +193,7 @@ RUN_PLACES = sorted(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     place=st.sampled_from(RUN_PLACES),
-    value=JSON | st.sampled_from([float("inf"), float("nan"), -1.0, 0, ""]),
+    value=ODD_JSON,
     which=st.integers(0, len(RUNS) - 1),
 )
 def test_any_json_value_in_any_field_of_a_run_row_is_used_or_named_and_the_report_prints_no_inf(
@@ -281,7 +268,7 @@ RECORDS_NOW: dict = {}
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     kind_place=st.sampled_from([(k, p) for k, d in RECORDS.items() for p in _places(d)]),
-    value=JSON | st.sampled_from([float("inf"), float("nan"), -1.0, 0, ""]),
+    value=ODD_JSON,
 )
 def test_any_json_value_anywhere_in_an_assessment_overhead_or_benchmark_record_never_breaks_its_table(
     tmp_path, kind_place, value
